@@ -1,0 +1,257 @@
+/*
+ * The C half of reactor._native: thin wrappers over the readiness syscalls.
+ *
+ * Rules for this file (see STYLE.md):
+ *   - every wrapper returns -errno on failure, read right after the call,
+ *     so a Python signal handler running later cannot clobber it;
+ *   - no policy: no EINTR retries, no timeout arithmetic beyond converting
+ *     nanoseconds to what the syscall takes, no knowledge of keys;
+ *   - whole batches move in one call: a wait fills flat arrays of
+ *     (tag or fd, readiness bits), so Python never touches a struct per event.
+ *
+ * Readiness bits written to `ready[]`: bit 0 = readable, bit 1 = writable.
+ * The caller chooses which kernel bits count as which through `read_bits`
+ * and `write_bits` (the stdlib's rule: anything but OUT counts as readable,
+ * anything but IN counts as writable, so HUP and ERR wake both).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/select.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* epoll_pwait2 (Linux 5.11) takes a timespec: nanosecond timeouts.  glibc
+ * wraps it from 2.35 on; older glibc on 64-bit can reach it by number, where
+ * struct timespec is the kernel's __kernel_timespec. */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+#  define HAS_EPOLL_PWAIT2 1
+#  define reactor_sys_epoll_pwait2(epfd, ev, n, ts) epoll_pwait2((epfd), (ev), (n), (ts), NULL)
+#elif defined(SYS_epoll_pwait2) && ULONG_MAX > 0xffffffffUL
+#  define HAS_EPOLL_PWAIT2 1
+#  define reactor_sys_epoll_pwait2(epfd, ev, n, ts) \
+       ((int)syscall(SYS_epoll_pwait2, (epfd), (ev), (n), (ts), NULL, (size_t)8))
+#else
+#  define HAS_EPOLL_PWAIT2 0
+#  define reactor_sys_epoll_pwait2(epfd, ev, n, ts) (errno = ENOSYS, -1)
+#endif
+
+#define REACTOR_NFDBITS (8 * (int)sizeof(unsigned long))
+
+/* Set once the running kernel answered ENOSYS (older than 5.11 or a
+ * seccomp filter): from then on every wait uses epoll_wait. */
+static int reactor_pwait2_missing = !HAS_EPOLL_PWAIT2;
+
+static int reactor_pwait2_available(void)
+{
+    return !reactor_pwait2_missing;
+}
+
+static struct timespec reactor_timespec(long long timeout_ns)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)(timeout_ns / 1000000000LL);
+    ts.tv_nsec = (long)(timeout_ns % 1000000000LL);
+    return ts;
+}
+
+/* Milliseconds for epoll_wait: rounded up so a wait is never shorter than
+ * asked; clamped to INT_MAX (2147483 s), the most epoll_wait accepts. */
+static int reactor_ms_ceil(long long timeout_ns)
+{
+    long long ms;
+    if (timeout_ns < 0)
+        return -1;
+    ms = timeout_ns / 1000000LL + (timeout_ns % 1000000LL != 0);
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+static uint32_t reactor_ready_bits(uint32_t kernel_events, uint32_t read_bits,
+                                   uint32_t write_bits)
+{
+    return ((kernel_events & read_bits) ? 1u : 0u) |
+           ((kernel_events & write_bits) ? 2u : 0u);
+}
+
+/* ---- epoll ------------------------------------------------------------ */
+
+static int reactor_epoll_create(void)
+{
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+static int reactor_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t tag)
+{
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = events;
+    ev.data.u64 = tag;
+    return epoll_ctl(epfd, op, fd, &ev) < 0 ? -errno : 0;
+}
+
+/* One EpollSelector's wait buffers, kept between calls so a wait allocates
+ * nothing and crosses the FFI with two arguments. */
+struct reactor_epoll_buffers {
+    int epfd;
+    int capacity;                 /* length of the three arrays: maxevents */
+    struct epoll_event *events;
+    uint64_t *tags;               /* out: epoll_data.u64 of each event */
+    uint32_t *ready;              /* out: readiness bits of each event */
+    uint32_t read_bits, write_bits;
+};
+
+/* timeout_ns < 0 blocks, 0 polls.  Returns the number of events or -errno. */
+static int reactor_epoll_wait(struct reactor_epoll_buffers *b, long long timeout_ns)
+{
+    int n, i, err;
+    if (timeout_ns > 0 && !reactor_pwait2_missing) {
+        struct timespec ts = reactor_timespec(timeout_ns);
+        n = reactor_sys_epoll_pwait2(b->epfd, b->events, b->capacity, &ts);
+        if (n < 0) {
+            err = errno;
+            if (err != ENOSYS)
+                return -err;
+            reactor_pwait2_missing = 1;
+            n = epoll_wait(b->epfd, b->events, b->capacity, reactor_ms_ceil(timeout_ns));
+        }
+    } else {
+        n = epoll_wait(b->epfd, b->events, b->capacity, reactor_ms_ceil(timeout_ns));
+    }
+    if (n < 0)
+        return -errno;
+    for (i = 0; i < n; i++) {
+        b->tags[i] = b->events[i].data.u64;
+        b->ready[i] = reactor_ready_bits(b->events[i].events, b->read_bits, b->write_bits);
+    }
+    return n;
+}
+
+/* ---- poll ------------------------------------------------------------- */
+
+/* Polls the caller's pollfd array as it stands (it is kept between calls)
+ * and writes the fd and readiness bits of every entry with revents. */
+static int reactor_poll(struct pollfd *fds, unsigned long nfds, long long timeout_ns,
+                        int *ready_fds, uint32_t *ready, uint32_t read_bits,
+                        uint32_t write_bits)
+{
+    int n, count = 0;
+    unsigned long i;
+    if (timeout_ns < 0) {
+        n = ppoll(fds, (nfds_t)nfds, NULL, NULL);
+    } else {
+        struct timespec ts = reactor_timespec(timeout_ns);
+        n = ppoll(fds, (nfds_t)nfds, &ts, NULL);
+    }
+    if (n < 0)
+        return -errno;
+    for (i = 0; i < nfds && count < n; i++) {
+        if (fds[i].revents) {
+            ready_fds[count] = fds[i].fd;
+            ready[count] = reactor_ready_bits((uint16_t)fds[i].revents, read_bits, write_bits);
+            count++;
+        }
+    }
+    return count;
+}
+
+static void reactor_pollfd_set(struct pollfd *fds, unsigned long index, int fd, short events)
+{
+    fds[index].fd = fd;
+    fds[index].events = events;
+    fds[index].revents = 0;
+}
+
+/* Removes entry `index` by moving the last entry into its place; returns
+ * the fd that moved (or -1 when `index` was the last one). */
+static int reactor_pollfd_remove(struct pollfd *fds, unsigned long nfds, unsigned long index)
+{
+    unsigned long last = nfds - 1;
+    if (index == last)
+        return -1;
+    fds[index] = fds[last];
+    return fds[index].fd;
+}
+
+/* ---- select ----------------------------------------------------------- */
+/* fd sets here are arrays of `nwords` unsigned longs sized at run time, the
+ * kernel's layout for any nfds (fd_set is just the first FD_SETSIZE bits).
+ * FD_SET & co. are not used: with _FORTIFY_SOURCE they abort past 1023. */
+
+static void reactor_fdset_add(unsigned long *set, int fd)
+{
+    set[fd / REACTOR_NFDBITS] |= 1UL << (fd % REACTOR_NFDBITS);
+}
+
+static void reactor_fdset_discard(unsigned long *set, int fd)
+{
+    set[fd / REACTOR_NFDBITS] &= ~(1UL << (fd % REACTOR_NFDBITS));
+}
+
+/* The highest fd set in either of two sets of `nwords` words, or -1. */
+static int reactor_fdset_last(const unsigned long *a, const unsigned long *b, int nwords)
+{
+    int w;
+    for (w = nwords - 1; w >= 0; w--) {
+        unsigned long bits = a[w] | b[w];
+        if (bits)
+            return w * REACTOR_NFDBITS + (REACTOR_NFDBITS - 1 - __builtin_clzl(bits));
+    }
+    return -1;
+}
+
+/* Copies the kept interest sets into scratch sets, waits with pselect
+ * (nanosecond timeouts), then writes fd and readiness bits for each ready
+ * fd, at most `max_ready` (the number of registered fds). */
+static int reactor_select(int nfds, const unsigned long *readers, const unsigned long *writers,
+                          unsigned long *rwork, unsigned long *wwork, long long timeout_ns,
+                          int *ready_fds, uint32_t *ready, int max_ready)
+{
+    int n, w, count = 0;
+    int nwords = (nfds + REACTOR_NFDBITS - 1) / REACTOR_NFDBITS;
+    size_t bytes = (size_t)nwords * sizeof(unsigned long);
+    memcpy(rwork, readers, bytes);
+    memcpy(wwork, writers, bytes);
+    if (timeout_ns < 0) {
+        n = pselect(nfds, (fd_set *)rwork, (fd_set *)wwork, NULL, NULL, NULL);
+    } else {
+        struct timespec ts = reactor_timespec(timeout_ns);
+        n = pselect(nfds, (fd_set *)rwork, (fd_set *)wwork, NULL, &ts, NULL);
+    }
+    if (n < 0)
+        return -errno;
+    for (w = 0; w < nwords; w++) {
+        unsigned long bits = rwork[w] | wwork[w];
+        while (bits && count < max_ready) {
+            int b = __builtin_ctzl(bits);
+            unsigned long one = 1UL << b;
+            ready_fds[count] = w * REACTOR_NFDBITS + b;
+            ready[count] = ((rwork[w] & one) ? 1u : 0u) | ((wwork[w] & one) ? 2u : 0u);
+            count++;
+            bits &= bits - 1;
+        }
+    }
+    return count;
+}
+
+/* ---- misc ------------------------------------------------------------- */
+
+static int reactor_eventfd(unsigned int initval, int flags)
+{
+    int fd = eventfd(initval, flags);
+    return fd < 0 ? -errno : fd;
+}
+
+static int reactor_close(int fd)
+{
+    return close(fd) < 0 ? -errno : 0;
+}
