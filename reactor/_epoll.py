@@ -1,0 +1,305 @@
+"""EpollSelector: the stdlib's EpollSelector on direct epoll syscalls.
+
+Facts about epoll this module relies on (numbers are referred to below):
+
+[E1] An epoll registration belongs to the pair (open file description, fd
+     number), not to the fd: close(fd) removes it only when no other fd
+     (a dup, a child's copy) keeps the file open.  Until then the kernel
+     keeps reporting the old file under the old fd number, even after that
+     number was reused for a new file (epoll(7), Q&A 6).  We cannot remove
+     such a registration (EPOLL_CTL_DEL needs an fd of that file), but we can
+     recognise its events: each registration carries a tag, (generation << 32)
+     | fd, in epoll_data.u64, and an event whose tag is not a live
+     registration's is dropped and counted in `stale_events`.
+[E2] After fork() parent and child share one epoll instance: a child's
+     EPOLL_CTL_DEL/MOD changes the parent's registrations.  We rebuild every
+     live EpollSelector in the child (os.register_at_fork): a new epoll fd,
+     every key registered again, the inherited epoll fd closed.  A one-shot
+     registration that had fired in the parent is armed again in the child.
+[E3] HUP and ERR are always reported, whatever the interest mask, so a
+     registration with an empty mask is not parked.  Like the stdlib we
+     report them as readable and writable, masked by the key's events.
+[E4] epoll refuses regular files and directories with EPERM: they are
+     always ready.  register() raises PermissionError and records nothing.
+[E5] EPOLLEXCLUSIVE is valid only with EPOLL_CTL_ADD, and only together with
+     EPOLLIN, EPOLLOUT, EPOLLET and EPOLLWAKEUP; EPOLL_CTL_MOD of an exclusive
+     registration fails with EINVAL (epoll_ctl(2)).
+[E6] epoll_wait() has a resolution of 1 ms; epoll_pwait2() (Linux 5.11)
+     takes a timespec.  reactor._native uses epoll_pwait2 for positive
+     timeouts and falls back to epoll_wait, rounding up, on ENOSYS.
+[E7] One wait returns at most maxevents events.  maxevents is the length of
+     our buffers, at least 64 and grown with the registrations, so a wait
+     can return every registered fd (the stdlib passes the count, at least 1).
+"""
+
+import os
+import weakref
+from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
+from time import monotonic_ns
+
+from ._base import SelectorBase, make_key, ms_timeout_to_ns, oserror
+
+from ._native import ffi, lib
+
+EPOLLET = lib.EPOLLET
+EPOLLONESHOT = lib.EPOLLONESHOT
+EPOLLEXCLUSIVE = lib.EPOLLEXCLUSIVE
+EPOLLRDHUP = lib.EPOLLRDHUP
+EPOLLPRI = lib.EPOLLPRI
+
+_EXTRA_FLAGS = EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE | EPOLLRDHUP | EPOLLPRI
+_NOT_WITH_EXCLUSIVE = EPOLLONESHOT | EPOLLRDHUP | EPOLLPRI  # [E5]
+
+# EVENT_* mask (0..3) -> epoll interest; a mask with other bits, which
+# modify() accepts like the stdlib does, keeps only these two.
+_INTEREST = (0, lib.EPOLLIN, lib.EPOLLOUT, lib.EPOLLIN | lib.EPOLLOUT)
+_VALID_EVENTS = EVENT_READ | EVENT_WRITE
+# The stdlib's reading of epoll events [E3]: anything but EPOLLOUT makes a
+# file readable, anything but EPOLLIN makes it writable.
+_READ_BITS = 0xFFFFFFFF & ~lib.EPOLLOUT
+_WRITE_BITS = 0xFFFFFFFF & ~lib.EPOLLIN
+assert (EVENT_READ, EVENT_WRITE) == (1, 2)  # the bits reactor._native writes
+
+_ADD, _MOD, _DEL = lib.EPOLL_CTL_ADD, lib.EPOLL_CTL_MOD, lib.EPOLL_CTL_DEL
+_epoll_ctl = lib.reactor_epoll_ctl
+_epoll_wait = lib.reactor_epoll_wait
+_unpack = ffi.unpack
+_new_tuple = tuple.__new__
+
+_live_selectors = weakref.WeakSet()
+
+
+def _check_flags(flags):
+    if not isinstance(flags, int):
+        raise TypeError(f"flags must be an int, not {type(flags).__name__}")
+    if flags & ~_EXTRA_FLAGS:
+        raise ValueError(f"Invalid epoll flags: {flags:#x} (allowed: EPOLLET, "
+                         "EPOLLONESHOT, EPOLLEXCLUSIVE, EPOLLRDHUP, EPOLLPRI)")
+    if flags & EPOLLEXCLUSIVE and flags & _NOT_WITH_EXCLUSIVE:
+        raise ValueError("EPOLLEXCLUSIVE cannot be combined with EPOLLONESHOT, "
+                         "EPOLLRDHUP or EPOLLPRI (epoll_ctl(2))")
+
+
+class EpollSelector(SelectorBase):
+    """Epoll-based selector, with epoll's extra flags on request.
+
+    ``register(..., flags=EPOLLET | ...)`` adds epoll flags to a
+    registration; ``modify(..., flags=...)`` replaces them and always asks
+    the kernel, which re-arms an EPOLLONESHOT registration.
+    """
+
+    def __init__(self):
+        super().__init__()
+        epfd = lib.reactor_epoll_create()
+        if epfd < 0:
+            raise oserror(-epfd)
+        self._epfd = epfd
+        # tag -> key for live registrations [E1]; fd -> tag; fd -> flags for
+        # registrations with extra flags only.
+        self._tag_to_key = {}
+        self._fd_to_tag = {}
+        self._fd_to_flags = {}
+        self._generation = 0
+        self.stale_events = 0
+        self._grow(64)
+        _live_selectors.add(self)
+
+    def _grow(self, capacity):
+        # Buffers are kept between waits and grow with the registrations, so
+        # one wait can always return every registered fd [E7].
+        events = ffi.new("struct epoll_event[]", capacity)
+        tags = ffi.new("uint64_t[]", capacity)
+        ready = ffi.new("uint32_t[]", capacity)
+        buffers = ffi.new("struct reactor_epoll_buffers *", {
+            "epfd": self._epfd, "capacity": capacity, "events": events,
+            "tags": tags, "ready": ready,
+            "read_bits": _READ_BITS, "write_bits": _WRITE_BITS})
+        # The struct points into the arrays: keep them alive with it.
+        self._buffers_owned = (events, tags, ready)
+        self._tags, self._ready = tags, ready
+        self._buffers = buffers
+        self._capacity = capacity
+
+    def fileno(self):
+        if self._epfd < 0:
+            raise ValueError("I/O operation on closed epoll object")
+        return self._epfd
+
+    def _ctl_failed(self, rc):
+        if self._epfd < 0:
+            return ValueError("I/O operation on closed epoll object")
+        return oserror(-rc)
+
+    # register() and unregister() inline the base class's helpers: on this
+    # path each Python call costs about a tenth of the epoll_ctl itself.
+
+    def register(self, fileobj, events, data=None, *, flags=0):
+        if (not events) or (events & ~_VALID_EVENTS):
+            raise ValueError(f"Invalid events: {events!r}")
+        if flags:
+            _check_flags(flags)
+        try:
+            fd = fileobj if isinstance(fileobj, int) else int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            fd = -1
+        if fd < 0:
+            fd = self._fileobj_lookup(fileobj)  # raises the stdlib's error
+        fd_to_key = self._fd_to_key
+        if fd in fd_to_key:
+            raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
+        self._generation = generation = self._generation + 1
+        tag = (generation << 32) | fd
+        rc = _epoll_ctl(self._epfd, _ADD, fd, _INTEREST[events] | flags, tag)
+        if rc:
+            raise self._ctl_failed(rc)
+        fd_to_key[fd] = self._tag_to_key[tag] = key = _new_tuple(
+            SelectorKey, (fileobj, fd, events, data))
+        self._fd_to_tag[fd] = tag
+        if flags:
+            self._fd_to_flags[fd] = flags
+        if len(fd_to_key) > self._capacity:
+            self._grow(2 * self._capacity)
+        return key
+
+    def unregister(self, fileobj):
+        try:
+            fd = fileobj if isinstance(fileobj, int) else int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            fd = -1
+        if fd < 0:
+            fd = self._fileobj_lookup(fileobj)  # raises the stdlib's error
+        key = self._fd_to_key.pop(fd, None)
+        if key is None:
+            raise KeyError(f"{fileobj!r} is not registered")
+        del self._tag_to_key[self._fd_to_tag.pop(fd)]
+        if self._fd_to_flags:
+            self._fd_to_flags.pop(fd, None)
+        # The result is ignored, the one error we swallow, as the stdlib
+        # does: the fd may have been closed since it was registered (the
+        # kernel then dropped the registration, or it is stale [E1]).
+        _epoll_ctl(self._epfd, _DEL, fd, 0, 0)
+        return key
+
+    def modify(self, fileobj, events, data=None, *, flags=None):
+        key = self._get_key_for_modify(fileobj)
+        fd = key.fd
+        if flags is not None:
+            _check_flags(flags)
+            if flags & EPOLLEXCLUSIVE:
+                raise ValueError("EPOLLEXCLUSIVE can only be set by register() "
+                                 "(epoll_ctl(2))")
+        old_flags = self._fd_to_flags.get(fd, 0) if self._fd_to_flags else 0
+        changed = False
+        if events != key.events or flags is not None:
+            if old_flags & EPOLLEXCLUSIVE:
+                raise ValueError("a registration made with EPOLLEXCLUSIVE cannot "
+                                 "be modified; unregister and register it again "
+                                 "(epoll_ctl(2))")
+            new_flags = old_flags if flags is None else flags
+            rc = _epoll_ctl(self._epfd, _MOD, fd,
+                            _INTEREST[events & _VALID_EVENTS] | new_flags,
+                            self._fd_to_tag[fd])
+            if rc:
+                # As the stdlib does, a registration the kernel would not
+                # modify (its fd was closed, say) is forgotten.
+                self._forget(fd)
+                raise self._ctl_failed(rc)
+            if new_flags:
+                self._fd_to_flags[fd] = new_flags
+            elif old_flags:
+                del self._fd_to_flags[fd]
+            changed = events != key.events
+        if data != key.data:
+            changed = True
+        if changed:
+            key = make_key(key.fileobj, key.fd, events, data)
+            self._fd_to_key[fd] = key
+            self._tag_to_key[self._fd_to_tag[fd]] = key
+        return key
+
+    def _forget(self, fd):
+        del self._fd_to_key[fd]
+        del self._tag_to_key[self._fd_to_tag.pop(fd)]
+        self._fd_to_flags.pop(fd, None)
+
+    def _wait(self, timeout_ns):
+        return _epoll_wait(self._buffers, timeout_ns)
+
+    def select(self, timeout=None):
+        start_ns = 0
+        if timeout is None:
+            timeout_ns = -1
+        elif timeout <= 0:
+            timeout_ns = 0
+        else:
+            timeout_ns = ms_timeout_to_ns(timeout)
+            start_ns = monotonic_ns()
+        n = _epoll_wait(self._buffers, timeout_ns)
+        if n == 1:
+            # The common case, without unpacking: one cdata read each.
+            key = self._tag_to_key.get(self._tags[0])
+            if key is None:
+                self.stale_events += 1  # [E1]
+                return []
+            return [(key, self._ready[0] & key.events)]
+        if n <= 0:
+            if n == 0:
+                return []
+            if self._epfd < 0:
+                raise ValueError("I/O operation on closed epoll object")
+            n = self._retry_after_signal(self._wait, n, timeout_ns, start_ns)
+            if n == 0:
+                return []
+        get = self._tag_to_key.get
+        ready = []
+        append = ready.append
+        for tag, mask in zip(_unpack(self._tags, n), _unpack(self._ready, n)):
+            key = get(tag)
+            if key is not None:
+                append((key, mask & key.events))
+        if len(ready) != n:
+            self.stale_events += n - len(ready)  # [E1]
+        return ready
+
+    def close(self):
+        epfd, self._epfd = self._epfd, -1
+        self._buffers.epfd = -1
+        if epfd >= 0:
+            _live_selectors.discard(self)
+            lib.reactor_close(epfd)
+        self._tag_to_key.clear()
+        self._fd_to_tag.clear()
+        self._fd_to_flags.clear()
+        super().close()
+
+    def __del__(self):
+        # An unclosed selector must not leak its epoll fd.
+        epfd = getattr(self, "_epfd", -1)
+        if epfd >= 0:
+            self._epfd = -1
+            lib.reactor_close(epfd)
+
+    def _rebuild_after_fork(self):
+        """[E2] Give this child its own epoll instance with the same keys."""
+        old = self._epfd
+        epfd = lib.reactor_epoll_create()
+        if epfd < 0:
+            raise oserror(-epfd)
+        for fd, key in self._fd_to_key.items():
+            # A key whose fd is closed cannot be added again; in the parent
+            # its registration went away with the file too, so the key stays
+            # and unregister() works as it would there.
+            _epoll_ctl(epfd, _ADD, fd,
+                       _INTEREST[key.events & _VALID_EVENTS] | self._fd_to_flags.get(fd, 0),
+                       self._fd_to_tag[fd])
+        self._epfd = self._buffers.epfd = epfd
+        lib.reactor_close(old)
+
+
+def _rebuild_all_after_fork():
+    for selector in list(_live_selectors):
+        if selector._epfd >= 0:
+            selector._rebuild_after_fork()
+
+
+os.register_at_fork(after_in_child=_rebuild_all_after_fork)

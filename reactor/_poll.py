@@ -1,0 +1,117 @@
+"""PollSelector: the stdlib's PollSelector on a pollfd array kept in C memory.
+
+Facts about poll this module relies on:
+
+[P1] poll() takes the whole interest list on every call, and the kernel
+     scans it all: the cost grows with the number of registered fds, ready
+     or not.  We keep one `struct pollfd` array between calls (an entry is
+     removed by moving the last entry into its place) and scan revents in C,
+     so a call does no Python work per idle fd.
+[P2] The kernel holds nothing between calls, so there is no stale state:
+     fd reuse and fork() need no special care (unlike epoll).
+[P3] A registered fd that is not open is reported with POLLNVAL; HUP and ERR
+     are reported whatever `events` asks for.  Like the stdlib we report
+     them as readable and writable, masked by the key's events.
+[P4] poll() takes a timeout in ms (the stdlib rounds up to 1 ms); ppoll()
+     takes a timespec, so timeouts are exact to the nanosecond.
+"""
+
+from selectors import EVENT_READ, EVENT_WRITE
+from time import monotonic_ns
+
+from ._base import SelectorBase, make_key, ms_timeout_to_ns
+
+from ._native import ffi, lib
+
+_INTEREST = (0, lib.POLLIN, lib.POLLOUT, lib.POLLIN | lib.POLLOUT)
+_VALID_EVENTS = EVENT_READ | EVENT_WRITE
+_READ_BITS = 0xFFFF & ~lib.POLLOUT   # [P3]
+_WRITE_BITS = 0xFFFF & ~lib.POLLIN
+assert (EVENT_READ, EVENT_WRITE) == (1, 2)  # the bits reactor._native writes
+
+_poll = lib.reactor_poll
+_unpack = ffi.unpack
+
+
+class PollSelector(SelectorBase):
+    """Poll-based selector."""
+
+    def __init__(self):
+        super().__init__()
+        self._fd_to_index = {}
+        self._nfds = 0
+        self._capacity = 0
+        self._grow(64)
+
+    def _grow(self, capacity):
+        pollfds = ffi.new("struct pollfd[]", capacity)
+        if self._nfds:
+            ffi.memmove(pollfds, self._pollfds, self._nfds * ffi.sizeof("struct pollfd"))
+        self._pollfds = pollfds
+        self._ready_fds = ffi.new("int[]", capacity)
+        self._ready = ffi.new("uint32_t[]", capacity)
+        self._capacity = capacity
+
+    def _add(self, fd, events):
+        index = self._nfds
+        if index == self._capacity:
+            self._grow(2 * self._capacity)
+        # An fd that does not fit a C int fails here (OverflowError), before
+        # anything is recorded, as the stdlib's poll.register() does.
+        lib.reactor_pollfd_set(self._pollfds, index, fd, _INTEREST[events])
+        self._fd_to_index[fd] = index
+        self._nfds = index + 1
+
+    def _remove(self, fd):
+        index = self._fd_to_index.pop(fd)
+        moved_fd = lib.reactor_pollfd_remove(self._pollfds, self._nfds, index)
+        if moved_fd >= 0:
+            self._fd_to_index[moved_fd] = index
+        self._nfds -= 1
+
+    def modify(self, fileobj, events, data=None):
+        key = self._get_key_for_modify(fileobj)
+        changed = False
+        if events != key.events:
+            # No syscall: the next poll() reads the new mask [P1].
+            self._pollfds[self._fd_to_index[key.fd]].events = _INTEREST[events & _VALID_EVENTS]
+            changed = True
+        if data != key.data:
+            changed = True
+        if changed:
+            key = make_key(key.fileobj, key.fd, events, data)
+            self._fd_to_key[key.fd] = key
+        return key
+
+    def _wait(self, timeout_ns):
+        return _poll(self._pollfds, self._nfds, timeout_ns, self._ready_fds,
+                     self._ready, _READ_BITS, _WRITE_BITS)
+
+    def select(self, timeout=None):
+        start_ns = 0
+        if timeout is None:
+            timeout_ns = -1
+        elif timeout <= 0:
+            timeout_ns = 0
+        else:
+            timeout_ns = ms_timeout_to_ns(timeout)
+            start_ns = monotonic_ns()
+        n = _poll(self._pollfds, self._nfds, timeout_ns, self._ready_fds,
+                  self._ready, _READ_BITS, _WRITE_BITS)
+        if n <= 0:
+            if n == 0:
+                return []
+            n = self._retry_after_signal(self._wait, n, timeout_ns, start_ns)
+            if n == 0:
+                return []
+        get = self._fd_to_key.get
+        return [(key, mask & key.events)
+                for fd, mask in zip(_unpack(self._ready_fds, n), _unpack(self._ready, n))
+                if (key := get(fd)) is not None]
+
+    def close(self):
+        # Like the stdlib's, a closed PollSelector forgets its registrations
+        # but stays usable.
+        self._fd_to_index.clear()
+        self._nfds = 0
+        super().close()

@@ -1,0 +1,156 @@
+"""SelectSelector: the stdlib's SelectSelector without the 1024-fd ceiling.
+
+Facts about select this module relies on:
+
+[S1] FD_SETSIZE (1024) is only the size of glibc's `fd_set` type.  The
+     kernel reads `nfds` bits from each set, whatever their size, so sets
+     sized at run time (arrays of unsigned long) watch any fd.  glibc's
+     FD_SET/FD_ISSET abort past 1023 under _FORTIFY_SOURCE, so
+     reactor._native sets the bits itself.  The stdlib raises ValueError for
+     an fd >= 1024.
+[S2] select() overwrites its sets, so we keep the interest sets between
+     calls and reactor._native copies them to scratch sets before each wait.
+[S3] The kernel reads only as many bits as the process's fd table holds and
+     fails with EBADF for a bit set on a closed fd inside it.  No fd can be
+     open at or above fs.nr_open, so such an fd is refused with ValueError at
+     select() time, as the stdlib refuses fds >= 1024; registering it works,
+     as in the stdlib.
+[S4] The kernel's cost grows with nfds, the highest registered fd + 1, so
+     that is kept exact (found in C when the highest fd leaves).
+[S5] select() takes a timeval (microseconds); pselect() takes a timespec,
+     so timeouts are exact to the nanosecond.
+"""
+
+from time import monotonic_ns
+
+from ._base import SelectorBase, make_key, timeout_to_ns
+from selectors import EVENT_READ, EVENT_WRITE
+
+from ._native import ffi, lib
+
+_BITS = lib.REACTOR_NFDBITS
+_INT64_MAX = 2**63 - 1  # the stdlib's limit: a timeout in int64 nanoseconds
+
+
+def _read_nr_open():
+    try:
+        with open("/proc/sys/fs/nr_open", encoding="ascii") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1024 * 1024  # the kernel's default
+_FD_LIMIT = _read_nr_open()  # [S3]
+
+_select = lib.reactor_select
+_unpack = ffi.unpack
+
+
+class SelectSelector(SelectorBase):
+    """Select-based selector; watches fds >= 1024 too."""
+
+    def __init__(self):
+        super().__init__()
+        self._nfds = 0           # highest registered fd + 1 [S4]
+        self._out_of_range = set()  # registered fds >= _FD_LIMIT [S3]
+        self._words = 0
+        self._grow_sets(1024)
+        self._ready_capacity = 0
+        self._grow_ready(64)
+
+    def _grow_sets(self, nbits):
+        words = (nbits + _BITS - 1) // _BITS
+        readers = ffi.new("unsigned long[]", words)
+        writers = ffi.new("unsigned long[]", words)
+        if self._words:
+            size = self._words * ffi.sizeof("unsigned long")
+            ffi.memmove(readers, self._readers, size)
+            ffi.memmove(writers, self._writers, size)
+        self._readers, self._writers = readers, writers
+        self._rwork = ffi.new("unsigned long[]", words)
+        self._wwork = ffi.new("unsigned long[]", words)
+        self._words = words
+
+    def _grow_ready(self, capacity):
+        self._ready_fds = ffi.new("int[]", capacity)
+        self._ready = ffi.new("uint32_t[]", capacity)
+        self._ready_capacity = capacity
+
+    def _add(self, fd, events):
+        if fd >= _FD_LIMIT:
+            self._out_of_range.add(fd)
+            return
+        if fd >= self._words * _BITS:
+            self._grow_sets(max(fd + 1, 2 * self._words * _BITS))
+        if len(self._fd_to_key) >= self._ready_capacity:
+            self._grow_ready(2 * self._ready_capacity)
+        if events & EVENT_READ:
+            lib.reactor_fdset_add(self._readers, fd)
+        if events & EVENT_WRITE:
+            lib.reactor_fdset_add(self._writers, fd)
+        if fd >= self._nfds:
+            self._nfds = fd + 1
+
+    def _remove(self, fd):
+        if self._out_of_range and fd in self._out_of_range:
+            self._out_of_range.discard(fd)
+            return
+        lib.reactor_fdset_discard(self._readers, fd)
+        lib.reactor_fdset_discard(self._writers, fd)
+        if fd + 1 == self._nfds:
+            self._nfds = 1 + lib.reactor_fdset_last(self._readers, self._writers,
+                                                    (fd + _BITS) // _BITS)
+
+    def modify(self, fileobj, events, data=None):
+        # The stdlib's generic modify, kept as is: a mask change is an
+        # unregister then a register (so an invalid mask raises ValueError
+        # after the old registration is gone, and the new key holds the
+        # `fileobj` given here).
+        key = self._get_key_for_modify(fileobj)
+        if events != key.events:
+            self.unregister(fileobj)
+            key = self.register(fileobj, events, data)
+        elif data != key.data:
+            key = make_key(key.fileobj, key.fd, key.events, data)
+            self._fd_to_key[key.fd] = key
+        return key
+
+    def _wait(self, timeout_ns):
+        return _select(self._nfds, self._readers, self._writers, self._rwork,
+                       self._wwork, timeout_ns, self._ready_fds, self._ready,
+                       self._ready_capacity)
+
+    def select(self, timeout=None):
+        start_ns = 0
+        if timeout is None:
+            timeout_ns = -1
+        elif timeout <= 0:
+            timeout_ns = 0
+        else:
+            timeout_ns = timeout_to_ns(timeout, _INT64_MAX)
+            start_ns = monotonic_ns()
+        if self._out_of_range:
+            raise ValueError(f"file descriptor {min(self._out_of_range)} out of "
+                             f"range in select() (fs.nr_open is {_FD_LIMIT})")
+        n = _select(self._nfds, self._readers, self._writers, self._rwork,
+                    self._wwork, timeout_ns, self._ready_fds, self._ready,
+                    self._ready_capacity)
+        if n <= 0:
+            if n == 0:
+                return []
+            n = self._retry_after_signal(self._wait, n, timeout_ns, start_ns)
+            if n == 0:
+                return []
+        get = self._fd_to_key.get
+        return [(key, mask & key.events)
+                for fd, mask in zip(_unpack(self._ready_fds, n), _unpack(self._ready, n))
+                if (key := get(fd)) is not None]
+
+    def close(self):
+        # Like the stdlib's, a closed SelectSelector forgets its
+        # registrations but stays usable.
+        for fd in self._fd_to_key:
+            if fd < _FD_LIMIT:
+                lib.reactor_fdset_discard(self._readers, fd)
+                lib.reactor_fdset_discard(self._writers, fd)
+        self._out_of_range.clear()
+        self._nfds = 0
+        super().close()
