@@ -47,7 +47,7 @@ struct reactor_epoll_buffers {
     int epfd;
     int capacity;
     struct epoll_event *events;
-    uint64_t *tags;
+    uint32_t *tags;
     uint32_t *ready;
     uint32_t read_bits, write_bits;
 };

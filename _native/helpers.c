@@ -100,13 +100,17 @@ static int reactor_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t
 }
 
 /* One EpollSelector's wait buffers, kept between calls so a wait allocates
- * nothing and crosses the FFI with two arguments. */
+ * nothing and crosses the FFI with two arguments.
+ *
+ * The caller registers each fd with epoll_data.u64 = (interest << 32) | tag,
+ * interest being the readiness bits it asked for.  A wait writes the tag,
+ * and the readiness bits masked by that interest. */
 struct reactor_epoll_buffers {
     int epfd;
     int capacity;                 /* length of the three arrays: maxevents */
     struct epoll_event *events;
-    uint64_t *tags;               /* out: epoll_data.u64 of each event */
-    uint32_t *ready;              /* out: readiness bits of each event */
+    uint32_t *tags;               /* out: low half of epoll_data.u64 */
+    uint32_t *ready;              /* out: readiness bits & interest */
     uint32_t read_bits, write_bits;
 };
 
@@ -130,8 +134,10 @@ static int reactor_epoll_wait(struct reactor_epoll_buffers *b, long long timeout
     if (n < 0)
         return -errno;
     for (i = 0; i < n; i++) {
-        b->tags[i] = b->events[i].data.u64;
-        b->ready[i] = reactor_ready_bits(b->events[i].events, b->read_bits, b->write_bits);
+        uint64_t data = b->events[i].data.u64;
+        b->tags[i] = (uint32_t)data;
+        b->ready[i] = reactor_ready_bits(b->events[i].events, b->read_bits, b->write_bits)
+                      & (uint32_t)(data >> 32);
     }
     return n;
 }

@@ -8,9 +8,11 @@ Facts about epoll this module relies on (numbers are referred to below):
      keeps reporting the old file under the old fd number, even after that
      number was reused for a new file (epoll(7), Q&A 6).  We cannot remove
      such a registration (EPOLL_CTL_DEL needs an fd of that file), but we can
-     recognise its events: each registration carries a tag, (generation << 32)
-     | fd, in epoll_data.u64, and an event whose tag is not a live
-     registration's is dropped and counted in `stale_events`.
+     recognise its events: each registration carries a tag, a serial number
+     of 32 bits, in epoll_data.u64, and an event whose tag is not a live
+     registration's is dropped and counted in `stale_events`.  (The high 32
+     bits carry the key's EVENT_* mask, so reactor._native masks readiness
+     in C.  Serials wrap after 2**32 registrations, skipping live ones.)
 [E2] After fork() parent and child share one epoll instance: a child's
      EPOLL_CTL_DEL/MOD changes the parent's registrations.  We rebuild every
      live EpollSelector in the child (os.register_at_fork): a new epoll fd,
@@ -65,6 +67,7 @@ _epoll_ctl = lib.reactor_epoll_ctl
 _epoll_wait = lib.reactor_epoll_wait
 _unpack = ffi.unpack
 _new_tuple = tuple.__new__
+_MAX_TAG = 0xFFFFFFFF
 
 _live_selectors = weakref.WeakSet()
 
@@ -99,7 +102,7 @@ class EpollSelector(SelectorBase):
         self._tag_to_key = {}
         self._fd_to_tag = {}
         self._fd_to_flags = {}
-        self._generation = 0
+        self._last_tag = 0
         self.stale_events = 0
         self._grow(64)
         _live_selectors.add(self)
@@ -108,7 +111,7 @@ class EpollSelector(SelectorBase):
         # Buffers are kept between waits and grow with the registrations, so
         # one wait can always return every registered fd [E7].
         events = ffi.new("struct epoll_event[]", capacity)
-        tags = ffi.new("uint64_t[]", capacity)
+        tags = ffi.new("uint32_t[]", capacity)
         ready = ffi.new("uint32_t[]", capacity)
         buffers = ffi.new("struct reactor_epoll_buffers *", {
             "epfd": self._epfd, "capacity": capacity, "events": events,
@@ -147,9 +150,12 @@ class EpollSelector(SelectorBase):
         fd_to_key = self._fd_to_key
         if fd in fd_to_key:
             raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
-        self._generation = generation = self._generation + 1
-        tag = (generation << 32) | fd
-        rc = _epoll_ctl(self._epfd, _ADD, fd, _INTEREST[events] | flags, tag)
+        tag = self._last_tag + 1
+        if tag > _MAX_TAG:
+            tag = self._wrap_tag()
+        self._last_tag = tag
+        rc = _epoll_ctl(self._epfd, _ADD, fd, _INTEREST[events] | flags,
+                        (events << 32) | tag)
         if rc:
             raise self._ctl_failed(rc)
         fd_to_key[fd] = self._tag_to_key[tag] = key = _new_tuple(
@@ -181,14 +187,43 @@ class EpollSelector(SelectorBase):
         return key
 
     def modify(self, fileobj, events, data=None, *, flags=None):
-        key = self._get_key_for_modify(fileobj)
+        try:
+            fd = fileobj if isinstance(fileobj, int) else int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            fd = -1
+        if fd < 0:
+            fd = self._fileobj_lookup(fileobj)  # raises the stdlib's error
+        key = self._fd_to_key.get(fd)
+        if key is None:
+            raise KeyError(f"{fileobj!r} is not registered")
+        if flags is not None or self._fd_to_flags:
+            return self._modify_with_flags(key, events, data, flags)
+        # The stdlib's modify: ask the kernel only for a new mask (a mask
+        # with other bits is accepted, as there); compare data either way.
+        changed = False
+        if events != key.events:
+            interest = events & _VALID_EVENTS
+            rc = _epoll_ctl(self._epfd, _MOD, fd, _INTEREST[interest],
+                            (interest << 32) | self._fd_to_tag[fd])
+            if rc:
+                self._forget(fd)
+                raise self._ctl_failed(rc)
+            changed = True
+        if data != key.data:
+            changed = True
+        if changed:
+            self._fd_to_key[fd] = self._tag_to_key[self._fd_to_tag[fd]] = key = _new_tuple(
+                SelectorKey, (key.fileobj, fd, events, data))
+        return key
+
+    def _modify_with_flags(self, key, events, data, flags):
         fd = key.fd
         if flags is not None:
             _check_flags(flags)
             if flags & EPOLLEXCLUSIVE:
                 raise ValueError("EPOLLEXCLUSIVE can only be set by register() "
                                  "(epoll_ctl(2))")
-        old_flags = self._fd_to_flags.get(fd, 0) if self._fd_to_flags else 0
+        old_flags = self._fd_to_flags.get(fd, 0)
         changed = False
         if events != key.events or flags is not None:
             if old_flags & EPOLLEXCLUSIVE:
@@ -196,12 +231,10 @@ class EpollSelector(SelectorBase):
                                  "be modified; unregister and register it again "
                                  "(epoll_ctl(2))")
             new_flags = old_flags if flags is None else flags
-            rc = _epoll_ctl(self._epfd, _MOD, fd,
-                            _INTEREST[events & _VALID_EVENTS] | new_flags,
-                            self._fd_to_tag[fd])
+            interest = events & _VALID_EVENTS
+            rc = _epoll_ctl(self._epfd, _MOD, fd, _INTEREST[interest] | new_flags,
+                            (interest << 32) | self._fd_to_tag[fd])
             if rc:
-                # As the stdlib does, a registration the kernel would not
-                # modify (its fd was closed, say) is forgotten.
                 self._forget(fd)
                 raise self._ctl_failed(rc)
             if new_flags:
@@ -212,12 +245,13 @@ class EpollSelector(SelectorBase):
         if data != key.data:
             changed = True
         if changed:
-            key = make_key(key.fileobj, key.fd, events, data)
-            self._fd_to_key[fd] = key
-            self._tag_to_key[self._fd_to_tag[fd]] = key
+            key = make_key(key.fileobj, fd, events, data)
+            self._fd_to_key[fd] = self._tag_to_key[self._fd_to_tag[fd]] = key
         return key
 
     def _forget(self, fd):
+        # As the stdlib does, a registration the kernel would not modify
+        # (its fd was closed, say) is forgotten before the error is raised.
         del self._fd_to_key[fd]
         del self._tag_to_key[self._fd_to_tag.pop(fd)]
         self._fd_to_flags.pop(fd, None)
@@ -241,25 +275,40 @@ class EpollSelector(SelectorBase):
             if key is None:
                 self.stale_events += 1  # [E1]
                 return []
-            return [(key, self._ready[0] & key.events)]
+            return [(key, self._ready[0])]
         if n <= 0:
             if n == 0:
                 return []
             if self._epfd < 0:
                 raise ValueError("I/O operation on closed epoll object")
             n = self._retry_after_signal(self._wait, n, timeout_ns, start_ns)
-            if n == 0:
-                return []
+            if n <= 1:
+                return self._collect(n)
+        try:
+            # Readiness is already masked by each key's events (in C), so
+            # the list is built without a Python loop.
+            return list(zip(map(self._tag_to_key.__getitem__, _unpack(self._tags, n)),
+                            _unpack(self._ready, n)))
+        except KeyError:
+            return self._collect(n)
+
+    def _collect(self, n):
+        """The n events in the buffers, without those of stale registrations."""
         get = self._tag_to_key.get
         ready = []
-        append = ready.append
         for tag, mask in zip(_unpack(self._tags, n), _unpack(self._ready, n)):
             key = get(tag)
             if key is not None:
-                append((key, mask & key.events))
-        if len(ready) != n:
-            self.stale_events += n - len(ready)  # [E1]
+                ready.append((key, mask))
+        self.stale_events += n - len(ready)  # [E1]
         return ready
+
+    def _wrap_tag(self):
+        # After 2**32 registrations: start again, past the live tags.
+        tag = 1
+        while tag in self._tag_to_key:
+            tag += 1
+        return tag
 
     def close(self):
         epfd, self._epfd = self._epfd, -1
@@ -289,9 +338,9 @@ class EpollSelector(SelectorBase):
             # A key whose fd is closed cannot be added again; in the parent
             # its registration went away with the file too, so the key stays
             # and unregister() works as it would there.
-            _epoll_ctl(epfd, _ADD, fd,
-                       _INTEREST[key.events & _VALID_EVENTS] | self._fd_to_flags.get(fd, 0),
-                       self._fd_to_tag[fd])
+            interest = key.events & _VALID_EVENTS
+            _epoll_ctl(epfd, _ADD, fd, _INTEREST[interest] | self._fd_to_flags.get(fd, 0),
+                       (interest << 32) | self._fd_to_tag[fd])
         self._epfd = self._buffers.epfd = epfd
         lib.reactor_close(old)
 
