@@ -42,16 +42,20 @@ struct pollfd { int fd; short events; short revents; };
 int reactor_pwait2_available(void);
 
 int reactor_epoll_create(void);
-int reactor_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t tag);
-struct reactor_epoll_buffers {
+struct reactor_epoll {
     int epfd;
     int capacity;
     struct epoll_event *events;
-    uint32_t *tags;
+    int *fds;
     uint32_t *ready;
     uint32_t read_bits, write_bits;
+    uint32_t *generations;
+    int generations_len;
+    unsigned long long stale;
 };
-int reactor_epoll_wait(struct reactor_epoll_buffers *b, long long timeout_ns);
+int reactor_epoll_ctl(struct reactor_epoll *ep, int op, int fd, uint32_t events,
+                      uint32_t interest);
+int reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_ns);
 
 int reactor_poll(struct pollfd *fds, unsigned long nfds, long long timeout_ns,
                  int *ready_fds, uint32_t *ready, uint32_t read_bits,

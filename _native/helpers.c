@@ -90,56 +90,84 @@ static int reactor_epoll_create(void)
     return fd < 0 ? -errno : fd;
 }
 
-static int reactor_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t tag)
-{
-    struct epoll_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.events = events;
-    ev.data.u64 = tag;
-    return epoll_ctl(epfd, op, fd, &ev) < 0 ? -errno : 0;
-}
 
-/* One EpollSelector's wait buffers, kept between calls so a wait allocates
- * nothing and crosses the FFI with two arguments.
+/* One EpollSelector's kernel-facing state, kept between calls so a wait
+ * allocates nothing and crosses the FFI with two arguments.
  *
- * The caller registers each fd with epoll_data.u64 = (interest << 32) | tag,
- * interest being the readiness bits it asked for.  A wait writes the tag,
- * and the readiness bits masked by that interest. */
-struct reactor_epoll_buffers {
+ * Stale registrations (epoll(7) Q&A 6: an fd closed while a dup keeps its
+ * file open stays registered under its old number) are recognised by a
+ * stamp: each EPOLL_CTL_ADD of fd gets generations[fd] + 1, and epoll_data
+ * carries (stamp << 34) | (interest << 32) | fd.  A wait drops, and counts,
+ * every event whose stamp is not its fd's current one; `interest` is the
+ * readiness bits the caller asked for, which mask what a wait reports. */
+#define REACTOR_STAMP_MASK 0x3FFFFFFFu
+
+struct reactor_epoll {
     int epfd;
-    int capacity;                 /* length of the three arrays: maxevents */
+    int capacity;                 /* length of events/fds/ready: maxevents */
     struct epoll_event *events;
-    uint32_t *tags;               /* out: low half of epoll_data.u64 */
-    uint32_t *ready;              /* out: readiness bits & interest */
+    int *fds;                     /* out: fd of each live event */
+    uint32_t *ready;              /* out: its readiness bits & interest */
     uint32_t read_bits, write_bits;
+    uint32_t *generations;        /* stamp of each fd's registration */
+    int generations_len;          /* the caller keeps every fd it passes below this */
+    unsigned long long stale;     /* events dropped as stale */
 };
 
-/* timeout_ns < 0 blocks, 0 polls.  Returns the number of events or -errno. */
-static int reactor_epoll_wait(struct reactor_epoll_buffers *b, long long timeout_ns)
+/* op is EPOLL_CTL_ADD (a new stamp), EPOLL_CTL_MOD or EPOLL_CTL_DEL. */
+static int reactor_epoll_ctl(struct reactor_epoll *ep, int op, int fd, uint32_t events,
+                             uint32_t interest)
 {
-    int n, i, err;
+    struct epoll_event ev;
+    uint32_t stamp;
+    if (fd < 0 || fd >= ep->generations_len)
+        return -EBADF;
+    stamp = ep->generations[fd];
+    if (op == EPOLL_CTL_ADD)
+        stamp = (stamp + 1) & REACTOR_STAMP_MASK;
+    memset(&ev, 0, sizeof ev);
+    ev.events = events;
+    ev.data.u64 = ((uint64_t)stamp << 34) | ((uint64_t)(interest & 3u) << 32) | (uint32_t)fd;
+    if (epoll_ctl(ep->epfd, op, fd, &ev) < 0)
+        return -errno;
+    ep->generations[fd] = stamp;
+    return 0;
+}
+
+/* timeout_ns < 0 blocks, 0 polls.  Returns the number of live events
+ * written to fds/ready, or -errno. */
+static int reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_ns)
+{
+    int n, i, err, count = 0;
     if (timeout_ns > 0 && !reactor_pwait2_missing) {
         struct timespec ts = reactor_timespec(timeout_ns);
-        n = reactor_sys_epoll_pwait2(b->epfd, b->events, b->capacity, &ts);
+        n = reactor_sys_epoll_pwait2(ep->epfd, ep->events, ep->capacity, &ts);
         if (n < 0) {
             err = errno;
             if (err != ENOSYS)
                 return -err;
             reactor_pwait2_missing = 1;
-            n = epoll_wait(b->epfd, b->events, b->capacity, reactor_ms_ceil(timeout_ns));
+            n = epoll_wait(ep->epfd, ep->events, ep->capacity, reactor_ms_ceil(timeout_ns));
         }
     } else {
-        n = epoll_wait(b->epfd, b->events, b->capacity, reactor_ms_ceil(timeout_ns));
+        n = epoll_wait(ep->epfd, ep->events, ep->capacity, reactor_ms_ceil(timeout_ns));
     }
     if (n < 0)
         return -errno;
     for (i = 0; i < n; i++) {
-        uint64_t data = b->events[i].data.u64;
-        b->tags[i] = (uint32_t)data;
-        b->ready[i] = reactor_ready_bits(b->events[i].events, b->read_bits, b->write_bits)
-                      & (uint32_t)(data >> 32);
+        uint64_t data = ep->events[i].data.u64;
+        int fd = (int)(uint32_t)data;
+        if (fd >= ep->generations_len ||
+            ep->generations[fd] != (uint32_t)(data >> 34)) {
+            ep->stale++;
+            continue;
+        }
+        ep->fds[count] = fd;
+        ep->ready[count] = reactor_ready_bits(ep->events[i].events, ep->read_bits,
+                                              ep->write_bits) & (uint32_t)((data >> 32) & 3u);
+        count++;
     }
-    return n;
+    return count;
 }
 
 /* ---- poll ------------------------------------------------------------- */

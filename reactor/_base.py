@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from selectors import EVENT_READ, EVENT_WRITE, BaseSelector, SelectorKey
 from time import monotonic_ns
 
-__all__ = ["EVENT_READ", "EVENT_WRITE", "SelectorKey", "SelectorBase", "make_key"]
+__all__ = ["EVENT_READ", "EVENT_WRITE", "FD_LIMIT", "INT_MAX", "SelectorKey",
+           "SelectorBase", "make_key"]
 
 _VALID_EVENTS = EVENT_READ | EVENT_WRITE
 _EINTR = errno.EINTR
@@ -38,8 +39,21 @@ def make_key(fileobj, fd, events, data, _new=tuple.__new__):
 # poll() and epoll_wait() take an int of milliseconds; the stdlib refuses a
 # timeout that does not fit (2147483.647 s) with OverflowError, and so do we,
 # although epoll_pwait2 and ppoll could wait longer.
-_INT_MAX = 2**31 - 1
-_MAX_MS_TIMEOUT_NS = _INT_MAX * 1_000_000
+INT_MAX = 2**31 - 1
+_MAX_MS_TIMEOUT_NS = INT_MAX * 1_000_000
+
+
+def _read_nr_open():
+    try:
+        with open("/proc/sys/fs/nr_open", encoding="ascii") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1024 * 1024  # the kernel's default
+
+
+# No fd can be open at or above fs.nr_open, the kernel's ceiling on
+# RLIMIT_NOFILE: arrays indexed by fd never need to be longer.
+FD_LIMIT = _read_nr_open()
 
 
 def fileobj_to_fd(fileobj):

@@ -8,11 +8,11 @@ Facts about epoll this module relies on (numbers are referred to below):
      keeps reporting the old file under the old fd number, even after that
      number was reused for a new file (epoll(7), Q&A 6).  We cannot remove
      such a registration (EPOLL_CTL_DEL needs an fd of that file), but we can
-     recognise its events: each registration carries a tag, a serial number
-     of 32 bits, in epoll_data.u64, and an event whose tag is not a live
-     registration's is dropped and counted in `stale_events`.  (The high 32
-     bits carry the key's EVENT_* mask, so reactor._native masks readiness
-     in C.  Serials wrap after 2**32 registrations, skipping live ones.)
+     recognise its events: reactor._native stamps each registration of an
+     fd number with a new 30-bit generation, carried in epoll_data.u64, and
+     drops an event whose stamp is not its fd's current one.  An event for
+     an fd that is no longer registered is dropped too.  Both are counted
+     in `stale_events`.
 [E2] After fork() parent and child share one epoll instance: a child's
      EPOLL_CTL_DEL/MOD changes the parent's registrations.  We rebuild every
      live EpollSelector in the child (os.register_at_fork): a new epoll fd,
@@ -39,8 +39,7 @@ import weakref
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
 from time import monotonic_ns
 
-from ._base import SelectorBase, make_key, ms_timeout_to_ns, oserror
-
+from ._base import FD_LIMIT, INT_MAX, SelectorBase, make_key, ms_timeout_to_ns, oserror
 from ._native import ffi, lib
 
 EPOLLET = lib.EPOLLET
@@ -67,7 +66,7 @@ _epoll_ctl = lib.reactor_epoll_ctl
 _epoll_wait = lib.reactor_epoll_wait
 _unpack = ffi.unpack
 _new_tuple = tuple.__new__
-_MAX_TAG = 0xFFFFFFFF
+_CLOSED = "I/O operation on closed epoll object"
 
 _live_selectors = weakref.WeakSet()
 
@@ -97,44 +96,56 @@ class EpollSelector(SelectorBase):
         if epfd < 0:
             raise oserror(-epfd)
         self._epfd = epfd
-        # tag -> key for live registrations [E1]; fd -> tag; fd -> flags for
-        # registrations with extra flags only.
-        self._tag_to_key = {}
-        self._fd_to_tag = {}
-        self._fd_to_flags = {}
-        self._last_tag = 0
-        self.stale_events = 0
-        self._grow(64)
+        self._fd_to_flags = {}  # only registrations with extra flags
+        self._stale_unregistered = 0
+        self._state = ffi.new("struct reactor_epoll *", {
+            "epfd": epfd, "read_bits": _READ_BITS, "write_bits": _WRITE_BITS})
+        self._arrays = {}  # the arrays self._state points into, kept alive
+        self._grow_buffers(64)
+        self._generations_len = 0
+        self._grow_generations(1023)
         _live_selectors.add(self)
 
-    def _grow(self, capacity):
-        # Buffers are kept between waits and grow with the registrations, so
-        # one wait can always return every registered fd [E7].
-        events = ffi.new("struct epoll_event[]", capacity)
-        tags = ffi.new("uint32_t[]", capacity)
-        ready = ffi.new("uint32_t[]", capacity)
-        buffers = ffi.new("struct reactor_epoll_buffers *", {
-            "epfd": self._epfd, "capacity": capacity, "events": events,
-            "tags": tags, "ready": ready,
-            "read_bits": _READ_BITS, "write_bits": _WRITE_BITS})
-        # The struct points into the arrays: keep them alive with it.
-        self._buffers_owned = (events, tags, ready)
-        self._tags, self._ready = tags, ready
-        self._buffers = buffers
-        self._capacity = capacity
+    def _grow_buffers(self, capacity):
+        # Kept between waits and grown with the registrations, so that one
+        # wait can return every registered fd [E7].
+        state = self._state
+        self._arrays["events"] = state.events = ffi.new("struct epoll_event[]", capacity)
+        self._arrays["fds"] = state.fds = self._fds = ffi.new("int[]", capacity)
+        self._arrays["ready"] = state.ready = self._ready = ffi.new("uint32_t[]", capacity)
+        state.capacity = self._capacity = capacity
+
+    def _grow_generations(self, fd):
+        """Make room for fd's stamp [E1]: reactor._native keeps one per fd
+        number below generations_len."""
+        if fd > INT_MAX:
+            raise OverflowError("Python int too large to convert to C int")
+        if fd >= FD_LIMIT:
+            # No fd can be open at or above fs.nr_open: the kernel's answer.
+            raise oserror(lib.EBADF)
+        length = min(max(fd + 1, 2 * self._generations_len), FD_LIMIT)
+        generations = ffi.new("uint32_t[]", length)
+        if self._generations_len:
+            ffi.memmove(generations, self._state.generations,
+                        self._generations_len * ffi.sizeof("uint32_t"))
+        self._arrays["generations"] = self._state.generations = generations
+        self._state.generations_len = self._generations_len = length
+
+    @property
+    def stale_events(self):
+        """Events dropped because they came from a stale registration [E1]."""
+        return self._state.stale + self._stale_unregistered
 
     def fileno(self):
         if self._epfd < 0:
-            raise ValueError("I/O operation on closed epoll object")
+            raise ValueError(_CLOSED)
         return self._epfd
 
     def _ctl_failed(self, rc):
-        if self._epfd < 0:
-            return ValueError("I/O operation on closed epoll object")
-        return oserror(-rc)
+        return ValueError(_CLOSED) if self._epfd < 0 else oserror(-rc)
 
-    # register() and unregister() inline the base class's helpers: on this
-    # path each Python call costs about a tenth of the epoll_ctl itself.
+    # register(), unregister() and modify() inline the base class's helpers:
+    # on these paths each Python call costs about a tenth of the epoll_ctl.
 
     def register(self, fileobj, events, data=None, *, flags=0):
         if (not events) or (events & ~_VALID_EVENTS):
@@ -150,21 +161,16 @@ class EpollSelector(SelectorBase):
         fd_to_key = self._fd_to_key
         if fd in fd_to_key:
             raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
-        tag = self._last_tag + 1
-        if tag > _MAX_TAG:
-            tag = self._wrap_tag()
-        self._last_tag = tag
-        rc = _epoll_ctl(self._epfd, _ADD, fd, _INTEREST[events] | flags,
-                        (events << 32) | tag)
+        if fd >= self._generations_len:
+            self._grow_generations(fd)
+        rc = _epoll_ctl(self._state, _ADD, fd, _INTEREST[events] | flags, events)
         if rc:
             raise self._ctl_failed(rc)
-        fd_to_key[fd] = self._tag_to_key[tag] = key = _new_tuple(
-            SelectorKey, (fileobj, fd, events, data))
-        self._fd_to_tag[fd] = tag
+        fd_to_key[fd] = key = _new_tuple(SelectorKey, (fileobj, fd, events, data))
         if flags:
             self._fd_to_flags[fd] = flags
         if len(fd_to_key) > self._capacity:
-            self._grow(2 * self._capacity)
+            self._grow_buffers(2 * self._capacity)
         return key
 
     def unregister(self, fileobj):
@@ -177,13 +183,12 @@ class EpollSelector(SelectorBase):
         key = self._fd_to_key.pop(fd, None)
         if key is None:
             raise KeyError(f"{fileobj!r} is not registered")
-        del self._tag_to_key[self._fd_to_tag.pop(fd)]
         if self._fd_to_flags:
             self._fd_to_flags.pop(fd, None)
         # The result is ignored, the one error we swallow, as the stdlib
         # does: the fd may have been closed since it was registered (the
         # kernel then dropped the registration, or it is stale [E1]).
-        _epoll_ctl(self._epfd, _DEL, fd, 0, 0)
+        _epoll_ctl(self._state, _DEL, fd, 0, 0)
         return key
 
     def modify(self, fileobj, events, data=None, *, flags=None):
@@ -203,8 +208,7 @@ class EpollSelector(SelectorBase):
         changed = False
         if events != key.events:
             interest = events & _VALID_EVENTS
-            rc = _epoll_ctl(self._epfd, _MOD, fd, _INTEREST[interest],
-                            (interest << 32) | self._fd_to_tag[fd])
+            rc = _epoll_ctl(self._state, _MOD, fd, _INTEREST[interest], interest)
             if rc:
                 self._forget(fd)
                 raise self._ctl_failed(rc)
@@ -212,8 +216,8 @@ class EpollSelector(SelectorBase):
         if data != key.data:
             changed = True
         if changed:
-            self._fd_to_key[fd] = self._tag_to_key[self._fd_to_tag[fd]] = key = _new_tuple(
-                SelectorKey, (key.fileobj, fd, events, data))
+            self._fd_to_key[fd] = key = _new_tuple(SelectorKey,
+                                                   (key.fileobj, fd, events, data))
         return key
 
     def _modify_with_flags(self, key, events, data, flags):
@@ -232,8 +236,7 @@ class EpollSelector(SelectorBase):
                                  "(epoll_ctl(2))")
             new_flags = old_flags if flags is None else flags
             interest = events & _VALID_EVENTS
-            rc = _epoll_ctl(self._epfd, _MOD, fd, _INTEREST[interest] | new_flags,
-                            (interest << 32) | self._fd_to_tag[fd])
+            rc = _epoll_ctl(self._state, _MOD, fd, _INTEREST[interest] | new_flags, interest)
             if rc:
                 self._forget(fd)
                 raise self._ctl_failed(rc)
@@ -246,18 +249,17 @@ class EpollSelector(SelectorBase):
             changed = True
         if changed:
             key = make_key(key.fileobj, fd, events, data)
-            self._fd_to_key[fd] = self._tag_to_key[self._fd_to_tag[fd]] = key
+            self._fd_to_key[fd] = key
         return key
 
     def _forget(self, fd):
         # As the stdlib does, a registration the kernel would not modify
         # (its fd was closed, say) is forgotten before the error is raised.
         del self._fd_to_key[fd]
-        del self._tag_to_key[self._fd_to_tag.pop(fd)]
         self._fd_to_flags.pop(fd, None)
 
     def _wait(self, timeout_ns):
-        return _epoll_wait(self._buffers, timeout_ns)
+        return _epoll_wait(self._state, timeout_ns)
 
     def select(self, timeout=None):
         start_ns = 0
@@ -268,56 +270,47 @@ class EpollSelector(SelectorBase):
         else:
             timeout_ns = ms_timeout_to_ns(timeout)
             start_ns = monotonic_ns()
-        n = _epoll_wait(self._buffers, timeout_ns)
+        n = _epoll_wait(self._state, timeout_ns)
         if n == 1:
             # The common case, without unpacking: one cdata read each.
-            key = self._tag_to_key.get(self._tags[0])
+            key = self._fd_to_key.get(self._fds[0])
             if key is None:
-                self.stale_events += 1  # [E1]
+                self._stale_unregistered += 1  # [E1]
                 return []
             return [(key, self._ready[0])]
         if n <= 0:
             if n == 0:
                 return []
             if self._epfd < 0:
-                raise ValueError("I/O operation on closed epoll object")
+                raise ValueError(_CLOSED)
             n = self._retry_after_signal(self._wait, n, timeout_ns, start_ns)
             if n <= 1:
                 return self._collect(n)
         try:
-            # Readiness is already masked by each key's events (in C), so
-            # the list is built without a Python loop.
-            return list(zip(map(self._tag_to_key.__getitem__, _unpack(self._tags, n)),
+            # Readiness comes masked by each key's events (in C), so the list
+            # is built without a Python loop.
+            return list(zip(map(self._fd_to_key.__getitem__, _unpack(self._fds, n)),
                             _unpack(self._ready, n)))
         except KeyError:
             return self._collect(n)
 
     def _collect(self, n):
-        """The n events in the buffers, without those of stale registrations."""
-        get = self._tag_to_key.get
+        """The n events in the buffers, less those of fds no longer registered."""
+        get = self._fd_to_key.get
         ready = []
-        for tag, mask in zip(_unpack(self._tags, n), _unpack(self._ready, n)):
-            key = get(tag)
+        for fd, mask in zip(_unpack(self._fds, n), _unpack(self._ready, n)):
+            key = get(fd)
             if key is not None:
                 ready.append((key, mask))
-        self.stale_events += n - len(ready)  # [E1]
+        self._stale_unregistered += n - len(ready)  # [E1]
         return ready
-
-    def _wrap_tag(self):
-        # After 2**32 registrations: start again, past the live tags.
-        tag = 1
-        while tag in self._tag_to_key:
-            tag += 1
-        return tag
 
     def close(self):
         epfd, self._epfd = self._epfd, -1
-        self._buffers.epfd = -1
+        self._state.epfd = -1
         if epfd >= 0:
             _live_selectors.discard(self)
             lib.reactor_close(epfd)
-        self._tag_to_key.clear()
-        self._fd_to_tag.clear()
         self._fd_to_flags.clear()
         super().close()
 
@@ -334,14 +327,14 @@ class EpollSelector(SelectorBase):
         epfd = lib.reactor_epoll_create()
         if epfd < 0:
             raise oserror(-epfd)
+        self._epfd = self._state.epfd = epfd
         for fd, key in self._fd_to_key.items():
             # A key whose fd is closed cannot be added again; in the parent
             # its registration went away with the file too, so the key stays
             # and unregister() works as it would there.
             interest = key.events & _VALID_EVENTS
-            _epoll_ctl(epfd, _ADD, fd, _INTEREST[interest] | self._fd_to_flags.get(fd, 0),
-                       (interest << 32) | self._fd_to_tag[fd])
-        self._epfd = self._buffers.epfd = epfd
+            _epoll_ctl(self._state, _ADD, fd,
+                       _INTEREST[interest] | self._fd_to_flags.get(fd, 0), interest)
         lib.reactor_close(old)
 
 

@@ -23,7 +23,7 @@ Facts about select this module relies on:
 
 from time import monotonic_ns
 
-from ._base import SelectorBase, make_key, timeout_to_ns
+from ._base import FD_LIMIT, SelectorBase, make_key, timeout_to_ns
 from selectors import EVENT_READ, EVENT_WRITE
 
 from ._native import ffi, lib
@@ -32,13 +32,7 @@ _BITS = lib.REACTOR_NFDBITS
 _INT64_MAX = 2**63 - 1  # the stdlib's limit: a timeout in int64 nanoseconds
 
 
-def _read_nr_open():
-    try:
-        with open("/proc/sys/fs/nr_open", encoding="ascii") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return 1024 * 1024  # the kernel's default
-_FD_LIMIT = _read_nr_open()  # [S3]
+_FD_LIMIT = FD_LIMIT  # [S3]
 
 _select = lib.reactor_select
 _unpack = ffi.unpack
