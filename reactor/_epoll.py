@@ -97,6 +97,10 @@ class EpollSelector(SelectorBase):
             raise oserror(-epfd)
         self._epfd = epfd
         self._fd_to_flags = {}  # only registrations with extra flags
+        # fds whose key.events is not a plain int (1.0 == 1 passes modify
+        # unnoticed, as in the stdlib): select() masks theirs in Python, so
+        # that `mask & key.events` fails or converts exactly as there.
+        self._odd_events = set()
         self._stale_unregistered = 0
         self._state = ffi.new("struct reactor_epoll *", {
             "epfd": epfd, "read_bits": _READ_BITS, "write_bits": _WRITE_BITS})
@@ -167,6 +171,8 @@ class EpollSelector(SelectorBase):
         if rc:
             raise self._ctl_failed(rc)
         fd_to_key[fd] = key = _new_tuple(SelectorKey, (fileobj, fd, events, data))
+        if events.__class__ is not int:
+            self._odd_events.add(fd)
         if flags:
             self._fd_to_flags[fd] = flags
         if len(fd_to_key) > self._capacity:
@@ -185,6 +191,8 @@ class EpollSelector(SelectorBase):
             raise KeyError(f"{fileobj!r} is not registered")
         if self._fd_to_flags:
             self._fd_to_flags.pop(fd, None)
+        if self._odd_events:
+            self._odd_events.discard(fd)
         # The result is ignored, the one error we swallow, as the stdlib
         # does: the fd may have been closed since it was registered (the
         # kernel then dropped the registration, or it is stale [E1]).
@@ -218,7 +226,15 @@ class EpollSelector(SelectorBase):
         if changed:
             self._fd_to_key[fd] = key = _new_tuple(SelectorKey,
                                                    (key.fileobj, fd, events, data))
+            if events.__class__ is not int or self._odd_events:
+                self._note_odd_events(fd, events)
         return key
+
+    def _note_odd_events(self, fd, events):
+        if events.__class__ is int:
+            self._odd_events.discard(fd)
+        else:
+            self._odd_events.add(fd)
 
     def _modify_with_flags(self, key, events, data, flags):
         fd = key.fd
@@ -250,6 +266,7 @@ class EpollSelector(SelectorBase):
         if changed:
             key = make_key(key.fileobj, fd, events, data)
             self._fd_to_key[fd] = key
+            self._note_odd_events(fd, events)
         return key
 
     def _forget(self, fd):
@@ -257,6 +274,7 @@ class EpollSelector(SelectorBase):
         # (its fd was closed, say) is forgotten before the error is raised.
         del self._fd_to_key[fd]
         self._fd_to_flags.pop(fd, None)
+        self._odd_events.discard(fd)
 
     def _wait(self, timeout_ns):
         return _epoll_wait(self._state, timeout_ns)
@@ -271,6 +289,8 @@ class EpollSelector(SelectorBase):
             timeout_ns = ms_timeout_to_ns(timeout)
             start_ns = monotonic_ns()
         n = _epoll_wait(self._state, timeout_ns)
+        if self._odd_events and n > 0:
+            return self._collect(n)
         if n == 1:
             # The common case, without unpacking: one cdata read each.
             key = self._fd_to_key.get(self._fds[0])
@@ -301,7 +321,8 @@ class EpollSelector(SelectorBase):
         for fd, mask in zip(_unpack(self._fds, n), _unpack(self._ready, n)):
             key = get(fd)
             if key is not None:
-                ready.append((key, mask))
+                # C masked `mask` already; this repeats it for odd events.
+                ready.append((key, mask & key.events))
         self._stale_unregistered += n - len(ready)  # [E1]
         return ready
 
@@ -312,6 +333,7 @@ class EpollSelector(SelectorBase):
             _live_selectors.discard(self)
             lib.reactor_close(epfd)
         self._fd_to_flags.clear()
+        self._odd_events.clear()
         super().close()
 
     def __del__(self):

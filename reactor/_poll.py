@@ -53,6 +53,11 @@ class PollSelector(SelectorBase):
         self._capacity = capacity
 
     def _add(self, fd, events):
+        index = self._fd_to_index.get(fd)
+        if index is not None:
+            # Still in the array from before close() (see there).
+            self._pollfds[index].events = _INTEREST[events]
+            return
         index = self._nfds
         if index == self._capacity:
             self._grow(2 * self._capacity)
@@ -110,8 +115,7 @@ class PollSelector(SelectorBase):
                 if (key := get(fd)) is not None]
 
     def close(self):
-        # Like the stdlib's, a closed PollSelector forgets its registrations
-        # but stays usable.
-        self._fd_to_index.clear()
-        self._nfds = 0
+        # As the stdlib's does, a closed PollSelector forgets its keys but
+        # keeps its pollfd array: it stays usable, and a later select() still
+        # polls the fds registered before (reporting nothing for them).
         super().close()

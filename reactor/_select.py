@@ -139,12 +139,7 @@ class SelectSelector(SelectorBase):
                 if (key := get(fd)) is not None]
 
     def close(self):
-        # Like the stdlib's, a closed SelectSelector forgets its
-        # registrations but stays usable.
-        for fd in self._fd_to_key:
-            if fd < _FD_LIMIT:
-                lib.reactor_fdset_discard(self._readers, fd)
-                lib.reactor_fdset_discard(self._writers, fd)
-        self._out_of_range.clear()
-        self._nfds = 0
+        # As the stdlib's does, a closed SelectSelector forgets its keys but
+        # keeps its fd sets: it stays usable, and a later select() still
+        # waits on the fds registered before (and fails if one is closed).
         super().close()
