@@ -57,18 +57,29 @@ int reactor_epoll_ctl(struct reactor_epoll *ep, int op, int fd, uint32_t events,
                       uint32_t interest);
 int reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_ns);
 
-int reactor_poll(struct pollfd *fds, unsigned long nfds, long long timeout_ns,
-                 int *ready_fds, uint32_t *ready, uint32_t read_bits,
-                 uint32_t write_bits);
+struct reactor_poll {
+    struct pollfd *fds;
+    unsigned long nfds;
+    int *ready_fds;
+    uint32_t *ready;
+    uint32_t read_bits, write_bits;
+};
+int reactor_poll_wait(struct reactor_poll *p, long long timeout_ns);
 void reactor_pollfd_set(struct pollfd *fds, unsigned long index, int fd, short events);
 int reactor_pollfd_remove(struct pollfd *fds, unsigned long nfds, unsigned long index);
 
 void reactor_fdset_add(unsigned long *set, int fd);
 void reactor_fdset_discard(unsigned long *set, int fd);
 int reactor_fdset_last(const unsigned long *a, const unsigned long *b, int nwords);
-int reactor_select(int nfds, const unsigned long *readers, const unsigned long *writers,
-                   unsigned long *rwork, unsigned long *wwork, long long timeout_ns,
-                   int *ready_fds, uint32_t *ready, int max_ready);
+struct reactor_select {
+    int nfds;
+    unsigned long *readers, *writers;
+    unsigned long *rwork, *wwork;
+    int *ready_fds;
+    uint32_t *ready;
+    int max_ready;
+};
+int reactor_select_wait(struct reactor_select *s, long long timeout_ns);
 
 int reactor_eventfd(unsigned int initval, int flags);
 int reactor_close(int fd);

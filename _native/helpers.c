@@ -27,6 +27,7 @@
 #include <sys/eventfd.h>
 #include <sys/select.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -172,26 +173,35 @@ static int reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_ns)
 
 /* ---- poll ------------------------------------------------------------- */
 
-/* Polls the caller's pollfd array as it stands (it is kept between calls)
- * and writes the fd and readiness bits of every entry with revents. */
-static int reactor_poll(struct pollfd *fds, unsigned long nfds, long long timeout_ns,
-                        int *ready_fds, uint32_t *ready, uint32_t read_bits,
-                        uint32_t write_bits)
+/* One PollSelector's arrays, kept between calls. */
+struct reactor_poll {
+    struct pollfd *fds;           /* the interest list, entries 0..nfds-1 */
+    unsigned long nfds;
+    int *ready_fds;               /* out, at least nfds long */
+    uint32_t *ready;              /* out: readiness bits */
+    uint32_t read_bits, write_bits;
+};
+
+/* Polls the pollfd array as it stands and writes the fd and readiness bits
+ * of every entry with revents.  poll() for timeouts <= 0 (cheaper), ppoll()
+ * for a positive one (nanoseconds). */
+static int reactor_poll_wait(struct reactor_poll *p, long long timeout_ns)
 {
     int n, count = 0;
     unsigned long i;
-    if (timeout_ns < 0) {
-        n = ppoll(fds, (nfds_t)nfds, NULL, NULL);
+    if (timeout_ns <= 0) {
+        n = poll(p->fds, (nfds_t)p->nfds, timeout_ns < 0 ? -1 : 0);
     } else {
         struct timespec ts = reactor_timespec(timeout_ns);
-        n = ppoll(fds, (nfds_t)nfds, &ts, NULL);
+        n = ppoll(p->fds, (nfds_t)p->nfds, &ts, NULL);
     }
     if (n < 0)
         return -errno;
-    for (i = 0; i < nfds && count < n; i++) {
-        if (fds[i].revents) {
-            ready_fds[count] = fds[i].fd;
-            ready[count] = reactor_ready_bits((uint16_t)fds[i].revents, read_bits, write_bits);
+    for (i = 0; i < p->nfds && count < n; i++) {
+        if (p->fds[i].revents) {
+            p->ready_fds[count] = p->fds[i].fd;
+            p->ready[count] = reactor_ready_bits((uint16_t)p->fds[i].revents,
+                                                 p->read_bits, p->write_bits);
             count++;
         }
     }
@@ -243,33 +253,45 @@ static int reactor_fdset_last(const unsigned long *a, const unsigned long *b, in
     return -1;
 }
 
-/* Copies the kept interest sets into scratch sets, waits with pselect
- * (nanosecond timeouts), then writes fd and readiness bits for each ready
- * fd, at most `max_ready` (the number of registered fds). */
-static int reactor_select(int nfds, const unsigned long *readers, const unsigned long *writers,
-                          unsigned long *rwork, unsigned long *wwork, long long timeout_ns,
-                          int *ready_fds, uint32_t *ready, int max_ready)
+/* One SelectSelector's fd sets, kept between calls. */
+struct reactor_select {
+    int nfds;                     /* highest fd in the sets + 1 */
+    unsigned long *readers, *writers;   /* interest, kept */
+    unsigned long *rwork, *wwork;       /* scratch: select() overwrites its sets */
+    int *ready_fds;               /* out */
+    uint32_t *ready;              /* out: readiness bits */
+    int max_ready;                /* length of ready_fds and ready */
+};
+
+/* Copies the interest sets into the scratch sets, waits (select() for
+ * timeouts <= 0, pselect() with nanoseconds for a positive one), then writes
+ * fd and readiness bits for each ready fd, at most max_ready. */
+static int reactor_select_wait(struct reactor_select *s, long long timeout_ns)
 {
     int n, w, count = 0;
-    int nwords = (nfds + REACTOR_NFDBITS - 1) / REACTOR_NFDBITS;
+    int nwords = (s->nfds + REACTOR_NFDBITS - 1) / REACTOR_NFDBITS;
     size_t bytes = (size_t)nwords * sizeof(unsigned long);
-    memcpy(rwork, readers, bytes);
-    memcpy(wwork, writers, bytes);
+    memcpy(s->rwork, s->readers, bytes);
+    memcpy(s->wwork, s->writers, bytes);
     if (timeout_ns < 0) {
-        n = pselect(nfds, (fd_set *)rwork, (fd_set *)wwork, NULL, NULL, NULL);
+        n = select(s->nfds, (fd_set *)s->rwork, (fd_set *)s->wwork, NULL, NULL);
+    } else if (timeout_ns == 0) {
+        struct timeval tv = {0, 0};
+        n = select(s->nfds, (fd_set *)s->rwork, (fd_set *)s->wwork, NULL, &tv);
     } else {
         struct timespec ts = reactor_timespec(timeout_ns);
-        n = pselect(nfds, (fd_set *)rwork, (fd_set *)wwork, NULL, &ts, NULL);
+        n = pselect(s->nfds, (fd_set *)s->rwork, (fd_set *)s->wwork, NULL, &ts, NULL);
     }
     if (n < 0)
         return -errno;
-    for (w = 0; w < nwords; w++) {
-        unsigned long bits = rwork[w] | wwork[w];
-        while (bits && count < max_ready) {
+    for (w = 0; w < nwords && count < s->max_ready; w++) {
+        unsigned long rbits = s->rwork[w], wbits = s->wwork[w];
+        unsigned long bits = rbits | wbits;
+        while (bits && count < s->max_ready) {
             int b = __builtin_ctzl(bits);
             unsigned long one = 1UL << b;
-            ready_fds[count] = w * REACTOR_NFDBITS + b;
-            ready[count] = ((rwork[w] & one) ? 1u : 0u) | ((wwork[w] & one) ? 2u : 0u);
+            s->ready_fds[count] = w * REACTOR_NFDBITS + b;
+            s->ready[count] = ((rbits & one) ? 1u : 0u) | ((wbits & one) ? 2u : 0u);
             count++;
             bits &= bits - 1;
         }

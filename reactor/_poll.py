@@ -29,7 +29,7 @@ _READ_BITS = 0xFFFF & ~lib.POLLOUT   # [P3]
 _WRITE_BITS = 0xFFFF & ~lib.POLLIN
 assert (EVENT_READ, EVENT_WRITE) == (1, 2)  # the bits reactor._native writes
 
-_poll = lib.reactor_poll
+_poll_wait = lib.reactor_poll_wait
 _unpack = ffi.unpack
 
 
@@ -40,6 +40,8 @@ class PollSelector(SelectorBase):
         super().__init__()
         self._fd_to_index = {}
         self._nfds = 0
+        self._state = ffi.new("struct reactor_poll *", {
+            "read_bits": _READ_BITS, "write_bits": _WRITE_BITS})
         self._capacity = 0
         self._grow(64)
 
@@ -47,9 +49,10 @@ class PollSelector(SelectorBase):
         pollfds = ffi.new("struct pollfd[]", capacity)
         if self._nfds:
             ffi.memmove(pollfds, self._pollfds, self._nfds * ffi.sizeof("struct pollfd"))
-        self._pollfds = pollfds
-        self._ready_fds = ffi.new("int[]", capacity)
-        self._ready = ffi.new("uint32_t[]", capacity)
+        state = self._state
+        state.fds = self._pollfds = pollfds
+        state.ready_fds = self._ready_fds = ffi.new("int[]", capacity)
+        state.ready = self._ready = ffi.new("uint32_t[]", capacity)
         self._capacity = capacity
 
     def _add(self, fd, events):
@@ -65,14 +68,14 @@ class PollSelector(SelectorBase):
         # anything is recorded, as the stdlib's poll.register() does.
         lib.reactor_pollfd_set(self._pollfds, index, fd, _INTEREST[events])
         self._fd_to_index[fd] = index
-        self._nfds = index + 1
+        self._state.nfds = self._nfds = index + 1
 
     def _remove(self, fd):
         index = self._fd_to_index.pop(fd)
         moved_fd = lib.reactor_pollfd_remove(self._pollfds, self._nfds, index)
         if moved_fd >= 0:
             self._fd_to_index[moved_fd] = index
-        self._nfds -= 1
+        self._state.nfds = self._nfds = self._nfds - 1
 
     def modify(self, fileobj, events, data=None):
         key = self._get_key_for_modify(fileobj)
@@ -89,8 +92,7 @@ class PollSelector(SelectorBase):
         return key
 
     def _wait(self, timeout_ns):
-        return _poll(self._pollfds, self._nfds, timeout_ns, self._ready_fds,
-                     self._ready, _READ_BITS, _WRITE_BITS)
+        return _poll_wait(self._state, timeout_ns)
 
     def select(self, timeout=None):
         start_ns = 0
@@ -101,18 +103,22 @@ class PollSelector(SelectorBase):
         else:
             timeout_ns = ms_timeout_to_ns(timeout)
             start_ns = monotonic_ns()
-        n = _poll(self._pollfds, self._nfds, timeout_ns, self._ready_fds,
-                  self._ready, _READ_BITS, _WRITE_BITS)
+        n = _poll_wait(self._state, timeout_ns)
+        if n == 1:
+            # The common case, without unpacking: one cdata read each.
+            key = self._fd_to_key.get(self._ready_fds[0])
+            return [] if key is None else [(key, self._ready[0] & key.events)]
         if n <= 0:
             if n == 0:
                 return []
             n = self._retry_after_signal(self._wait, n, timeout_ns, start_ns)
-            if n == 0:
-                return []
         get = self._fd_to_key.get
-        return [(key, mask & key.events)
-                for fd, mask in zip(_unpack(self._ready_fds, n), _unpack(self._ready, n))
-                if (key := get(fd)) is not None]
+        ready = []
+        for fd, mask in zip(_unpack(self._ready_fds, n), _unpack(self._ready, n)):
+            key = get(fd)
+            if key is not None:
+                ready.append((key, mask & key.events))
+        return ready
 
     def close(self):
         # As the stdlib's does, a closed PollSelector forgets its keys but

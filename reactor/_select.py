@@ -34,7 +34,7 @@ _INT64_MAX = 2**63 - 1  # the stdlib's limit: a timeout in int64 nanoseconds
 
 _FD_LIMIT = FD_LIMIT  # [S3]
 
-_select = lib.reactor_select
+_select_wait = lib.reactor_select_wait
 _unpack = ffi.unpack
 
 
@@ -45,6 +45,7 @@ class SelectSelector(SelectorBase):
         super().__init__()
         self._nfds = 0           # highest registered fd + 1 [S4]
         self._out_of_range = set()  # registered fds >= _FD_LIMIT [S3]
+        self._state = ffi.new("struct reactor_select *")
         self._words = 0
         self._grow_sets(1024)
         self._ready_capacity = 0
@@ -58,15 +59,18 @@ class SelectSelector(SelectorBase):
             size = self._words * ffi.sizeof("unsigned long")
             ffi.memmove(readers, self._readers, size)
             ffi.memmove(writers, self._writers, size)
-        self._readers, self._writers = readers, writers
-        self._rwork = ffi.new("unsigned long[]", words)
-        self._wwork = ffi.new("unsigned long[]", words)
+        state = self._state
+        state.readers = self._readers = readers
+        state.writers = self._writers = writers
+        state.rwork = self._rwork = ffi.new("unsigned long[]", words)
+        state.wwork = self._wwork = ffi.new("unsigned long[]", words)
         self._words = words
 
     def _grow_ready(self, capacity):
-        self._ready_fds = ffi.new("int[]", capacity)
-        self._ready = ffi.new("uint32_t[]", capacity)
-        self._ready_capacity = capacity
+        state = self._state
+        state.ready_fds = self._ready_fds = ffi.new("int[]", capacity)
+        state.ready = self._ready = ffi.new("uint32_t[]", capacity)
+        state.max_ready = self._ready_capacity = capacity
 
     def _add(self, fd, events):
         if fd >= _FD_LIMIT:
@@ -81,7 +85,7 @@ class SelectSelector(SelectorBase):
         if events & EVENT_WRITE:
             lib.reactor_fdset_add(self._writers, fd)
         if fd >= self._nfds:
-            self._nfds = fd + 1
+            self._state.nfds = self._nfds = fd + 1
 
     def _remove(self, fd):
         if self._out_of_range and fd in self._out_of_range:
@@ -90,8 +94,8 @@ class SelectSelector(SelectorBase):
         lib.reactor_fdset_discard(self._readers, fd)
         lib.reactor_fdset_discard(self._writers, fd)
         if fd + 1 == self._nfds:
-            self._nfds = 1 + lib.reactor_fdset_last(self._readers, self._writers,
-                                                    (fd + _BITS) // _BITS)
+            self._state.nfds = self._nfds = 1 + lib.reactor_fdset_last(
+                self._readers, self._writers, (fd + _BITS) // _BITS)
 
     def modify(self, fileobj, events, data=None):
         # The stdlib's generic modify, kept as is: a mask change is an
@@ -108,9 +112,7 @@ class SelectSelector(SelectorBase):
         return key
 
     def _wait(self, timeout_ns):
-        return _select(self._nfds, self._readers, self._writers, self._rwork,
-                       self._wwork, timeout_ns, self._ready_fds, self._ready,
-                       self._ready_capacity)
+        return _select_wait(self._state, timeout_ns)
 
     def select(self, timeout=None):
         start_ns = 0
@@ -124,19 +126,22 @@ class SelectSelector(SelectorBase):
         if self._out_of_range:
             raise ValueError(f"file descriptor {min(self._out_of_range)} out of "
                              f"range in select() (fs.nr_open is {_FD_LIMIT})")
-        n = _select(self._nfds, self._readers, self._writers, self._rwork,
-                    self._wwork, timeout_ns, self._ready_fds, self._ready,
-                    self._ready_capacity)
+        n = _select_wait(self._state, timeout_ns)
+        if n == 1:
+            # The common case, without unpacking: one cdata read each.
+            key = self._fd_to_key.get(self._ready_fds[0])
+            return [] if key is None else [(key, self._ready[0] & key.events)]
         if n <= 0:
             if n == 0:
                 return []
             n = self._retry_after_signal(self._wait, n, timeout_ns, start_ns)
-            if n == 0:
-                return []
         get = self._fd_to_key.get
-        return [(key, mask & key.events)
-                for fd, mask in zip(_unpack(self._ready_fds, n), _unpack(self._ready, n))
-                if (key := get(fd)) is not None]
+        ready = []
+        for fd, mask in zip(_unpack(self._ready_fds, n), _unpack(self._ready, n)):
+            key = get(fd)
+            if key is not None:
+                ready.append((key, mask & key.events))
+        return ready
 
     def close(self):
         # As the stdlib's does, a closed SelectSelector forgets its keys but
