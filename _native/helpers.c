@@ -18,6 +18,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -271,6 +272,13 @@ static int reactor_select_wait(struct reactor_select *s, long long timeout_ns)
     int n, w, count = 0;
     int nwords = (s->nfds + REACTOR_NFDBITS - 1) / REACTOR_NFDBITS;
     size_t bytes = (size_t)nwords * sizeof(unsigned long);
+    /* The kernel reads and writes back only as many bits as the fd table
+     * holds (at least BITS_PER_LONG): bits past it would come back as they
+     * went in, ready.  The table covers every fd below an open one, so when
+     * the highest fd is open all is well; when it is not, fail as the
+     * kernel does for a closed fd inside the table. */
+    if (s->nfds > REACTOR_NFDBITS && fcntl(s->nfds - 1, F_GETFD) < 0)
+        return -errno;
     memcpy(s->rwork, s->readers, bytes);
     memcpy(s->wwork, s->writers, bytes);
     if (timeout_ns < 0) {

@@ -122,8 +122,10 @@ class EpollSelector(SelectorBase):
     def _grow_generations(self, fd):
         """Make room for fd's stamp [E1]: reactor._native keeps one per fd
         number below generations_len."""
-        if fd > INT_MAX:
+        if fd > INT_MAX:  # the stdlib's argument conversion comes first
             raise OverflowError("Python int too large to convert to C int")
+        if self._epfd < 0:
+            raise ValueError(_CLOSED)
         if fd >= FD_LIMIT:
             # No fd can be open at or above fs.nr_open: the kernel's answer.
             raise oserror(lib.EBADF)

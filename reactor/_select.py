@@ -11,7 +11,9 @@ Facts about select this module relies on:
 [S2] select() overwrites its sets, so we keep the interest sets between
      calls and reactor._native copies them to scratch sets before each wait.
 [S3] The kernel reads only as many bits as the process's fd table holds and
-     fails with EBADF for a bit set on a closed fd inside it.  No fd can be
+     fails with EBADF for a bit set on a closed fd inside it; bits past the
+     table come back untouched, so reactor._native checks that the highest
+     fd is open (one fcntl) and fails with EBADF otherwise.  No fd can be
      open at or above fs.nr_open, so such an fd is refused with ValueError at
      select() time, as the stdlib refuses fds >= 1024; registering it works,
      as in the stdlib.
@@ -78,8 +80,10 @@ class SelectSelector(SelectorBase):
             return
         if fd >= self._words * _BITS:
             self._grow_sets(max(fd + 1, 2 * self._words * _BITS))
-        if len(self._fd_to_key) >= self._ready_capacity:
-            self._grow_ready(2 * self._ready_capacity)
+        if fd >= self._ready_capacity:
+            # At most nfds fds can be ready: sized by fd, not by key count,
+            # since bits registered before close() stay in the sets.
+            self._grow_ready(max(fd + 1, 2 * self._ready_capacity))
         if events & EVENT_READ:
             lib.reactor_fdset_add(self._readers, fd)
         if events & EVENT_WRITE:
