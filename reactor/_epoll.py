@@ -30,8 +30,9 @@ Facts about epoll this module relies on (numbers are referred to below):
      takes a timespec.  reactor._native uses epoll_pwait2 for positive
      timeouts and falls back to epoll_wait, rounding up, on ENOSYS.
 [E7] One wait returns at most maxevents events.  maxevents is the length of
-     our buffers, at least 64 and grown with the registrations, so a wait
-     can return every registered fd (the stdlib passes the count, at least 1).
+     our buffers, which cover every fd number up to the highest registered
+     (at least 1024), so a wait can return every registered fd (the stdlib
+     passes the number of keys, at least 1).
 """
 
 import os
@@ -105,23 +106,14 @@ class EpollSelector(SelectorBase):
         self._state = ffi.new("struct reactor_epoll *", {
             "epfd": epfd, "read_bits": _READ_BITS, "write_bits": _WRITE_BITS})
         self._arrays = {}  # the arrays self._state points into, kept alive
-        self._grow_buffers(64)
         self._generations_len = 0
         self._grow_generations(1023)
         _live_selectors.add(self)
 
-    def _grow_buffers(self, capacity):
-        # Kept between waits and grown with the registrations, so that one
-        # wait can return every registered fd [E7].
-        state = self._state
-        self._arrays["events"] = state.events = ffi.new("struct epoll_event[]", capacity)
-        self._arrays["fds"] = state.fds = self._fds = ffi.new("int[]", capacity)
-        self._arrays["ready"] = state.ready = self._ready = ffi.new("uint32_t[]", capacity)
-        state.capacity = self._capacity = capacity
-
     def _grow_generations(self, fd):
-        """Make room for fd's stamp [E1]: reactor._native keeps one per fd
-        number below generations_len."""
+        """Make room for fd: reactor._native keeps a stamp per fd number [E1]
+        below generations_len, and the wait buffers are as long, so one wait
+        can return every registered fd [E7] without counting keys."""
         if fd > INT_MAX:  # the stdlib's argument conversion comes first
             raise OverflowError("Python int too large to convert to C int")
         if self._epfd < 0:
@@ -129,13 +121,17 @@ class EpollSelector(SelectorBase):
         if fd >= FD_LIMIT:
             # No fd can be open at or above fs.nr_open: the kernel's answer.
             raise oserror(lib.EBADF)
-        length = min(max(fd + 1, 2 * self._generations_len), FD_LIMIT)
+        old = self._generations_len
+        length = min(max(fd + 1, 2 * old), FD_LIMIT)
+        state, arrays = self._state, self._arrays
         generations = ffi.new("uint32_t[]", length)
-        if self._generations_len:
-            ffi.memmove(generations, self._state.generations,
-                        self._generations_len * ffi.sizeof("uint32_t"))
-        self._arrays["generations"] = self._state.generations = generations
-        self._state.generations_len = self._generations_len = length
+        if old:
+            ffi.memmove(generations, state.generations, old * ffi.sizeof("uint32_t"))
+        arrays["generations"] = state.generations = generations
+        arrays["events"] = state.events = ffi.new("struct epoll_event[]", length)
+        arrays["fds"] = state.fds = self._fds = ffi.new("int[]", length)
+        arrays["ready"] = state.ready = self._ready = ffi.new("uint32_t[]", length)
+        state.capacity = state.generations_len = self._generations_len = length
 
     @property
     def stale_events(self):
@@ -177,8 +173,6 @@ class EpollSelector(SelectorBase):
             self._odd_events.add(fd)
         if flags:
             self._fd_to_flags[fd] = flags
-        if len(fd_to_key) > self._capacity:
-            self._grow_buffers(2 * self._capacity)
         return key
 
     def unregister(self, fileobj):
