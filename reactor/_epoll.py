@@ -152,7 +152,7 @@ class EpollSelector(SelectorBase):
     def register(self, fileobj, events, data=None, *, flags=0):
         if (not events) or (events & ~_VALID_EVENTS):
             raise ValueError(f"Invalid events: {events!r}")
-        if flags:
+        if flags.__class__ is not int or flags:
             _check_flags(flags)
         try:
             fd = fileobj if isinstance(fileobj, int) else int(fileobj.fileno())

@@ -1,0 +1,61 @@
+"""Smoke tests of the cffi binding itself (reactor._native)."""
+
+import select
+
+import pytest
+
+import reactor
+from reactor import _native
+
+
+def test_binding_exposes_ffi_and_lib():
+    assert hasattr(_native, "ffi")
+    assert hasattr(_native, "lib")
+    # A real cffi API-mode module, not a Python stand-in.
+    assert type(_native.ffi).__module__.startswith(("_cffi_backend", "cffi"))
+    assert _native.__file__.endswith(".so")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "EPOLLIN",
+        "EPOLLOUT",
+        "EPOLLPRI",
+        "EPOLLERR",
+        "EPOLLHUP",
+        "EPOLLRDHUP",
+        "EPOLLET",
+        "EPOLLONESHOT",
+        "EPOLLEXCLUSIVE",
+        "POLLIN",
+        "POLLOUT",
+        "POLLPRI",
+        "POLLERR",
+        "POLLHUP",
+        "POLLNVAL",
+    ],
+)
+def test_native_constants_match_select_module(name):
+    assert getattr(_native.lib, name) == getattr(select, name)
+
+
+@pytest.mark.parametrize(
+    "name", ["EPOLLET", "EPOLLONESHOT", "EPOLLEXCLUSIVE", "EPOLLRDHUP", "EPOLLPRI"]
+)
+def test_public_epoll_flags_match_select_module(name):
+    value = getattr(reactor, name)
+    assert type(value) is int
+    assert value == getattr(select, name)
+
+
+def test_epoll_event_struct_is_packed_like_the_kernels():
+    # x86-64 packs struct epoll_event to 12 bytes; other ABIs use 16.
+    import platform
+
+    size = _native.ffi.sizeof("struct epoll_event")
+    if platform.machine() in ("x86_64", "amd64"):
+        assert size == 12
+    else:
+        assert size in (12, 16)
+    assert _native.ffi.sizeof("struct pollfd") == 8
