@@ -1,4 +1,5 @@
-"""reactor: the stdlib's selectors, on direct epoll, poll and select syscalls.
+"""reactor: the stdlib's selectors, on direct epoll, poll and select syscalls,
+and a callback loop (Reactor) with a small TCP layer on top.
 
 A drop-in for the ``selectors`` module (same classes, signatures, return
 values and exceptions) with what it cannot do: fds >= 1024 on select,
@@ -29,6 +30,10 @@ from ._select import SelectSelector
 
 DefaultSelector = EpollSelector
 
+from ._loop import Handle, Reactor, TimerHandle  # noqa: E402  (uses the selectors)
+from ._tcp import Connection, TCPServer  # noqa: E402
+from ._asyncio import EventLoopPolicy, install, new_event_loop  # noqa: E402
+
 __all__ = [
     "EVENT_READ",
     "EVENT_WRITE",
@@ -42,4 +47,12 @@ __all__ = [
     "EPOLLEXCLUSIVE",
     "EPOLLRDHUP",
     "EPOLLPRI",
+    "Reactor",
+    "Handle",
+    "TimerHandle",
+    "TCPServer",
+    "Connection",
+    "new_event_loop",
+    "EventLoopPolicy",
+    "install",
 ]

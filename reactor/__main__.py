@@ -1,8 +1,7 @@
-"""python -m reactor demo: reactor's selectors next to the stdlib's.
+"""python -m reactor echo | demo
 
-The echo server of the IO-multiplexing chapter becomes ``python -m reactor
-echo`` with the Reactor; until then this demo shows what the selector layer
-adds, measured on this machine.
+echo: the IO-multiplexing chapter's echo server on the Reactor.
+demo: reactor's selectors next to the stdlib's, measured on this machine.
 """
 
 import argparse
@@ -14,6 +13,7 @@ import statistics
 import time
 
 import reactor
+from reactor import _echo
 
 BACKENDS = ("EpollSelector", "PollSelector", "SelectSelector")
 
@@ -78,8 +78,8 @@ def demo():
         std = _ping_pong(getattr(selectors, name))
         ours = _ping_pong(getattr(reactor, name))
         print(f"   {name:15} stdlib {std * 1e6:7.2f} us   reactor {ours * 1e6:7.2f} us")
-    print("\n2. select(0.0002) with nothing ready: median wait
-   (the stdlib's epoll and poll round it up to 1 ms)")
+    print("\n2. select(0.0002) with nothing ready: median wait\n"
+          "   (the stdlib's epoll and poll round it up to 1 ms)")
     for name in BACKENDS:
         std = _short_timeout(getattr(selectors, name))
         ours = _short_timeout(getattr(reactor, name))
@@ -93,9 +93,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m reactor", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    echo_parser = sub.add_parser("echo", help="the chapter's echo server on the Reactor",
+                                 description=_echo.__doc__)
+    _echo.add_arguments(echo_parser)
     sub.add_parser("demo", help="show reactor's selectors next to the stdlib's")
     args = parser.parse_args(argv)
-    if args.command == "demo":
+    if args.command == "echo":
+        _echo.main(args)
+    elif args.command == "demo":
         demo()
 
 

@@ -188,6 +188,16 @@ class SelectorBase(BaseSelector):
         self._remove(key.fd)
         return key
 
+    def get_key(self, fileobj):
+        # The stdlib's, without its detour through the mapping and a second
+        # exception: asyncio calls get_key() on every add/remove_reader.
+        if self._map is None:
+            raise RuntimeError("Selector is closed")
+        key = self._fd_to_key.get(self._fd_of(fileobj))
+        if key is None:
+            raise KeyError(f"{fileobj!r} is not registered")
+        return key
+
     def get_map(self):
         return self._map
 

@@ -1,0 +1,395 @@
+"""Reactor: the IO-multiplexing chapter's dispatch loop, made complete.
+
+The chapter's loop is ``for key, mask in selector.select():
+key.data(key.fileobj, mask)``.  The Reactor keeps that shape (a readiness
+callback is the key's data and is called as ``callback(fileobj, mask)``) and
+adds what a program needs around it: timers, callbacks scheduled from the
+loop or from other threads, signal handlers, and one place where callback
+errors go.
+
+Facts this module relies on:
+
+[L1] One iteration: wait (no longer than the next timer, not at all when
+     callbacks are ready), dispatch the IO events, then run the callbacks
+     that were ready before the dispatch and the timers that are due.
+     Anything scheduled during the iteration runs in the next one, so a
+     callback that reschedules itself cannot starve IO.
+[L2] An IO event is delivered only if its key is still the fd's current key:
+     a callback earlier in the same batch may have unregistered, closed or
+     re-registered that fd.  Level-triggered readiness that is skipped this
+     way is reported again by the next wait.
+[L3] Timers never fire early: a timer runs once monotonic() >= its time.
+     The selectors honour timeouts to the nanosecond, so a timer 0.2 ms
+     away is waited for 0.2 ms, not 1 ms.
+[L4] call_soon_threadsafe() wakes a blocked wait by writing an eventfd.
+     Only the first caller after the loop last woke writes (the flag is
+     cleared before the ready callbacks are taken, so none is missed).
+[L5] Signals reach the loop through signal.set_wakeup_fd(): the C-level
+     handler writes the signal number to our socket, and the handler runs
+     as a callback.  A wakeup fd installed by someone else is never
+     replaced: add_signal_handler() raises RuntimeError instead.
+"""
+
+import collections
+import heapq
+import logging
+import os
+import signal
+import socket
+import threading
+from time import monotonic
+
+from . import _native
+from ._epoll import EpollSelector
+
+__all__ = ["Reactor", "Handle", "TimerHandle"]
+
+logger = logging.getLogger("reactor")
+
+_EVENT_READ = 1
+_WAKE = (1).to_bytes(8, "little")
+
+
+class Handle:
+    """A scheduled callback; ``cancel()`` stops it from running."""
+
+    __slots__ = ("_callback", "_args", "_cancelled")
+
+    def __init__(self, callback, args):
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+
+    def cancel(self):
+        self._cancelled = True
+        self._callback = self._args = None
+
+    def cancelled(self):
+        return self._cancelled
+
+    def __repr__(self):
+        state = "cancelled" if self._cancelled else getattr(
+            self._callback, "__qualname__", repr(self._callback))
+        return f"<{type(self).__name__} {state}>"
+
+
+class TimerHandle(Handle):
+    """A callback scheduled for a time on the monotonic clock."""
+
+    __slots__ = ("when", "_reactor")
+
+    def __init__(self, when, callback, args, reactor):
+        super().__init__(callback, args)
+        self.when = when
+        self._reactor = reactor
+
+    def cancel(self):
+        if not self._cancelled and self._reactor is not None:
+            self._reactor._timer_cancelled()  # still in the heap
+        super().cancel()
+
+    def __lt__(self, other):
+        return self.when < other.when
+
+
+def _signal_noop(signum, frame):
+    # The C-level handler has already written the signal number to the
+    # wakeup fd [L5]; the Python-level one only keeps the default action away.
+    pass
+
+
+class Reactor:
+    """A callback dispatch loop on any selector (default: DefaultSelector)."""
+
+    def __init__(self, selector=None):
+        self._selector = EpollSelector() if selector is None else selector
+        # Our selectors expose their fd -> key dict, so that [L2] costs a
+        # dict lookup; any other BaseSelector goes through get_map().
+        self._fd_to_key = getattr(self._selector, "_fd_to_key", None)
+        self._ready = collections.deque()
+        self._timers = []
+        self._cancelled_timers = 0
+        self._stopping = False
+        self._closed = False
+        self._thread_id = None
+        self._wakeup_pending = False
+        fd = _native.lib.reactor_eventfd(0, _native.lib.EFD_CLOEXEC | _native.lib.EFD_NONBLOCK)
+        if fd < 0:
+            raise OSError(-fd, os.strerror(-fd))
+        self._wakeup_fd = fd
+        self._selector.register(fd, _EVENT_READ, self._on_wakeup)
+        self._signal_handlers = {}
+        self._signal_sockets = None
+        self._previous_wakeup_fd = None
+
+    # -- readiness callbacks -------------------------------------------------
+
+    def register(self, fileobj, events, callback):
+        """Call ``callback(fileobj, mask)`` whenever fileobj is ready."""
+        self._check_open()
+        return self._selector.register(fileobj, events, callback)
+
+    def modify(self, fileobj, events, callback):
+        self._check_open()
+        return self._selector.modify(fileobj, events, callback)
+
+    def unregister(self, fileobj):
+        self._check_open()
+        return self._selector.unregister(fileobj)
+
+    @property
+    def selector(self):
+        return self._selector
+
+    # -- scheduling ----------------------------------------------------------
+
+    def time(self):
+        """The loop's clock: time.monotonic()."""
+        return monotonic()
+
+    def call_soon(self, callback, *args):
+        """Run ``callback(*args)`` in the next iteration, in call order."""
+        self._check_open()
+        handle = Handle(callback, args)
+        self._ready.append(handle)
+        return handle
+
+    def call_soon_threadsafe(self, callback, *args):
+        """call_soon() from any thread; wakes the loop if it is waiting [L4]."""
+        self._check_open()
+        handle = Handle(callback, args)
+        self._ready.append(handle)
+        if not self._wakeup_pending:
+            self._wakeup_pending = True
+            try:
+                os.write(self._wakeup_fd, _WAKE)
+            except BlockingIOError:
+                pass  # the counter is saturated: the loop is awake anyway
+        return handle
+
+    def call_later(self, delay, callback, *args):
+        """Run ``callback(*args)`` once `delay` seconds have passed."""
+        return self.call_at(monotonic() + delay, callback, *args)
+
+    def call_at(self, when, callback, *args):
+        """Run ``callback(*args)`` once time() >= when [L3]."""
+        self._check_open()
+        if when != when:  # NaN would never compare due
+            raise ValueError("when must be a number, not NaN")
+        timer = TimerHandle(when, callback, args, self)
+        heapq.heappush(self._timers, timer)
+        return timer
+
+    def _timer_cancelled(self):
+        self._cancelled_timers += 1
+        if self._cancelled_timers > 64 and self._cancelled_timers * 2 > len(self._timers):
+            # Mostly cancelled: rebuild instead of letting them pile up.
+            self._timers = [t for t in self._timers if not t._cancelled]
+            heapq.heapify(self._timers)
+            self._cancelled_timers = 0
+
+    # -- signals -------------------------------------------------------------
+
+    def add_signal_handler(self, signum, callback, *args):
+        """Run ``callback(*args)`` in the loop when signal `signum` arrives.
+
+        Main thread only (as signal.signal()).  Raises RuntimeError if a
+        wakeup fd was installed by someone else [L5].
+        """
+        self._check_open()
+        if self._signal_sockets is None:
+            reader, writer = socket.socketpair()
+            reader.setblocking(False)
+            writer.setblocking(False)
+            try:
+                previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+            except ValueError:
+                reader.close()
+                writer.close()
+                raise
+            if previous != -1:
+                signal.set_wakeup_fd(previous)
+                reader.close()
+                writer.close()
+                raise RuntimeError(
+                    f"a signal wakeup fd ({previous}) is already installed by someone "
+                    "else (another event loop?); the Reactor will not replace it")
+            self._signal_sockets = (reader, writer)
+            self._selector.register(reader, _EVENT_READ, self._on_signal_bytes)
+        old = signal.signal(signum, _signal_noop)
+        if signum not in self._signal_handlers:
+            self._signal_handlers[signum] = (None, old)
+        self._signal_handlers[signum] = (Handle(callback, args), self._signal_handlers[signum][1])
+
+    def remove_signal_handler(self, signum):
+        """Restore the signal's previous disposition; False if none was set."""
+        entry = self._signal_handlers.pop(signum, None)
+        if entry is None:
+            return False
+        signal.signal(signum, entry[1])
+        if not self._signal_handlers:
+            self._close_signal_sockets()
+        return True
+
+    def _close_signal_sockets(self):
+        if self._signal_sockets is None:
+            return
+        reader, writer = self._signal_sockets
+        self._signal_sockets = None
+        if signal.set_wakeup_fd(-1) != writer.fileno():  # pragma: no cover
+            logger.warning("the signal wakeup fd was replaced behind the Reactor's back")
+        try:
+            self._selector.unregister(reader)
+        except (KeyError, ValueError):
+            pass
+        reader.close()
+        writer.close()
+
+    def _on_signal_bytes(self, reader, mask):
+        try:
+            data = reader.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        for signum in data:
+            entry = self._signal_handlers.get(signum)
+            if entry is not None:
+                handle = entry[0]
+                self._ready.append(Handle(handle._callback, handle._args))
+
+    # -- running -------------------------------------------------------------
+
+    def run(self):
+        """Run iterations until stop() is called."""
+        self._check_open()
+        if self._thread_id is not None:
+            raise RuntimeError("the Reactor is already running")
+        self._thread_id = threading.get_ident()
+        self._stopping = False
+        try:
+            while not self._stopping:
+                self._run_once(None)
+        finally:
+            self._stopping = False
+            self._thread_id = None
+
+    def run_once(self, timeout=None):
+        """One iteration [L1]; wait at most `timeout` seconds (None: until
+        an event, a timer or a callback is due)."""
+        self._check_open()
+        if self._thread_id is not None and self._thread_id != threading.get_ident():
+            raise RuntimeError("the Reactor is running in another thread")
+        self._run_once(timeout)
+
+    def stop(self):
+        """Make run() return after the current iteration."""
+        self._stopping = True
+
+    def is_running(self):
+        return self._thread_id is not None
+
+    def is_closed(self):
+        return self._closed
+
+    def _run_once(self, timeout):
+        ready = self._ready
+        timers = self._timers
+        if ready or self._stopping:
+            timeout = 0
+        elif timers:
+            until = timers[0].when - monotonic()
+            if until < 0:
+                until = 0
+            if timeout is None or until < timeout:
+                timeout = until
+        events = self._selector.select(timeout)
+        # [L1] what is ready now runs now; what these callbacks schedule waits.
+        count = len(ready)
+        if events:
+            fd_to_key = self._fd_to_key
+            if fd_to_key is None:
+                fd_to_key = self._selector.get_map() or {}
+            handle_error = self.handle_exception
+            for key, mask in events:
+                if fd_to_key.get(key.fd) is not key:
+                    continue  # [L2]
+                try:
+                    key.data(key.fileobj, mask)
+                except Exception as exc:
+                    handle_error(exc, key.data)
+        due = None
+        if timers:
+            now = monotonic()
+            while timers and timers[0].when <= now:
+                timer = heapq.heappop(timers)
+                timer._reactor = None
+                if timer._cancelled:
+                    self._cancelled_timers -= 1
+                elif due is None:
+                    due = [timer]
+                else:
+                    due.append(timer)
+        popleft = ready.popleft
+        while count:
+            count -= 1
+            handle = popleft()
+            if handle._cancelled:
+                continue
+            try:
+                handle._callback(*handle._args)
+            except Exception as exc:
+                self.handle_exception(exc, handle._callback)
+        if due is not None:
+            for timer in due:
+                if timer._cancelled:  # by a callback of this iteration
+                    continue
+                try:
+                    timer._callback(*timer._args)
+                except Exception as exc:
+                    self.handle_exception(exc, timer._callback)
+
+    def _on_wakeup(self, fd, mask):
+        # Clear the flag first, then drain: a waker after this writes again.
+        self._wakeup_pending = False
+        try:
+            os.read(self._wakeup_fd, 8)
+        except BlockingIOError:
+            pass
+
+    def handle_exception(self, exc, callback):
+        """Called with each exception a callback raises; the loop goes on.
+
+        Override (or assign) to change the policy; the default logs the
+        traceback on the "reactor" logger.
+        """
+        logger.error("exception in callback %r", callback, exc_info=exc)
+
+    # -- closing ---------------------------------------------------------------
+
+    def _check_open(self):
+        if self._closed:
+            raise RuntimeError("the Reactor is closed")
+
+    def close(self):
+        """Release the selector, the eventfd and signal handlers."""
+        if self._closed:
+            return
+        if self._thread_id is not None:
+            raise RuntimeError("cannot close a running Reactor")
+        self._closed = True
+        for signum in list(self._signal_handlers):
+            self.remove_signal_handler(signum)
+        try:
+            self._selector.unregister(self._wakeup_fd)
+        except (KeyError, ValueError):
+            pass
+        os.close(self._wakeup_fd)
+        self._wakeup_fd = -1
+        self._selector.close()
+        self._ready.clear()
+        self._timers.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
