@@ -1,0 +1,1 @@
+"""Micro-benchmarks for reactor (run as ``python -m benchmarks.<name>``)."""
