@@ -65,20 +65,22 @@ struct reactor_poll {
     uint32_t read_bits, write_bits;
 };
 int reactor_poll_wait(struct reactor_poll *p, long long timeout_ns);
-void reactor_pollfd_set(struct pollfd *fds, unsigned long index, int fd, short events);
-int reactor_pollfd_remove(struct pollfd *fds, unsigned long nfds, unsigned long index);
+int reactor_poll_add(struct reactor_poll *p, int fd, short events);
+int reactor_poll_remove(struct reactor_poll *p, unsigned long index);
 
 void reactor_fdset_add(unsigned long *set, int fd);
 void reactor_fdset_discard(unsigned long *set, int fd);
 int reactor_fdset_last(const unsigned long *a, const unsigned long *b, int nwords);
 struct reactor_select {
+    int capacity;
     int nfds;
     unsigned long *readers, *writers;
     unsigned long *rwork, *wwork;
     int *ready_fds;
     uint32_t *ready;
-    int max_ready;
 };
+int reactor_select_add(struct reactor_select *s, int fd, uint32_t events);
+int reactor_select_remove(struct reactor_select *s, int fd);
 int reactor_select_wait(struct reactor_select *s, long long timeout_ns);
 
 int reactor_eventfd(unsigned int initval, int flags);

@@ -209,22 +209,30 @@ static int reactor_poll_wait(struct reactor_poll *p, long long timeout_ns)
     return count;
 }
 
-static void reactor_pollfd_set(struct pollfd *fds, unsigned long index, int fd, short events)
+/* Appends fd to the array (the caller keeps it long enough); returns its
+ * index. */
+static int reactor_poll_add(struct reactor_poll *p, int fd, short events)
 {
-    fds[index].fd = fd;
-    fds[index].events = events;
-    fds[index].revents = 0;
+    unsigned long index = p->nfds;
+    p->fds[index].fd = fd;
+    p->fds[index].events = events;
+    p->fds[index].revents = 0;
+    p->nfds = index + 1;
+    return (int)index;
 }
 
 /* Removes entry `index` by moving the last entry into its place; returns
- * the fd that moved (or -1 when `index` was the last one). */
-static int reactor_pollfd_remove(struct pollfd *fds, unsigned long nfds, unsigned long index)
+ * the fd that moved there, or -1 when `index` was the last one. */
+static int reactor_poll_remove(struct reactor_poll *p, unsigned long index)
 {
-    unsigned long last = nfds - 1;
+    unsigned long last;
+    if (index >= p->nfds)
+        return -1;
+    last = --p->nfds;
     if (index == last)
         return -1;
-    fds[index] = fds[last];
-    return fds[index].fd;
+    p->fds[index] = p->fds[last];
+    return p->fds[index].fd;
 }
 
 /* ---- select ----------------------------------------------------------- */
@@ -256,17 +264,43 @@ static int reactor_fdset_last(const unsigned long *a, const unsigned long *b, in
 
 /* One SelectSelector's fd sets, kept between calls. */
 struct reactor_select {
+    int capacity;                 /* bits in each set; length of ready_fds, ready */
     int nfds;                     /* highest fd in the sets + 1 */
     unsigned long *readers, *writers;   /* interest, kept */
     unsigned long *rwork, *wwork;       /* scratch: select() overwrites its sets */
-    int *ready_fds;               /* out */
+    int *ready_fds;               /* out: at most nfds of them */
     uint32_t *ready;              /* out: readiness bits */
-    int max_ready;                /* length of ready_fds and ready */
 };
+
+/* Adds fd to the readers (bit 0 of `events`) and writers (bit 1) sets. */
+static int reactor_select_add(struct reactor_select *s, int fd, uint32_t events)
+{
+    if (fd < 0 || fd >= s->capacity)
+        return -EINVAL;
+    if (events & 1u)
+        reactor_fdset_add(s->readers, fd);
+    if (events & 2u)
+        reactor_fdset_add(s->writers, fd);
+    if (fd >= s->nfds)
+        s->nfds = fd + 1;
+    return 0;
+}
+
+/* Removes fd from both sets, keeping nfds exact. */
+static int reactor_select_remove(struct reactor_select *s, int fd)
+{
+    if (fd < 0 || fd >= s->capacity)
+        return -EINVAL;
+    reactor_fdset_discard(s->readers, fd);
+    reactor_fdset_discard(s->writers, fd);
+    if (fd + 1 == s->nfds)
+        s->nfds = 1 + reactor_fdset_last(s->readers, s->writers, fd / REACTOR_NFDBITS + 1);
+    return 0;
+}
 
 /* Copies the interest sets into the scratch sets, waits (select() for
  * timeouts <= 0, pselect() with nanoseconds for a positive one), then writes
- * fd and readiness bits for each ready fd, at most max_ready. */
+ * fd and readiness bits for each ready fd (fewer than nfds <= capacity). */
 static int reactor_select_wait(struct reactor_select *s, long long timeout_ns)
 {
     int n, w, count = 0;
@@ -292,10 +326,10 @@ static int reactor_select_wait(struct reactor_select *s, long long timeout_ns)
     }
     if (n < 0)
         return -errno;
-    for (w = 0; w < nwords && count < s->max_ready; w++) {
+    for (w = 0; w < nwords; w++) {
         unsigned long rbits = s->rwork[w], wbits = s->wwork[w];
         unsigned long bits = rbits | wbits;
-        while (bits && count < s->max_ready) {
+        while (bits) {
             int b = __builtin_ctzl(bits);
             unsigned long one = 1UL << b;
             s->ready_fds[count] = w * REACTOR_NFDBITS + b;

@@ -38,8 +38,7 @@ class PollSelector(SelectorBase):
 
     def __init__(self):
         super().__init__()
-        self._fd_to_index = {}
-        self._nfds = 0
+        self._fd_to_index = {}  # fd -> its entry in the pollfd array
         self._state = ffi.new("struct reactor_poll *", {
             "read_bits": _READ_BITS, "write_bits": _WRITE_BITS})
         self._capacity = 0
@@ -47,8 +46,9 @@ class PollSelector(SelectorBase):
 
     def _grow(self, capacity):
         pollfds = ffi.new("struct pollfd[]", capacity)
-        if self._nfds:
-            ffi.memmove(pollfds, self._pollfds, self._nfds * ffi.sizeof("struct pollfd"))
+        if self._fd_to_index:
+            ffi.memmove(pollfds, self._pollfds,
+                        len(self._fd_to_index) * ffi.sizeof("struct pollfd"))
         state = self._state
         state.fds = self._pollfds = pollfds
         state.ready_fds = self._ready_fds = ffi.new("int[]", capacity)
@@ -61,21 +61,17 @@ class PollSelector(SelectorBase):
             # Still in the array from before close() (see there).
             self._pollfds[index].events = _INTEREST[events]
             return
-        index = self._nfds
-        if index == self._capacity:
+        if len(self._fd_to_index) == self._capacity:
             self._grow(2 * self._capacity)
         # An fd that does not fit a C int fails here (OverflowError), before
         # anything is recorded, as the stdlib's poll.register() does.
-        lib.reactor_pollfd_set(self._pollfds, index, fd, _INTEREST[events])
-        self._fd_to_index[fd] = index
-        self._state.nfds = self._nfds = index + 1
+        self._fd_to_index[fd] = lib.reactor_poll_add(self._state, fd, _INTEREST[events])
 
     def _remove(self, fd):
         index = self._fd_to_index.pop(fd)
-        moved_fd = lib.reactor_pollfd_remove(self._pollfds, self._nfds, index)
+        moved_fd = lib.reactor_poll_remove(self._state, index)
         if moved_fd >= 0:
             self._fd_to_index[moved_fd] = index
-        self._state.nfds = self._nfds = self._nfds - 1
 
     def modify(self, fileobj, events, data=None):
         key = self._get_key_for_modify(fileobj)

@@ -31,6 +31,7 @@ from selectors import EVENT_READ, EVENT_WRITE
 from ._native import ffi, lib
 
 _BITS = lib.REACTOR_NFDBITS
+_VALID_EVENTS = EVENT_READ | EVENT_WRITE
 _INT64_MAX = 2**63 - 1  # the stdlib's limit: a timeout in int64 nanoseconds
 
 
@@ -45,61 +46,44 @@ class SelectSelector(SelectorBase):
 
     def __init__(self):
         super().__init__()
-        self._nfds = 0           # highest registered fd + 1 [S4]
         self._out_of_range = set()  # registered fds >= _FD_LIMIT [S3]
         self._state = ffi.new("struct reactor_select *")
-        self._words = 0
-        self._grow_sets(1024)
-        self._ready_capacity = 0
-        self._grow_ready(64)
+        self._capacity = 0
+        self._grow(1024)
 
-    def _grow_sets(self, nbits):
+    def _grow(self, nbits):
+        """Size the sets, and the ready arrays (fewer than nfds fds can be
+        ready: bits registered before close() stay), for fds below nbits."""
         words = (nbits + _BITS - 1) // _BITS
+        nbits = words * _BITS
+        state = self._state
         readers = ffi.new("unsigned long[]", words)
         writers = ffi.new("unsigned long[]", words)
-        if self._words:
-            size = self._words * ffi.sizeof("unsigned long")
-            ffi.memmove(readers, self._readers, size)
-            ffi.memmove(writers, self._writers, size)
-        state = self._state
-        state.readers = self._readers = readers
-        state.writers = self._writers = writers
+        if self._capacity:
+            size = (self._capacity // _BITS) * ffi.sizeof("unsigned long")
+            ffi.memmove(readers, state.readers, size)
+            ffi.memmove(writers, state.writers, size)
+        self._arrays = (readers, writers)  # keep alive what state points to
+        state.readers, state.writers = readers, writers
         state.rwork = self._rwork = ffi.new("unsigned long[]", words)
         state.wwork = self._wwork = ffi.new("unsigned long[]", words)
-        self._words = words
-
-    def _grow_ready(self, capacity):
-        state = self._state
-        state.ready_fds = self._ready_fds = ffi.new("int[]", capacity)
-        state.ready = self._ready = ffi.new("uint32_t[]", capacity)
-        state.max_ready = self._ready_capacity = capacity
+        state.ready_fds = self._ready_fds = ffi.new("int[]", nbits)
+        state.ready = self._ready = ffi.new("uint32_t[]", nbits)
+        state.capacity = self._capacity = nbits
 
     def _add(self, fd, events):
-        if fd >= _FD_LIMIT:
-            self._out_of_range.add(fd)
-            return
-        if fd >= self._words * _BITS:
-            self._grow_sets(max(fd + 1, 2 * self._words * _BITS))
-        if fd >= self._ready_capacity:
-            # At most nfds fds can be ready: sized by fd, not by key count,
-            # since bits registered before close() stay in the sets.
-            self._grow_ready(max(fd + 1, 2 * self._ready_capacity))
-        if events & EVENT_READ:
-            lib.reactor_fdset_add(self._readers, fd)
-        if events & EVENT_WRITE:
-            lib.reactor_fdset_add(self._writers, fd)
-        if fd >= self._nfds:
-            self._state.nfds = self._nfds = fd + 1
+        if fd >= self._capacity:
+            if fd >= _FD_LIMIT:
+                self._out_of_range.add(fd)
+                return
+            self._grow(min(max(fd + 1, 2 * self._capacity), _FD_LIMIT))
+        lib.reactor_select_add(self._state, fd, events & _VALID_EVENTS)
 
     def _remove(self, fd):
-        if self._out_of_range and fd in self._out_of_range:
+        if fd >= self._capacity:
             self._out_of_range.discard(fd)
             return
-        lib.reactor_fdset_discard(self._readers, fd)
-        lib.reactor_fdset_discard(self._writers, fd)
-        if fd + 1 == self._nfds:
-            self._state.nfds = self._nfds = 1 + lib.reactor_fdset_last(
-                self._readers, self._writers, (fd + _BITS) // _BITS)
+        lib.reactor_select_remove(self._state, fd)
 
     def modify(self, fileobj, events, data=None):
         # The stdlib's generic modify, kept as is: a mask change is an
