@@ -14,16 +14,19 @@ Facts this module relies on:
      that were ready before the dispatch and the timers that are due.
      Anything scheduled during the iteration runs in the next one, so a
      callback that reschedules itself cannot starve IO.
-[L2] An IO event is delivered only if its key is still the fd's current key:
-     a callback earlier in the same batch may have unregistered, closed or
-     re-registered that fd.  Level-triggered readiness that is skipped this
-     way is reported again by the next wait.
+[L2] An IO event is delivered only if its key is still the fd's current key
+     and its file object still has that fd: a callback earlier in the same
+     batch may have unregistered, re-registered or closed it.  (A bare fd
+     closed with os.close() cannot be told from an open one without a
+     syscall.)  Level-triggered readiness skipped this way is reported again
+     by the next wait.
 [L3] Timers never fire early: a timer runs once monotonic() >= its time.
      The selectors honour timeouts to the nanosecond, so a timer 0.2 ms
      away is waited for 0.2 ms, not 1 ms.
 [L4] call_soon_threadsafe() wakes a blocked wait by writing an eventfd.
-     Only the first caller after the loop last woke writes (the flag is
-     cleared before the ready callbacks are taken, so none is missed).
+     Only the first caller after the loop last woke writes: the loop drains
+     the eventfd, then clears the flag (the other order loses a wakeup
+     written between the two).
 [L5] Signals reach the loop through signal.set_wakeup_fd(): the C-level
      handler writes the signal number to our socket, and the handler runs
      as a callback.  A wakeup fd installed by someone else is never
@@ -32,6 +35,7 @@ Facts this module relies on:
 
 import collections
 import heapq
+import itertools
 import logging
 import os
 import signal
@@ -48,6 +52,9 @@ logger = logging.getLogger("reactor")
 
 _EVENT_READ = 1
 _WAKE = (1).to_bytes(8, "little")
+# Longest single wait: a timer days away (or at infinity) must not overflow
+# the selectors' timeout limits.
+_MAX_WAIT = 86400.0
 
 
 class Handle:
@@ -76,12 +83,13 @@ class Handle:
 class TimerHandle(Handle):
     """A callback scheduled for a time on the monotonic clock."""
 
-    __slots__ = ("when", "_reactor")
+    __slots__ = ("when", "_reactor", "_sequence")
 
-    def __init__(self, when, callback, args, reactor):
+    def __init__(self, when, callback, args, reactor, sequence):
         super().__init__(callback, args)
         self.when = when
         self._reactor = reactor
+        self._sequence = sequence  # equal times run in the order scheduled
 
     def cancel(self):
         if not self._cancelled and self._reactor is not None:
@@ -89,6 +97,8 @@ class TimerHandle(Handle):
         super().cancel()
 
     def __lt__(self, other):
+        if self.when == other.when:
+            return self._sequence < other._sequence
         return self.when < other.when
 
 
@@ -108,6 +118,7 @@ class Reactor:
         self._fd_to_key = getattr(self._selector, "_fd_to_key", None)
         self._ready = collections.deque()
         self._timers = []
+        self._timer_sequence = itertools.count()
         self._cancelled_timers = 0
         self._stopping = False
         self._closed = False
@@ -176,7 +187,7 @@ class Reactor:
         self._check_open()
         if when != when:  # NaN would never compare due
             raise ValueError("when must be a number, not NaN")
-        timer = TimerHandle(when, callback, args, self)
+        timer = TimerHandle(when, callback, args, self, next(self._timer_sequence))
         heapq.heappush(self._timers, timer)
         return timer
 
@@ -184,7 +195,8 @@ class Reactor:
         self._cancelled_timers += 1
         if self._cancelled_timers > 64 and self._cancelled_timers * 2 > len(self._timers):
             # Mostly cancelled: rebuild instead of letting them pile up.
-            self._timers = [t for t in self._timers if not t._cancelled]
+            # In place: an iteration in progress holds this list.
+            self._timers[:] = [t for t in self._timers if not t._cancelled]
             heapq.heapify(self._timers)
             self._cancelled_timers = 0
 
@@ -216,7 +228,12 @@ class Reactor:
                     "else (another event loop?); the Reactor will not replace it")
             self._signal_sockets = (reader, writer)
             self._selector.register(reader, _EVENT_READ, self._on_signal_bytes)
-        old = signal.signal(signum, _signal_noop)
+        try:
+            old = signal.signal(signum, _signal_noop)
+        except (OSError, ValueError):
+            if not self._signal_handlers:
+                self._close_signal_sockets()
+            raise
         if signum not in self._signal_handlers:
             self._signal_handlers[signum] = (None, old)
         self._signal_handlers[signum] = (Handle(callback, args), self._signal_handlers[signum][1])
@@ -264,10 +281,11 @@ class Reactor:
         if self._thread_id is not None:
             raise RuntimeError("the Reactor is already running")
         self._thread_id = threading.get_ident()
-        self._stopping = False
         try:
-            while not self._stopping:
+            while True:  # a stop() before run() still lets one iteration run
                 self._run_once(None)
+                if self._stopping:
+                    break
         finally:
             self._stopping = False
             self._thread_id = None
@@ -299,6 +317,8 @@ class Reactor:
             until = timers[0].when - monotonic()
             if until < 0:
                 until = 0
+            elif until > _MAX_WAIT:
+                until = _MAX_WAIT  # the loop waits again; the timer is not early
             if timeout is None or until < timeout:
                 timeout = until
         events = self._selector.select(timeout)
@@ -311,7 +331,14 @@ class Reactor:
             handle_error = self.handle_exception
             for key, mask in events:
                 if fd_to_key.get(key.fd) is not key:
-                    continue  # [L2]
+                    continue  # [L2] unregistered or replaced
+                fileobj = key.fileobj
+                if fileobj.__class__ is not int:
+                    try:
+                        if fileobj.fileno() != key.fd:
+                            continue  # [L2] closed
+                    except (OSError, ValueError):
+                        continue
                 try:
                     key.data(key.fileobj, mask)
                 except Exception as exc:
@@ -348,12 +375,14 @@ class Reactor:
                     self.handle_exception(exc, timer._callback)
 
     def _on_wakeup(self, fd, mask):
-        # Clear the flag first, then drain: a waker after this writes again.
-        self._wakeup_pending = False
+        # Drain first, then clear the flag [L4]: a waker that saw the flag
+        # still set appended its callback before this iteration counted the
+        # ready ones, so it runs next time; a waker after the clear writes.
         try:
             os.read(self._wakeup_fd, 8)
         except BlockingIOError:
             pass
+        self._wakeup_pending = False
 
     def handle_exception(self, exc, callback):
         """Called with each exception a callback raises; the loop goes on.
@@ -378,6 +407,7 @@ class Reactor:
         self._closed = True
         for signum in list(self._signal_handlers):
             self.remove_signal_handler(signum)
+        self._close_signal_sockets()
         try:
             self._selector.unregister(self._wakeup_fd)
         except (KeyError, ValueError):

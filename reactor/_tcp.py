@@ -125,7 +125,7 @@ class Connection:
                 return
             self._reading = True
             self._update_interest()
-        elif not self._reading and len(out) <= self.server.max_outbound // 2:
+        elif not self._reading and not self._eof and len(out) <= self.server.max_outbound // 2:
             self._reading = True
             self._update_interest()
 
