@@ -24,6 +24,10 @@ from collections.abc import Mapping
 from selectors import EVENT_READ, EVENT_WRITE, BaseSelector, SelectorKey
 from time import monotonic_ns
 
+from ._native import ffi
+
+_unpack = ffi.unpack
+
 __all__ = ["EVENT_READ", "EVENT_WRITE", "FD_LIMIT", "INT_MAX", "SelectorKey",
            "SelectorBase", "make_key"]
 
@@ -68,23 +72,6 @@ def fileobj_to_fd(fileobj):
     if fd < 0:
         raise ValueError(f"Invalid file descriptor: {fd}")
     return fd
-
-
-def timeout_to_ns(timeout, limit_ns=None):
-    """Nanoseconds to wait for a positive timeout in seconds, rounded up.
-
-    Bad values fail as the stdlib's do: ValueError for NaN, OverflowError for
-    infinity or more than `limit_ns`, TypeError for a non-number.
-    """
-    ns = math.ceil(timeout * 1e9)
-    if limit_ns is not None and ns > limit_ns:
-        raise OverflowError("timeout is too large")
-    return ns
-
-
-def ms_timeout_to_ns(timeout):
-    """As timeout_to_ns, limited as poll() and epoll_wait() are in the stdlib."""
-    return timeout_to_ns(timeout, _MAX_MS_TIMEOUT_NS)
 
 
 def oserror(err):
@@ -205,9 +192,50 @@ class SelectorBase(BaseSelector):
         self._fd_to_key.clear()
         self._map = None
 
-    @staticmethod
-    def _retry_after_signal(wait, result, timeout_ns, start_ns):
-        """PEP 475 for a wait that returned `result` (a count, or -errno).
+    # select(): the backend's _native_wait(self._state, timeout_ns) writes
+    # the fds it found to self._ready_fds and their readiness bits to
+    # self._ready, and returns their number or -errno.
+    _TIMEOUT_LIMIT_NS = _MAX_MS_TIMEOUT_NS
+
+    def select(self, timeout=None):
+        timeout_ns = -1 if timeout is None else self._timeout_ns(timeout)
+        n = self._native_wait(self._state, timeout_ns)
+        if n == 1:
+            # The common case, without unpacking: one cdata read each.
+            key = self._fd_to_key.get(self._ready_fds[0])
+            return [] if key is None else [(key, self._ready[0] & key.events)]
+        return self._collect(n, timeout_ns) if n else []
+
+    def _wait(self, timeout_ns):
+        return self._native_wait(self._state, timeout_ns)
+
+    def _timeout_ns(self, timeout):
+        """Nanoseconds to wait for a timeout that is not None: 0 for <= 0,
+        else rounded up, failing as the stdlib does (ValueError for NaN,
+        OverflowError past the backend's limit, TypeError for a non-number).
+        Notes the deadline a wait interrupted by a signal resumes towards."""
+        if timeout <= 0:
+            return 0
+        ns = math.ceil(timeout * 1e9)
+        if ns > self._TIMEOUT_LIMIT_NS:
+            raise OverflowError("timeout is too large")
+        self._deadline_ns = monotonic_ns() + ns
+        return ns
+
+    def _collect(self, n, timeout_ns):
+        """The (key, mask) list for a wait that returned n."""
+        if n < 0:
+            n = self._wait_failed(n, timeout_ns)
+        get = self._fd_to_key.get
+        ready = []
+        for fd, mask in zip(_unpack(self._ready_fds, n), _unpack(self._ready, n)):
+            key = get(fd)
+            if key is not None:
+                ready.append((key, mask & key.events))
+        return ready
+
+    def _wait_failed(self, result, timeout_ns):
+        """PEP 475 for a wait that returned -errno.
 
         On EINTR, Python has run (or is about to run, at this call's
         boundary) the signal handler; if it raised, the exception has left
@@ -216,12 +244,10 @@ class SelectorBase(BaseSelector):
         """
         while result == -_EINTR:
             if timeout_ns > 0:
-                left = start_ns + timeout_ns - monotonic_ns()
-                if left <= 0:
+                timeout_ns = self._deadline_ns - monotonic_ns()
+                if timeout_ns <= 0:
                     return 0
-                result = wait(left)
-            else:
-                result = wait(timeout_ns)
+            result = self._wait(timeout_ns)
         if result < 0:
             raise oserror(-result)
         return result

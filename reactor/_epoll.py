@@ -38,9 +38,8 @@ Facts about epoll this module relies on (numbers are referred to below):
 import os
 import weakref
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
-from time import monotonic_ns
 
-from ._base import FD_LIMIT, INT_MAX, SelectorBase, make_key, ms_timeout_to_ns, oserror
+from ._base import FD_LIMIT, INT_MAX, SelectorBase, make_key, oserror
 from ._native import ffi, lib
 
 EPOLLET = lib.EPOLLET
@@ -129,7 +128,7 @@ class EpollSelector(SelectorBase):
             ffi.memmove(generations, state.generations, old * ffi.sizeof("uint32_t"))
         arrays["generations"] = state.generations = generations
         arrays["events"] = state.events = ffi.new("struct epoll_event[]", length)
-        arrays["fds"] = state.fds = self._fds = ffi.new("int[]", length)
+        arrays["fds"] = state.fds = self._ready_fds = ffi.new("int[]", length)
         arrays["ready"] = state.ready = self._ready = ffi.new("uint32_t[]", length)
         state.capacity = state.generations_len = self._generations_len = length
 
@@ -276,49 +275,31 @@ class EpollSelector(SelectorBase):
         return _epoll_wait(self._state, timeout_ns)
 
     def select(self, timeout=None):
-        start_ns = 0
-        if timeout is None:
-            timeout_ns = -1
-        elif timeout <= 0:
-            timeout_ns = 0
-        else:
-            timeout_ns = ms_timeout_to_ns(timeout)
-            start_ns = monotonic_ns()
+        timeout_ns = -1 if timeout is None else self._timeout_ns(timeout)
         n = _epoll_wait(self._state, timeout_ns)
-        if self._odd_events and n > 0:
-            return self._collect(n)
-        if n == 1:
+        if n == 1 and not self._odd_events:
             # The common case, without unpacking: one cdata read each.
-            key = self._fd_to_key.get(self._fds[0])
-            if key is None:
-                self._stale_unregistered += 1  # [E1]
-                return []
-            return [(key, self._ready[0])]
-        if n <= 0:
-            if n == 0:
-                return []
+            key = self._fd_to_key.get(self._ready_fds[0])
+            if key is not None:
+                return [(key, self._ready[0])]
+        elif n == 0:
+            return []
+        elif n > 1 and not self._odd_events:
+            try:
+                # Readiness comes masked by each key's events (in C), so the
+                # list is built without a Python loop.
+                return list(zip(map(self._fd_to_key.__getitem__,
+                                    _unpack(self._ready_fds, n)),
+                                _unpack(self._ready, n)))
+            except KeyError:
+                pass  # an fd no longer registered: filtered below
+        elif n < 0:
             if self._epfd < 0:
                 raise ValueError(_CLOSED)
-            n = self._retry_after_signal(self._wait, n, timeout_ns, start_ns)
-            if n <= 1:
-                return self._collect(n)
-        try:
-            # Readiness comes masked by each key's events (in C), so the list
-            # is built without a Python loop.
-            return list(zip(map(self._fd_to_key.__getitem__, _unpack(self._fds, n)),
-                            _unpack(self._ready, n)))
-        except KeyError:
-            return self._collect(n)
-
-    def _collect(self, n):
-        """The n events in the buffers, less those of fds no longer registered."""
-        get = self._fd_to_key.get
-        ready = []
-        for fd, mask in zip(_unpack(self._fds, n), _unpack(self._ready, n)):
-            key = get(fd)
-            if key is not None:
-                # C masked `mask` already; this repeats it for odd events.
-                ready.append((key, mask & key.events))
+            n = self._wait_failed(n, timeout_ns)
+        # Masking again in Python is harmless for plain ints and raises as
+        # the stdlib does for the odd ones.
+        ready = self._collect(n, timeout_ns)
         self._stale_unregistered += n - len(ready)  # [E1]
         return ready
 

@@ -17,9 +17,8 @@ Facts about poll this module relies on:
 """
 
 from selectors import EVENT_READ, EVENT_WRITE
-from time import monotonic_ns
 
-from ._base import SelectorBase, make_key, ms_timeout_to_ns
+from ._base import SelectorBase, make_key
 
 from ._native import ffi, lib
 
@@ -29,12 +28,12 @@ _READ_BITS = 0xFFFF & ~lib.POLLOUT   # [P3]
 _WRITE_BITS = 0xFFFF & ~lib.POLLIN
 assert (EVENT_READ, EVENT_WRITE) == (1, 2)  # the bits reactor._native writes
 
-_poll_wait = lib.reactor_poll_wait
-_unpack = ffi.unpack
 
 
 class PollSelector(SelectorBase):
     """Poll-based selector."""
+
+    _native_wait = staticmethod(lib.reactor_poll_wait)
 
     def __init__(self):
         super().__init__()
@@ -86,35 +85,6 @@ class PollSelector(SelectorBase):
             key = make_key(key.fileobj, key.fd, events, data)
             self._fd_to_key[key.fd] = key
         return key
-
-    def _wait(self, timeout_ns):
-        return _poll_wait(self._state, timeout_ns)
-
-    def select(self, timeout=None):
-        start_ns = 0
-        if timeout is None:
-            timeout_ns = -1
-        elif timeout <= 0:
-            timeout_ns = 0
-        else:
-            timeout_ns = ms_timeout_to_ns(timeout)
-            start_ns = monotonic_ns()
-        n = _poll_wait(self._state, timeout_ns)
-        if n == 1:
-            # The common case, without unpacking: one cdata read each.
-            key = self._fd_to_key.get(self._ready_fds[0])
-            return [] if key is None else [(key, self._ready[0] & key.events)]
-        if n <= 0:
-            if n == 0:
-                return []
-            n = self._retry_after_signal(self._wait, n, timeout_ns, start_ns)
-        get = self._fd_to_key.get
-        ready = []
-        for fd, mask in zip(_unpack(self._ready_fds, n), _unpack(self._ready, n)):
-            key = get(fd)
-            if key is not None:
-                ready.append((key, mask & key.events))
-        return ready
 
     def close(self):
         # As the stdlib's does, a closed PollSelector forgets its keys but

@@ -23,26 +23,26 @@ Facts about select this module relies on:
      so timeouts are exact to the nanosecond.
 """
 
-from time import monotonic_ns
 
-from ._base import FD_LIMIT, SelectorBase, make_key, timeout_to_ns
+from ._base import FD_LIMIT, SelectorBase, make_key
 from selectors import EVENT_READ, EVENT_WRITE
 
 from ._native import ffi, lib
 
 _BITS = lib.REACTOR_NFDBITS
 _VALID_EVENTS = EVENT_READ | EVENT_WRITE
-_INT64_MAX = 2**63 - 1  # the stdlib's limit: a timeout in int64 nanoseconds
 
 
 _FD_LIMIT = FD_LIMIT  # [S3]
 
 _select_wait = lib.reactor_select_wait
-_unpack = ffi.unpack
 
 
 class SelectSelector(SelectorBase):
     """Select-based selector; watches fds >= 1024 too."""
+
+    # The stdlib's limit: select.select() takes int64 nanoseconds.
+    _TIMEOUT_LIMIT_NS = 2**63 - 1
 
     def __init__(self):
         super().__init__()
@@ -99,37 +99,11 @@ class SelectSelector(SelectorBase):
             self._fd_to_key[key.fd] = key
         return key
 
-    def _wait(self, timeout_ns):
-        return _select_wait(self._state, timeout_ns)
-
-    def select(self, timeout=None):
-        start_ns = 0
-        if timeout is None:
-            timeout_ns = -1
-        elif timeout <= 0:
-            timeout_ns = 0
-        else:
-            timeout_ns = timeout_to_ns(timeout, _INT64_MAX)
-            start_ns = monotonic_ns()
+    def _native_wait(self, state, timeout_ns):
         if self._out_of_range:
             raise ValueError(f"file descriptor {min(self._out_of_range)} out of "
                              f"range in select() (fs.nr_open is {_FD_LIMIT})")
-        n = _select_wait(self._state, timeout_ns)
-        if n == 1:
-            # The common case, without unpacking: one cdata read each.
-            key = self._fd_to_key.get(self._ready_fds[0])
-            return [] if key is None else [(key, self._ready[0] & key.events)]
-        if n <= 0:
-            if n == 0:
-                return []
-            n = self._retry_after_signal(self._wait, n, timeout_ns, start_ns)
-        get = self._fd_to_key.get
-        ready = []
-        for fd, mask in zip(_unpack(self._ready_fds, n), _unpack(self._ready, n)):
-            key = get(fd)
-            if key is not None:
-                ready.append((key, mask & key.events))
-        return ready
+        return _select_wait(state, timeout_ns)
 
     def close(self):
         # As the stdlib's does, a closed SelectSelector forgets its keys but
