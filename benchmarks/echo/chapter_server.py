@@ -1,0 +1,78 @@
+"""The IO-multiplexing chapter's echo server: a bare loop on ``selectors``.
+
+    python benchmarks/echo/chapter_server.py [--host H] [--port P] [--selector stdlib|reactor]
+
+The textbook's shape, kept as it is: a ``DefaultSelector``, a non-blocking
+listening socket, callbacks stored as ``key.data``, and ``for key, mask in
+sel.select(): key.data(key.fileobj, mask)``.  ``read`` does one
+``recv(65536)`` and sends the bytes straight back (raw echo).  The only
+additions are no printing per event, a larger listen backlog, a reset
+connection treated like a closed one (the load client's final close can
+reset connections), and a fallback for a partial send that never happens with
+the benchmark's small ping-pong messages.  Logs ``listening on HOST:PORT`` to stderr when ready; SIGTERM and
+SIGINT stop it.
+"""
+
+import argparse
+import selectors
+import signal
+import socket
+import sys
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9999)
+    parser.add_argument("--selector", choices=("stdlib", "reactor"), default="stdlib")
+    args = parser.parse_args(argv)
+
+    if args.selector == "reactor":
+        import reactor
+        sel = reactor.DefaultSelector()
+    else:
+        sel = selectors.DefaultSelector()
+
+    def accept(sock, mask):
+        conn, addr = sock.accept()  # Should be ready
+        conn.setblocking(False)
+        sel.register(conn, selectors.EVENT_READ, read)
+
+    def read(conn, mask):
+        try:
+            data = conn.recv(65536)  # Should be ready
+        except ConnectionError:  # reset by the peer: treat as closed
+            data = b""
+        if data:
+            sent = conn.send(data)  # Hope it won't block
+            if sent < len(data):
+                conn.sendall(data[sent:])
+        else:
+            sel.unregister(conn)
+            conn.close()
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    sel.register(sock, selectors.EVENT_READ, accept)
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    print(f"chapter echo ({type(sel).__module__}.{type(sel).__name__}): "
+          f"listening on {args.host}:{args.port}", file=sys.stderr, flush=True)
+    try:
+        while True:
+            events = sel.select()
+            for key, mask in events:
+                callback = key.data
+                callback(key.fileobj, mask)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sel.close()
+        sock.close()
+
+
+if __name__ == "__main__":
+    main()
