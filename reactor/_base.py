@@ -180,7 +180,10 @@ class SelectorBase(BaseSelector):
         # exception: asyncio calls get_key() on every add/remove_reader.
         if self._map is None:
             raise RuntimeError("Selector is closed")
-        key = self._fd_to_key.get(self._fd_of(fileobj))
+        if fileobj.__class__ is int and fileobj >= 0:
+            key = self._fd_to_key.get(fileobj)  # asyncio passes fds
+        else:
+            key = self._fd_to_key.get(self._fd_of(fileobj))
         if key is None:
             raise KeyError(f"{fileobj!r} is not registered")
         return key
