@@ -73,7 +73,11 @@ def test_selectors_bench_quick_json(tmp_path):
 def test_echo_bench_quick(tmp_path):
     out = tmp_path / "echo.json"
     proc = run(["-m", "benchmarks.echo_bench", "--quick", "--json", str(out)], timeout=180)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    errors = ""
+    if out.exists():
+        errors = "\n".join(f"{r['server']}: {r['error']}"
+                           for r in json.loads(out.read_text())["runs"] if r["error"])
+    assert proc.returncode == 0, errors + "\n" + proc.stdout + proc.stderr
     assert "reactor echo benchmark" in proc.stdout
     doc = json.loads(out.read_text())
     runs = [r for r in doc["runs"] if r["server"] == "reactor"]
