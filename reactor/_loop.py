@@ -328,21 +328,23 @@ class Reactor:
             fd_to_key = self._fd_to_key
             if fd_to_key is None:
                 fd_to_key = self._selector.get_map() or {}
-            handle_error = self.handle_exception
+            current = fd_to_key.get
+            plain_int = int
             for key, mask in events:
-                if fd_to_key.get(key.fd) is not key:
+                fd = key.fd
+                if current(fd) is not key:
                     continue  # [L2] unregistered or replaced
                 fileobj = key.fileobj
-                if fileobj.__class__ is not int:
+                if fileobj.__class__ is not plain_int:
                     try:
-                        if fileobj.fileno() != key.fd:
+                        if fileobj.fileno() != fd:
                             continue  # [L2] closed
                     except (OSError, ValueError):
                         continue
                 try:
-                    key.data(key.fileobj, mask)
+                    key.data(fileobj, mask)
                 except Exception as exc:
-                    handle_error(exc, key.data)
+                    self.handle_exception(exc, key.data)
         due = None
         if timers:
             now = monotonic()

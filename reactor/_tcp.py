@@ -40,7 +40,8 @@ class Connection:
     """One accepted connection: ``write()`` queues, ``close()`` ends it."""
 
     __slots__ = ("server", "sock", "address", "fd", "_out", "_reading", "_eof",
-                 "_closed", "last_active", "_on_data", "_read_size", "__weakref__")
+                 "_closed", "last_active", "_on_data", "_read_size", "_track_idle",
+                 "__weakref__")
 
     def __init__(self, server, sock, address):
         self.server = server
@@ -54,6 +55,7 @@ class Connection:
         self.last_active = 0.0
         self._on_data = server._on_data
         self._read_size = server.read_size
+        self._track_idle = server.idle_timeout is not None
         server.reactor.register(sock, _EVENT_READ, self._on_ready)
 
     @property
@@ -89,11 +91,11 @@ class Connection:
             self._update_interest()
 
     def _on_ready(self, sock, mask):
-        if mask & _EVENT_WRITE:
+        if mask & 2:  # EVENT_WRITE (a literal: this runs once per message)
             self._flush()
             if self._closed:
                 return
-        if mask & _EVENT_READ and self._reading:
+        if mask & 1 and self._reading:  # EVENT_READ
             try:
                 data = sock.recv(self._read_size)
             except (BlockingIOError, InterruptedError):
@@ -102,7 +104,7 @@ class Connection:
                 self.close()  # [T4]
                 return
             if data:
-                if self.server.idle_timeout is not None:
+                if self._track_idle:
                     self.last_active = monotonic()
                 self._on_data(self, data)
             else:
