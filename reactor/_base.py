@@ -21,6 +21,7 @@ import errno
 import math
 import os
 from collections.abc import Mapping
+from typing import Any, List, Optional, Protocol, Tuple, Union
 from selectors import EVENT_READ, EVENT_WRITE, BaseSelector, SelectorKey
 from time import monotonic_ns
 
@@ -28,7 +29,13 @@ from ._native import ffi
 
 _unpack = ffi.unpack
 
-__all__ = ["EVENT_READ", "EVENT_WRITE", "FD_LIMIT", "INT_MAX", "SelectorKey",
+class HasFileno(Protocol):
+    def fileno(self) -> int: ...
+
+
+FileDescriptorLike = Union[int, HasFileno]
+
+__all__ = ["EVENT_READ", "EVENT_WRITE", "FD_LIMIT", "INT_MAX", "FileDescriptorLike", "SelectorKey",
            "SelectorBase", "make_key"]
 
 _VALID_EVENTS = EVENT_READ | EVENT_WRITE
@@ -114,10 +121,22 @@ class SelectorBase(BaseSelector):
     the kernel refuses), ``modify`` and ``select``.
     """
 
-    def __init__(self):
+    # Set by each backend: the native wait and its state (see select()).
+    _state: Any
+    _ready_fds: Any
+    _ready: Any
+    _native_wait: Any
+
+    def __init__(self) -> None:
         # fd -> SelectorKey: the one record of what is registered.
-        self._fd_to_key = {}
-        self._map = _SelectorMapping(self)
+        self._fd_to_key: dict[int, SelectorKey] = {}
+        self._map: Optional[_SelectorMapping] = _SelectorMapping(self)
+
+    def _add(self, fd: int, events: int) -> None:
+        raise NotImplementedError
+
+    def _remove(self, fd: int) -> None:
+        raise NotImplementedError
 
     def _fileobj_lookup(self, fileobj):
         """fd of `fileobj`; for an object that no longer has a valid fd
@@ -164,18 +183,18 @@ class SelectorBase(BaseSelector):
             raise KeyError(f"{fileobj!r} is not registered")
         return key
 
-    def register(self, fileobj, events, data=None):
+    def register(self, fileobj: FileDescriptorLike, events: int, data: Any = None) -> SelectorKey:
         key = self._new_key(fileobj, events, data)
         self._add(key.fd, events)
         self._fd_to_key[key.fd] = key
         return key
 
-    def unregister(self, fileobj):
+    def unregister(self, fileobj: FileDescriptorLike) -> SelectorKey:
         key = self._pop_key(fileobj)
         self._remove(key.fd)
         return key
 
-    def get_key(self, fileobj):
+    def get_key(self, fileobj: FileDescriptorLike) -> SelectorKey:
         # The stdlib's, without its detour through the mapping and a second
         # exception: asyncio calls get_key() on every add/remove_reader.
         if self._map is None:
@@ -188,10 +207,11 @@ class SelectorBase(BaseSelector):
             raise KeyError(f"{fileobj!r} is not registered")
         return key
 
-    def get_map(self):
+    # None after close(), as the stdlib's (its stubs leave that out).
+    def get_map(self) -> Optional[Mapping[FileDescriptorLike, SelectorKey]]:  # type: ignore[override]
         return self._map
 
-    def close(self):
+    def close(self) -> None:
         self._fd_to_key.clear()
         self._map = None
 
@@ -200,7 +220,7 @@ class SelectorBase(BaseSelector):
     # self._ready, and returns their number or -errno.
     _TIMEOUT_LIMIT_NS = _MAX_MS_TIMEOUT_NS
 
-    def select(self, timeout=None):
+    def select(self, timeout: Optional[float] = None) -> List[Tuple[SelectorKey, int]]:
         timeout_ns = -1 if timeout is None else self._timeout_ns(timeout)
         n = self._native_wait(self._state, timeout_ns)
         if n == 1:

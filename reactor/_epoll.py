@@ -39,7 +39,9 @@ import os
 import weakref
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
 
-from ._base import FD_LIMIT, INT_MAX, SelectorBase, make_key, oserror
+from typing import Any, List, Optional, Tuple
+
+from ._base import FD_LIMIT, INT_MAX, FileDescriptorLike, SelectorBase, make_key, oserror
 from ._native import ffi, lib
 
 EPOLLET = lib.EPOLLET
@@ -68,7 +70,7 @@ _unpack = ffi.unpack
 _new_tuple = tuple.__new__
 _CLOSED = "I/O operation on closed epoll object"
 
-_live_selectors = weakref.WeakSet()
+_live_selectors: "weakref.WeakSet[EpollSelector]" = weakref.WeakSet()
 
 
 def _check_flags(flags):
@@ -133,11 +135,11 @@ class EpollSelector(SelectorBase):
         state.capacity = state.generations_len = self._generations_len = length
 
     @property
-    def stale_events(self):
+    def stale_events(self) -> int:
         """Events dropped because they came from a stale registration [E1]."""
         return self._state.stale + self._stale_unregistered
 
-    def fileno(self):
+    def fileno(self) -> int:
         if self._epfd < 0:
             raise ValueError(_CLOSED)
         return self._epfd
@@ -148,7 +150,8 @@ class EpollSelector(SelectorBase):
     # register(), unregister() and modify() inline the base class's helpers:
     # on these paths each Python call costs about a tenth of the epoll_ctl.
 
-    def register(self, fileobj, events, data=None, *, flags=0):
+    def register(self, fileobj: FileDescriptorLike, events: int, data: Any = None, *,
+                 flags: int = 0) -> SelectorKey:
         if (not events) or (events & ~_VALID_EVENTS):
             raise ValueError(f"Invalid events: {events!r}")
         if flags.__class__ is not int or flags:
@@ -174,7 +177,7 @@ class EpollSelector(SelectorBase):
             self._fd_to_flags[fd] = flags
         return key
 
-    def unregister(self, fileobj):
+    def unregister(self, fileobj: FileDescriptorLike) -> SelectorKey:
         try:
             fd = fileobj if isinstance(fileobj, int) else int(fileobj.fileno())
         except (AttributeError, TypeError, ValueError):
@@ -194,7 +197,8 @@ class EpollSelector(SelectorBase):
         _epoll_ctl(self._state, _DEL, fd, 0, 0)
         return key
 
-    def modify(self, fileobj, events, data=None, *, flags=None):
+    def modify(self, fileobj: FileDescriptorLike, events: int, data: Any = None, *,
+               flags: Optional[int] = None) -> SelectorKey:
         try:
             fd = fileobj if isinstance(fileobj, int) else int(fileobj.fileno())
         except (AttributeError, TypeError, ValueError):
@@ -274,7 +278,7 @@ class EpollSelector(SelectorBase):
     def _wait(self, timeout_ns):
         return _epoll_wait(self._state, timeout_ns)
 
-    def select(self, timeout=None):
+    def select(self, timeout: Optional[float] = None) -> List[Tuple[SelectorKey, int]]:
         timeout_ns = -1 if timeout is None else self._timeout_ns(timeout)
         n = _epoll_wait(self._state, timeout_ns)
         if n == 1 and not self._odd_events:
@@ -303,7 +307,7 @@ class EpollSelector(SelectorBase):
         self._stale_unregistered += n - len(ready)  # [E1]
         return ready
 
-    def close(self):
+    def close(self) -> None:
         epfd, self._epfd = self._epfd, -1
         self._state.epfd = -1
         if epfd >= 0:

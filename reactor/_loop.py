@@ -40,10 +40,13 @@ import logging
 import os
 import signal
 import socket
+import selectors
 import threading
 from time import monotonic
+from typing import Any, Callable, Optional
 
 from . import _native
+from ._base import FileDescriptorLike
 from ._epoll import EpollSelector
 
 __all__ = ["Reactor", "Handle", "TimerHandle"]
@@ -67,11 +70,11 @@ class Handle:
         self._args = args
         self._cancelled = False
 
-    def cancel(self):
+    def cancel(self) -> None:
         self._cancelled = True
         self._callback = self._args = None
 
-    def cancelled(self):
+    def cancelled(self) -> bool:
         return self._cancelled
 
     def __repr__(self):
@@ -111,61 +114,63 @@ def _signal_noop(signum, frame):
 class Reactor:
     """A callback dispatch loop on any selector (default: DefaultSelector)."""
 
-    def __init__(self, selector=None):
+    def __init__(self, selector: Optional[selectors.BaseSelector] = None) -> None:
         self._selector = EpollSelector() if selector is None else selector
         # Our selectors expose their fd -> key dict, so that [L2] costs a
         # dict lookup; any other BaseSelector goes through get_map().
         self._fd_to_key = getattr(self._selector, "_fd_to_key", None)
-        self._ready = collections.deque()
-        self._timers = []
+        self._ready: collections.deque[Handle] = collections.deque()
+        self._timers: list[TimerHandle] = []
         self._timer_sequence = itertools.count()
         self._cancelled_timers = 0
         self._stopping = False
         self._closed = False
-        self._thread_id = None
+        self._thread_id: Optional[int] = None
         self._wakeup_pending = False
         fd = _native.lib.reactor_eventfd(0, _native.lib.EFD_CLOEXEC | _native.lib.EFD_NONBLOCK)
         if fd < 0:
             raise OSError(-fd, os.strerror(-fd))
         self._wakeup_fd = fd
         self._selector.register(fd, _EVENT_READ, self._on_wakeup)
-        self._signal_handlers = {}
-        self._signal_sockets = None
+        self._signal_handlers: dict[int, tuple[Handle, Any]] = {}
+        self._signal_sockets: Optional[tuple[socket.socket, socket.socket]] = None
         self._previous_wakeup_fd = None
 
     # -- readiness callbacks -------------------------------------------------
 
-    def register(self, fileobj, events, callback):
+    def register(self, fileobj: FileDescriptorLike, events: int,
+                 callback: Callable[[Any, int], Any]) -> selectors.SelectorKey:
         """Call ``callback(fileobj, mask)`` whenever fileobj is ready."""
         self._check_open()
         return self._selector.register(fileobj, events, callback)
 
-    def modify(self, fileobj, events, callback):
+    def modify(self, fileobj: FileDescriptorLike, events: int,
+               callback: Callable[[Any, int], Any]) -> selectors.SelectorKey:
         self._check_open()
         return self._selector.modify(fileobj, events, callback)
 
-    def unregister(self, fileobj):
+    def unregister(self, fileobj: FileDescriptorLike) -> selectors.SelectorKey:
         self._check_open()
         return self._selector.unregister(fileobj)
 
     @property
-    def selector(self):
+    def selector(self) -> selectors.BaseSelector:
         return self._selector
 
     # -- scheduling ----------------------------------------------------------
 
-    def time(self):
+    def time(self) -> float:
         """The loop's clock: time.monotonic()."""
         return monotonic()
 
-    def call_soon(self, callback, *args):
+    def call_soon(self, callback: Callable[..., Any], *args: Any) -> Handle:
         """Run ``callback(*args)`` in the next iteration, in call order."""
         self._check_open()
         handle = Handle(callback, args)
         self._ready.append(handle)
         return handle
 
-    def call_soon_threadsafe(self, callback, *args):
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> Handle:
         """call_soon() from any thread; wakes the loop if it is waiting [L4]."""
         self._check_open()
         handle = Handle(callback, args)
@@ -178,11 +183,11 @@ class Reactor:
                 pass  # the counter is saturated: the loop is awake anyway
         return handle
 
-    def call_later(self, delay, callback, *args):
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
         """Run ``callback(*args)`` once `delay` seconds have passed."""
         return self.call_at(monotonic() + delay, callback, *args)
 
-    def call_at(self, when, callback, *args):
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
         """Run ``callback(*args)`` once time() >= when [L3]."""
         self._check_open()
         if when != when:  # NaN would never compare due
@@ -202,7 +207,7 @@ class Reactor:
 
     # -- signals -------------------------------------------------------------
 
-    def add_signal_handler(self, signum, callback, *args):
+    def add_signal_handler(self, signum: int, callback: Callable[..., Any], *args: Any) -> None:
         """Run ``callback(*args)`` in the loop when signal `signum` arrives.
 
         Main thread only (as signal.signal()).  Raises RuntimeError if a
@@ -234,11 +239,12 @@ class Reactor:
             if not self._signal_handlers:
                 self._close_signal_sockets()
             raise
-        if signum not in self._signal_handlers:
-            self._signal_handlers[signum] = (None, old)
-        self._signal_handlers[signum] = (Handle(callback, args), self._signal_handlers[signum][1])
+        # Keep the disposition from before our first handler for this signal.
+        if signum in self._signal_handlers:
+            old = self._signal_handlers[signum][1]
+        self._signal_handlers[signum] = (Handle(callback, args), old)
 
-    def remove_signal_handler(self, signum):
+    def remove_signal_handler(self, signum: int) -> bool:
         """Restore the signal's previous disposition; False if none was set."""
         entry = self._signal_handlers.pop(signum, None)
         if entry is None:
@@ -275,7 +281,7 @@ class Reactor:
 
     # -- running -------------------------------------------------------------
 
-    def run(self):
+    def run(self) -> None:
         """Run iterations until stop() is called."""
         self._check_open()
         if self._thread_id is not None:
@@ -290,7 +296,7 @@ class Reactor:
             self._stopping = False
             self._thread_id = None
 
-    def run_once(self, timeout=None):
+    def run_once(self, timeout: Optional[float] = None) -> None:
         """One iteration [L1]; wait at most `timeout` seconds (None: until
         an event, a timer or a callback is due)."""
         self._check_open()
@@ -298,14 +304,14 @@ class Reactor:
             raise RuntimeError("the Reactor is running in another thread")
         self._run_once(timeout)
 
-    def stop(self):
+    def stop(self) -> None:
         """Make run() return after the current iteration."""
         self._stopping = True
 
-    def is_running(self):
+    def is_running(self) -> bool:
         return self._thread_id is not None
 
-    def is_closed(self):
+    def is_closed(self) -> bool:
         return self._closed
 
     def _run_once(self, timeout):
@@ -386,7 +392,7 @@ class Reactor:
             pass
         self._wakeup_pending = False
 
-    def handle_exception(self, exc, callback):
+    def handle_exception(self, exc: BaseException, callback: Any) -> None:
         """Called with each exception a callback raises; the loop goes on.
 
         Override (or assign) to change the policy; the default logs the
@@ -400,7 +406,7 @@ class Reactor:
         if self._closed:
             raise RuntimeError("the Reactor is closed")
 
-    def close(self):
+    def close(self) -> None:
         """Release the selector, the eventfd and signal handlers."""
         if self._closed:
             return

@@ -16,9 +16,11 @@ Facts about poll this module relies on:
      takes a timespec, so timeouts are exact to the nanosecond.
 """
 
-from selectors import EVENT_READ, EVENT_WRITE
+from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
 
-from ._base import SelectorBase, make_key
+from typing import Any
+
+from ._base import FileDescriptorLike, SelectorBase, make_key
 
 from ._native import ffi, lib
 
@@ -72,7 +74,7 @@ class PollSelector(SelectorBase):
         if moved_fd >= 0:
             self._fd_to_index[moved_fd] = index
 
-    def modify(self, fileobj, events, data=None):
+    def modify(self, fileobj: FileDescriptorLike, events: int, data: Any = None) -> SelectorKey:
         key = self._get_key_for_modify(fileobj)
         changed = False
         if events != key.events:
@@ -86,7 +88,7 @@ class PollSelector(SelectorBase):
             self._fd_to_key[key.fd] = key
         return key
 
-    def close(self):
+    def close(self) -> None:
         # As the stdlib's does, a closed PollSelector forgets its keys but
         # keeps its pollfd array: it stays usable, and a later select() still
         # polls the fds registered before (reporting nothing for them).

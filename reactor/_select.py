@@ -24,8 +24,10 @@ Facts about select this module relies on:
 """
 
 
-from ._base import FD_LIMIT, SelectorBase, make_key
-from selectors import EVENT_READ, EVENT_WRITE
+from typing import Any
+
+from ._base import FD_LIMIT, FileDescriptorLike, SelectorBase, make_key
+from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
 
 from ._native import ffi, lib
 
@@ -85,7 +87,7 @@ class SelectSelector(SelectorBase):
             return
         lib.reactor_select_remove(self._state, fd)
 
-    def modify(self, fileobj, events, data=None):
+    def modify(self, fileobj: FileDescriptorLike, events: int, data: Any = None) -> SelectorKey:
         # The stdlib's generic modify, kept as is: a mask change is an
         # unregister then a register (so an invalid mask raises ValueError
         # after the old registration is gone, and the new key holds the
@@ -105,7 +107,7 @@ class SelectSelector(SelectorBase):
                              f"range in select() (fs.nr_open is {_FD_LIMIT})")
         return _select_wait(state, timeout_ns)
 
-    def close(self):
+    def close(self) -> None:
         # As the stdlib's does, a closed SelectSelector forgets its keys but
         # keeps its fd sets: it stays usable, and a later select() still
         # waits on the fds registered before (and fails if one is closed).

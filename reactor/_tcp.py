@@ -26,6 +26,7 @@ import errno
 import logging
 import socket
 from time import monotonic
+from typing import Any
 
 from ._loop import logger
 
@@ -59,15 +60,15 @@ class Connection:
         server.reactor.register(sock, _EVENT_READ, self._on_ready)
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self._closed
 
     @property
-    def pending(self):
+    def pending(self) -> int:
         """Bytes queued for the peer and not yet taken by the kernel."""
         return len(self._out) if self._out else 0
 
-    def write(self, data):
+    def write(self, data: bytes) -> None:
         """Send `data`, queueing what the kernel does not take now."""
         if self._closed:
             return
@@ -148,7 +149,7 @@ class Connection:
         if events:
             self.server.reactor.modify(self.sock, events, self._on_ready)
 
-    def close(self):
+    def close(self) -> None:
         """Close now, dropping anything still queued."""
         if self._closed:
             return
@@ -203,7 +204,7 @@ class TCPServer:
             self._sweep_timer = reactor.call_later(idle_timeout / 4, self._sweep_idle)
 
     @property
-    def address(self):
+    def address(self) -> Any:
         return self.sock.getsockname()
 
     def _on_accept(self, listener, mask):
@@ -256,7 +257,7 @@ class TCPServer:
         if self._on_close is not None:
             self._on_close(connection)
 
-    def close(self):
+    def close(self) -> None:
         """Stop listening and close every connection."""
         if self._closed:
             return
