@@ -38,7 +38,6 @@ Facts about epoll this module relies on (numbers are referred to below):
 import os
 import weakref
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
-
 from typing import Any, List, Optional, Tuple
 
 from ._base import FD_LIMIT, INT_MAX, FileDescriptorLike, SelectorBase, make_key, oserror
