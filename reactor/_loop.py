@@ -426,6 +426,14 @@ class Reactor:
         self._ready.clear()
         self._timers.clear()
 
+    def __del__(self):
+        # An unclosed Reactor must not leak its eventfd (its selector
+        # releases its own).  Signal handlers need close(): see README.
+        fd = getattr(self, "_wakeup_fd", -1)
+        if fd >= 0:
+            self._wakeup_fd = -1
+            os.close(fd)
+
     def __enter__(self):
         return self
 
