@@ -48,6 +48,7 @@ struct reactor_epoll {
     struct epoll_event *events;
     int *fds;
     uint32_t *ready;
+    int64_t *codes;
     uint32_t read_bits, write_bits;
     uint32_t *generations;
     int generations_len;

@@ -110,6 +110,7 @@ struct reactor_epoll {
     struct epoll_event *events;
     int *fds;                     /* out: fd of each live event */
     uint32_t *ready;              /* out: its readiness bits & interest */
+    int64_t *codes;               /* out: (fd << 2) | those bits, one number */
     uint32_t read_bits, write_bits;
     uint32_t *generations;        /* stamp of each fd's registration */
     int generations_len;          /* the caller keeps every fd it passes below this */
@@ -167,6 +168,7 @@ static int reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_ns)
         ep->fds[count] = fd;
         ep->ready[count] = reactor_ready_bits(ep->events[i].events, ep->read_bits,
                                               ep->write_bits) & (uint32_t)((data >> 32) & 3u);
+        ep->codes[count] = ((int64_t)fd << 2) | ep->ready[count];
         count++;
     }
     return count;

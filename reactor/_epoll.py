@@ -33,6 +33,12 @@ Facts about epoll this module relies on (numbers are referred to below):
      our buffers, which cover every fd number up to the highest registered
      (at least 1024), so a wait can return every registered fd (the stdlib
      passes the number of keys, at least 1).
+[E8] With many events per wait, building a new (key, mask) tuple for each
+     costs more than the wait's own user-space work.  Each (fd, mask) result
+     is built once and kept in `_pairs`, keyed by (fd << 2) | mask, which
+     reactor._native writes per event; a change of the fd's key (register,
+     modify, unregister) drops its entries.  Results are immutable tuples, so
+     sharing them between calls is not observable except by identity.
 """
 
 import os
@@ -103,6 +109,7 @@ class EpollSelector(SelectorBase):
         # that `mask & key.events` fails or converts exactly as there.
         self._odd_events = set()
         self._stale_unregistered = 0
+        self._pairs = {}  # (fd << 2) | mask -> (key, mask) [E8]
         self._state = ffi.new("struct reactor_epoll *", {
             "epfd": epfd, "read_bits": _READ_BITS, "write_bits": _WRITE_BITS})
         self._arrays = {}  # the arrays self._state points into, kept alive
@@ -131,6 +138,7 @@ class EpollSelector(SelectorBase):
         arrays["events"] = state.events = ffi.new("struct epoll_event[]", length)
         arrays["fds"] = state.fds = self._ready_fds = ffi.new("int[]", length)
         arrays["ready"] = state.ready = self._ready = ffi.new("uint32_t[]", length)
+        arrays["codes"] = state.codes = self._codes = ffi.new("int64_t[]", length)
         state.capacity = state.generations_len = self._generations_len = length
 
     @property
@@ -170,6 +178,8 @@ class EpollSelector(SelectorBase):
         if rc:
             raise self._ctl_failed(rc)
         fd_to_key[fd] = key = _new_tuple(SelectorKey, (fileobj, fd, events, data))
+        if self._pairs:
+            self._drop_pairs(fd)  # [E8]
         if events.__class__ is not int:
             self._odd_events.add(fd)
         if flags:
@@ -190,6 +200,8 @@ class EpollSelector(SelectorBase):
             self._fd_to_flags.pop(fd, None)
         if self._odd_events:
             self._odd_events.discard(fd)
+        if self._pairs:
+            self._drop_pairs(fd)  # [E8]
         # The result is ignored, the one error we swallow, as the stdlib
         # does: the fd may have been closed since it was registered (the
         # kernel then dropped the registration, or it is stale [E1]).
@@ -224,6 +236,8 @@ class EpollSelector(SelectorBase):
         if changed:
             self._fd_to_key[fd] = key = _new_tuple(SelectorKey,
                                                    (key.fileobj, fd, events, data))
+            if self._pairs:
+                self._drop_pairs(fd)  # [E8]
             if events.__class__ is not int or self._odd_events:
                 self._note_odd_events(fd, events)
         return key
@@ -264,8 +278,33 @@ class EpollSelector(SelectorBase):
         if changed:
             key = make_key(key.fileobj, fd, events, data)
             self._fd_to_key[fd] = key
+            self._drop_pairs(fd)  # [E8]
             self._note_odd_events(fd, events)
         return key
+
+    def _drop_pairs(self, fd):
+        """Forget the kept results of fd [E8]: its key changed."""
+        code, pop = fd << 2, self._pairs.pop
+        pop(code, None)
+        pop(code | 1, None)
+        pop(code | 2, None)
+        pop(code | 3, None)
+
+    def _build_pairs(self, n):
+        """The n events' results, building and keeping the missing ones [E8];
+        events of fds no longer registered are dropped [E1]."""
+        pairs, current = self._pairs, self._fd_to_key.get
+        ready = []
+        for code in _unpack(self._codes, n):
+            pair = pairs.get(code)
+            if pair is None:
+                key = current(code >> 2)
+                if key is None:
+                    continue
+                pair = pairs[code] = (key, code & 3)
+            ready.append(pair)
+        self._stale_unregistered += n - len(ready)
+        return ready
 
     def _forget(self, fd):
         # As the stdlib does, a registration the kernel would not modify
@@ -273,6 +312,7 @@ class EpollSelector(SelectorBase):
         del self._fd_to_key[fd]
         self._fd_to_flags.pop(fd, None)
         self._odd_events.discard(fd)
+        self._drop_pairs(fd)  # [E8]
 
     def _wait(self, timeout_ns):
         return _epoll_wait(self._state, timeout_ns)
@@ -290,12 +330,10 @@ class EpollSelector(SelectorBase):
         elif n > 1 and not self._odd_events:
             try:
                 # Readiness comes masked by each key's events (in C), so the
-                # list is built without a Python loop.
-                return list(zip(map(self._fd_to_key.__getitem__,
-                                    _unpack(self._ready_fds, n)),
-                                _unpack(self._ready, n)))
+                # kept results serve without a Python loop [E8].
+                return list(map(self._pairs.__getitem__, _unpack(self._codes, n)))
             except KeyError:
-                pass  # an fd no longer registered: filtered below
+                return self._build_pairs(n)
         elif n < 0:
             if self._epfd < 0:
                 raise ValueError(_CLOSED)
@@ -314,6 +352,7 @@ class EpollSelector(SelectorBase):
             lib.reactor_close(epfd)
         self._fd_to_flags.clear()
         self._odd_events.clear()
+        self._pairs.clear()
         super().close()
 
     def __del__(self):
