@@ -69,9 +69,6 @@ int reactor_poll_wait(struct reactor_poll *p, long long timeout_ns);
 int reactor_poll_add(struct reactor_poll *p, int fd, short events);
 int reactor_poll_remove(struct reactor_poll *p, unsigned long index);
 
-void reactor_fdset_add(unsigned long *set, int fd);
-void reactor_fdset_discard(unsigned long *set, int fd);
-int reactor_fdset_last(const unsigned long *a, const unsigned long *b, int nwords);
 struct reactor_select {
     int capacity;
     int nfds;

@@ -97,6 +97,8 @@ class EpollSelector(SelectorBase):
     the kernel, which re-arms an EPOLLONESHOT registration.
     """
 
+    _native_wait = staticmethod(lib.reactor_epoll_wait)  # for the base's retries
+
     def __init__(self):
         super().__init__()
         epfd = lib.reactor_epoll_create()
@@ -313,9 +315,6 @@ class EpollSelector(SelectorBase):
         self._fd_to_flags.pop(fd, None)
         self._odd_events.discard(fd)
         self._drop_pairs(fd)  # [E8]
-
-    def _wait(self, timeout_ns):
-        return _epoll_wait(self._state, timeout_ns)
 
     def select(self, timeout: Optional[float] = None) -> List[Tuple[SelectorKey, int]]:
         timeout_ns = -1 if timeout is None else self._timeout_ns(timeout)

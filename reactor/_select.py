@@ -35,7 +35,6 @@ _BITS = lib.REACTOR_NFDBITS
 _VALID_EVENTS = EVENT_READ | EVENT_WRITE
 
 
-_FD_LIMIT = FD_LIMIT  # [S3]
 
 _select_wait = lib.reactor_select_wait
 
@@ -48,7 +47,7 @@ class SelectSelector(SelectorBase):
 
     def __init__(self):
         super().__init__()
-        self._out_of_range = set()  # registered fds >= _FD_LIMIT [S3]
+        self._out_of_range = set()  # registered fds >= FD_LIMIT [S3]
         self._state = ffi.new("struct reactor_select *")
         self._capacity = 0
         self._grow(1024)
@@ -75,10 +74,10 @@ class SelectSelector(SelectorBase):
 
     def _add(self, fd, events):
         if fd >= self._capacity:
-            if fd >= _FD_LIMIT:
+            if fd >= FD_LIMIT:
                 self._out_of_range.add(fd)
                 return
-            self._grow(min(max(fd + 1, 2 * self._capacity), _FD_LIMIT))
+            self._grow(min(max(fd + 1, 2 * self._capacity), FD_LIMIT))
         lib.reactor_select_add(self._state, fd, events & _VALID_EVENTS)
 
     def _remove(self, fd):
@@ -104,7 +103,7 @@ class SelectSelector(SelectorBase):
     def _native_wait(self, state, timeout_ns):
         if self._out_of_range:
             raise ValueError(f"file descriptor {min(self._out_of_range)} out of "
-                             f"range in select() (fs.nr_open is {_FD_LIMIT})")
+                             f"range in select() (fs.nr_open is {FD_LIMIT})")
         return _select_wait(state, timeout_ns)
 
     def close(self) -> None:
