@@ -1,22 +1,25 @@
-"""Selector micro-benchmarks: reactor vs. the stdlib ``selectors`` module.
+"""Selector micro-benchmarks: reactor vs. the stdlib ``selectors`` module,
+and both against the kernel.
 
 Run from the repository root::
 
-    python -m benchmarks.selectors_bench                  # full run (~25 s here)
+    python -m benchmarks.selectors_bench                  # full run (~1 min here)
     python -m benchmarks.selectors_bench --quick          # smoke run (seconds)
     python -m benchmarks.selectors_bench --json out.json  # + machine-readable
 
 Every case times the same operation on ``reactor.<X>Selector`` ("ours") and on
 ``selectors.<X>Selector`` ("stdlib") in the same process, interleaved
 (AB, BA, AB, ... over many rounds), each round being one timed batch of many
-operations.  Reported figures are medians over rounds of the per-operation
-time, and ``ratio = stdlib / ours`` (so > 1 means reactor is faster).  The
-spread columns give min-max of the per-op times and the interquartile range
-of the per-round paired ratios.
+operations.  The cases run in ``--processes`` fresh interpreters in turn
+(pyperf's method: calibration, a warm-up batch, then timed rounds in each
+process), every one pinned to the same CPU.  Reported figures are medians
+over all rounds of all processes of the per-operation time, with mean and
+standard deviation beside them, and ``ratio = stdlib / ours`` (> 1: reactor
+is faster), the median of the per-round *paired* ratios.
 
-To cut noise on small machines the process pins itself to a single CPU
-(re-exec under ``taskset``, falling back to ``os.sched_setaffinity``), and the
-garbage collector is disabled inside timed batches.
+The raw syscall floor -- the same syscall over the same fds, timed from C
+with no Python (``benchmarks/floor.c``, compiled at run time) -- runs after
+each worker process, so every figure also reads as "x above the kernel".
 
 Exit status: 0 normally; 2 when a correctness sanity check fails (ours and
 stdlib disagree, or the strace check shows data-only modify making
@@ -26,12 +29,9 @@ syscalls); with ``--check-targets`` also 1 when a performance target is missed.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import gc
 import json
 import os
-import platform
-import resource
 import selectors
 import shutil
 import socket
@@ -42,98 +42,19 @@ import tempfile
 import time
 from itertools import repeat
 
+from benchmarks._common import (BENCH_DIR, PY, ROOT, bench_cpus, compile_c, describe, log,
+                                machine_info, pin_argv, pin_self, quartiles, raise_nofile)
+
 EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
 FD_SETSIZE = 1024  # select(2) limit, stdlib SelectSelector cannot go past it
 
 BACKENDS = ("Epoll", "Poll", "Select")
-SIZES = (1, 10, 100, 1000)
-BIG_N = 1000
-
-_PIN_ENV = "REACTOR_BENCH_PINNED"
+SIZES = (1, 10, 100, 1000, 10000)       # select(0) with 1 and with all ready
+SCALING_SIZES = (3, 30, 300, 3000)      # select(0) with 1 ready only: the scaling curve
+BIG_N = 1000                            # registered fds for register/modify
 
 perf_counter_ns = time.perf_counter_ns
-
-
-# --------------------------------------------------------------------------
-# Environment: CPU pinning, fd limits, machine description
-# --------------------------------------------------------------------------
-
-def _pick_cpu() -> int:
-    allowed = sorted(os.sched_getaffinity(0))
-    # Prefer CPU 1 (CPU 0 usually takes more interrupts), else the last one.
-    return 1 if 1 in allowed and len(allowed) > 1 else allowed[-1]
-
-
-def pin_to_one_cpu(enabled: bool) -> str:
-    """Pin the whole process to one CPU. May re-exec (never returns then)."""
-    if not enabled or not hasattr(os, "sched_getaffinity"):
-        return "not pinned"
-    if os.environ.get(_PIN_ENV):
-        aff = sorted(os.sched_getaffinity(0))
-        how = os.environ[_PIN_ENV]
-        return f"cpu {','.join(map(str, aff))} ({how})"
-    cpu = _pick_cpu()
-    taskset = shutil.which("taskset")
-    orig = getattr(sys, "orig_argv", None)
-    if taskset and orig:
-        env = dict(os.environ)
-        env[_PIN_ENV] = f"taskset -c {cpu}"
-        argv = [taskset, "-c", str(cpu), sys.executable, *orig[1:]]
-        sys.stdout.flush()
-        sys.stderr.flush()
-        try:
-            os.execve(taskset, argv, env)
-        except OSError:
-            pass  # fall through to sched_setaffinity
-    os.sched_setaffinity(0, {cpu})
-    os.environ[_PIN_ENV] = "sched_setaffinity"
-    return f"cpu {cpu} (sched_setaffinity)"
-
-
-def raise_nofile(needed: int) -> tuple[int, int]:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= needed:
-        return soft, hard
-    target = hard if hard != resource.RLIM_INFINITY else max(needed, 65536)
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    except (ValueError, OSError):
-        pass
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
-
-
-def _git_head(path: str) -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", path, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=5)
-        if out.returncode == 0:
-            # dirty = uncommitted changes to the implementation itself
-            dirty = subprocess.run(["git", "-C", path, "status", "--porcelain",
-                                    "--untracked-files=no", "--", "reactor", "_native",
-                                    "setup.py", "pyproject.toml"],
-                                   capture_output=True, text=True, timeout=5)
-            return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return None
-
-
-def machine_info(pinned: str, reactor_mod) -> dict:
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return {
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "nproc": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": sys.version.split()[0],
-        "python_impl": platform.python_implementation(),
-        "pinned": pinned,
-        "reactor_file": getattr(reactor_mod, "__file__", None),
-        "reactor_version": getattr(reactor_mod, "__version__", None),
-        "git": _git_head(here),
-        "command": " ".join(getattr(sys, "orig_argv", sys.argv)),
-        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 # --------------------------------------------------------------------------
@@ -141,48 +62,43 @@ def machine_info(pinned: str, reactor_mod) -> dict:
 # --------------------------------------------------------------------------
 
 class FdPool:
-    """``count`` connected socketpairs.
+    """``count`` socket ends: count/2 connected socketpairs, both ends used.
 
-    The read ends (the fds that get registered) are kept contiguous and low
-    (so that N=1000 stays below FD_SETSIZE for SelectSelector); the write ends
-    are moved above ``high_base``.  A read end is "ready" (readable) when its
-    peer has written a byte into it; level-triggered selectors keep reporting
-    it until it is drained, so readiness is stable across timed batches.
+    Opened first, so they are the lowest fds and contiguous (N=1000 stays
+    below FD_SETSIZE for the stdlib's SelectSelector), and N fds cost N, not
+    2N, of RLIMIT_NOFILE.  fds[i] and fds[i ^ 1] are the two ends of one
+    pair; fds[i] is "ready" (readable) when fds[i ^ 1] has sent it a byte,
+    and level-triggered selectors keep reporting it until it is drained, so
+    readiness is stable across timed batches.  benchmarks/floor.c lays its
+    fds out the same way.
     """
 
-    def __init__(self, count: int, high_base: int = 1100):
-        import fcntl
-        self.readers: list[socket.socket] = []
-        self.writers: list[socket.socket] = []
-        self.ready: list[bool] = []
-        for _ in range(count):
-            r, w = socket.socketpair()
-            hi = fcntl.fcntl(w.fileno(), fcntl.F_DUPFD_CLOEXEC, high_base)
-            w.close()
-            w = socket.socket(fileno=hi)
-            r.setblocking(False)
-            w.setblocking(False)
-            self.readers.append(r)
-            self.writers.append(w)
-            self.ready.append(False)
-        self.fds = [r.fileno() for r in self.readers]
+    def __init__(self, count: int):
+        self.socks: list[socket.socket] = []
+        for _ in range((count + 1) // 2):
+            a, b = socket.socketpair()
+            a.setblocking(False)
+            b.setblocking(False)
+            self.socks += [a, b]
+        self.fds = [s.fileno() for s in self.socks]
+        self.ready = [False] * len(self.socks)
 
     def set_ready(self, indices) -> None:
         want = set(indices)
-        for i in range(len(self.readers)):
+        for i, sock in enumerate(self.socks):
             if i in want and not self.ready[i]:
-                self.writers[i].send(b"x")
+                self.socks[i ^ 1].send(b"x")
                 self.ready[i] = True
             elif i not in want and self.ready[i]:
                 try:
-                    while self.readers[i].recv(4096):
+                    while sock.recv(4096):
                         pass
                 except BlockingIOError:
                     pass
                 self.ready[i] = False
 
     def close(self) -> None:
-        for s in self.readers + self.writers:
+        for s in self.socks:
             s.close()
 
 
@@ -235,34 +151,28 @@ def k_modify_data(sel, n, ctx):
 
 
 # --------------------------------------------------------------------------
-# Statistics
-# --------------------------------------------------------------------------
-
-def _quartiles(xs):
-    xs = sorted(xs)
-    if len(xs) < 2:
-        return xs[0], xs[0]
-    q = statistics.quantiles(xs, n=4, method="inclusive")
-    return q[0], q[2]
-
-
-def _summary(per_op):
-    q1, q3 = _quartiles(per_op)
-    return {
-        "median": statistics.median(per_op),
-        "min": min(per_op),
-        "max": max(per_op),
-        "q1": q1,
-        "q3": q3,
-    }
-
-
-# --------------------------------------------------------------------------
-# Runner
+# One worker process: every case, ours and stdlib interleaved
 # --------------------------------------------------------------------------
 
 class SanityError(AssertionError):
     pass
+
+
+# Where a case has no stdlib counterpart: the reason, shown in every table.
+STDLIB_SELECT_LIMIT = (f"n/a: the stdlib's SelectSelector refuses fds >= {FD_SETSIZE} "
+                       "(ValueError); reactor's is measured alone")
+
+
+def _target(case, backend, n, ready):
+    if case == "select(0)":
+        if backend == "Epoll" and n == BIG_N:
+            return 1.3 if ready == 1 else 2.0
+        if backend in ("Poll", "Select") and n in SIZES and n <= BIG_N:
+            return 1.0
+        return None
+    if backend == "Epoll" and n == BIG_N:
+        return {"register+unregister": 1.3, "modify(mask)": 1.5}.get(case)
+    return None
 
 
 class Bench:
@@ -278,7 +188,7 @@ class Bench:
 
     def log(self, msg):
         if self.verbose:
-            print(msg, file=sys.stderr, flush=True)
+            log(msg)
 
     # ---- timing core ----------------------------------------------------
     @staticmethod
@@ -304,10 +214,12 @@ class Bench:
         return max(min_ops, n + (n & 1))  # even: two-op loop bodies
 
     def run_case(self, *, case, backend, n, ready, kernel, ours, stdlib, ctx,
-                 target=None, note=""):
+                 note="", stdlib_reason=None):
+        """Time ``kernel`` on ours and (when not None) stdlib, interleaved;
+        records the per-round ns/op of both."""
         label = f"{case} {backend} N={n}" + (f" ready={ready}" if ready is not None else "")
         self.log(f"  {label} ...")
-        sels = (ours, stdlib)
+        sels = (ours,) if stdlib is None else (ours, stdlib)
         ops = self._calibrate(kernel, sels, ctx)
         for _ in range(self.warmup):
             for s in sels:
@@ -317,53 +229,24 @@ class Bench:
             gc.collect()
             order = (0, 1) if rnd % 2 == 0 else (1, 0)  # ABAB..., alternating first
             for which in order:
-                dt = self._timed(kernel, sels[which], ops, ctx)
-                (t_ours if which == 0 else t_std).append(dt / ops)
-        # Headline ratio: median of the per-round paired ratios (each pair was
-        # timed back to back, so slow drift in machine speed cancels out).
-        paired = [s / o for o, s in zip(t_ours, t_std)]
-        so, ss = _summary(t_ours), _summary(t_std)
-        ratio = statistics.median(paired)
-        rq1, rq3 = _quartiles(paired)
-        if target is None:
-            verdict = None
-        elif ratio >= target:
-            verdict = "met"
-        elif rq3 >= target:
-            verdict = "missed (within noise)"
-        else:
-            verdict = "MISSED"
-        res = {
-            "case": case,
-            "backend": backend,
-            "n": n,
-            "ready": ready,
-            "ops_per_batch": ops,
-            "rounds": self.rounds,
-            "ours_ns": so,
-            "stdlib_ns": ss,
-            "ratio": ratio,
-            "ratio_of_medians": ss["median"] / so["median"],
-            "ratio_q1": rq1,
-            "ratio_q3": rq3,
-            "ratio_min": min(paired),
-            "ratio_max": max(paired),
-            "target": target,
-            "met": None if target is None else ratio >= target,
-            "verdict": verdict,
-            "note": note,
-        }
-        self.results.append(res)
-        return res
+                if which < len(sels):
+                    dt = self._timed(kernel, sels[which], ops, ctx)
+                    (t_ours if which == 0 else t_std).append(dt / ops)
+        self.results.append({
+            "case": case, "backend": backend, "n": n, "ready": ready,
+            "ops_per_batch": ops, "note": note, "stdlib_reason": stdlib_reason,
+            "ours_rounds": t_ours, "stdlib_rounds": t_std if stdlib is not None else None,
+        })
 
     # ---- selector helpers ----------------------------------------------
-    def make_pair(self, backend):
+    def make_pair(self, backend, with_stdlib=True):
         name = backend + "Selector"
         ours_cls = getattr(self.reactor, name, None)
         std_cls = getattr(selectors, name, None)
         if ours_cls is None or std_cls is None:
+            self.errors.append(f"{name} missing")
             return None
-        return ours_cls(), std_cls()
+        return ours_cls(), (std_cls() if with_stdlib else None)
 
     @staticmethod
     def _result_set(sel_result):
@@ -375,70 +258,56 @@ class Bench:
             raise SanityError(msg)
 
     # ---- cases ------------------------------------------------------------
-    def bench_select(self, pool: FdPool, backend: str, sizes):
-        for n in sizes:
+    def bench_select(self, pool: FdPool, backend: str, sizes, scaling_sizes=()):
+        plan = sorted([(n, [1] if n == 1 else [1, n]) for n in sizes] +
+                      [(n, [1]) for n in scaling_sizes if n not in sizes])
+        for n, readies in plan:
             fds = pool.fds[:n]
-            if backend == "Select" and max(fds) >= FD_SETSIZE:
-                self.log(f"  skip Select N={n}: fd {max(fds)} >= {FD_SETSIZE}")
-                continue
-            pair = self.make_pair(backend)
+            std_ok = not (backend == "Select" and max(fds) >= FD_SETSIZE)
+            pair = self.make_pair(backend, with_stdlib=std_ok)
             if pair is None:
-                self.errors.append(f"{backend}Selector missing")
                 return
-            ours, std = pair
+            sels = [s for s in pair if s is not None]
             try:
-                for i, fd in enumerate(fds):
-                    ours.register(fd, EVENT_READ, i)
-                    std.register(fd, EVENT_READ, i)
-                readies = [1] if n == 1 else [1, n]
+                for s in sels:
+                    for i, fd in enumerate(fds):
+                        s.register(fd, EVENT_READ, i)
                 for k in readies:
                     pool.set_ready(range(n - k, n))  # the last k registered
-                    a = self._result_set(ours.select(0))
-                    b = self._result_set(std.select(0))
-                    self._check(a == b and len(a) == k,
-                                f"select mismatch {backend} N={n} ready={k}: "
-                                f"ours {len(a)} vs stdlib {len(b)} events")
+                    want = sorted((fd, EVENT_READ) for fd in fds[n - k:])
+                    for s in sels:
+                        got = self._result_set(s.select(0))
+                        self._check(got == want, f"select {type(s).__module__} {backend} N={n} "
+                                                 f"ready={k}: {len(got)} events, want {k}")
                     index = {fd: i for i, fd in enumerate(fds)}
-                    self._check(all(key.data == index[key.fd] for key, _ in ours.select(0)),
+                    self._check(all(key.data == index[key.fd] for key, _ in pair[0].select(0)),
                                 f"select {backend}: key.data mismatch")
-                    target = None
-                    if backend == "Epoll" and n == BIG_N:
-                        target = 1.3 if k == 1 else 2.0
-                    elif backend in ("Poll", "Select"):
-                        target = 1.0
                     self.run_case(case="select(0)", backend=backend, n=n, ready=k,
-                                  kernel=k_select, ours=ours, stdlib=std, ctx={},
-                                  target=target)
+                                  kernel=k_select, ours=pair[0], stdlib=pair[1], ctx={},
+                                  stdlib_reason=None if std_ok else STDLIB_SELECT_LIMIT)
             finally:
                 pool.set_ready(())
-                ours.close()
-                std.close()
+                for s in sels:
+                    s.close()
 
     def _loaded_pair(self, pool, backend, n):
         pair = self.make_pair(backend)
-        if pair is None:
-            self.errors.append(f"{backend}Selector missing")
-            return None
-        for s in pair:
-            for i, fd in enumerate(pool.fds[:n]):
-                s.register(fd, EVENT_READ, i)
+        if pair is not None:
+            for s in pair:
+                for i, fd in enumerate(pool.fds[:n]):
+                    s.register(fd, EVENT_READ, i)
         return pair
 
     def bench_register_unregister(self, pool, backend, n=BIG_N):
         extra = pool.fds[n]
-        if backend == "Select" and extra >= FD_SETSIZE:
-            self.log(f"  skip Select register/unregister: fd {extra} >= {FD_SETSIZE}")
-            return
         pair = self._loaded_pair(pool, backend, n)
         if pair is None:
             return
         ours, std = pair
         try:
-            ctx = {"extra_fd": extra}
-            target = 1.3 if backend == "Epoll" else None
             self.run_case(case="register+unregister", backend=backend, n=n, ready=None,
-                          kernel=k_register_unregister, ours=ours, stdlib=std, ctx=ctx,
-                          target=target)
+                          kernel=k_register_unregister, ours=ours, stdlib=std,
+                          ctx={"extra_fd": extra})
             for s, who in ((ours, "ours"), (std, "stdlib")):
                 self._check(len(s.get_map()) == n and extra not in s.get_map(),
                             f"register/unregister {backend} {who}: map size wrong")
@@ -448,8 +317,6 @@ class Bench:
 
     def bench_modify(self, pool, backend, n=BIG_N):
         target_fd = pool.fds[n // 2]
-        if backend == "Select" and max(pool.fds[:n]) >= FD_SETSIZE:
-            return
         pair = self._loaded_pair(pool, backend, n)
         if pair is None:
             return
@@ -461,7 +328,6 @@ class Bench:
             ctx = {"target_fd": target_fd, "data": d1, "data2": d2}
             self.run_case(case="modify(mask)", backend=backend, n=n, ready=None,
                           kernel=k_modify_mask, ours=ours, stdlib=std, ctx=ctx,
-                          target=1.5 if backend == "Epoll" else None,
                           note="READ <-> READ|WRITE")
             for s, who in ((ours, "ours"), (std, "stdlib")):
                 key = s.get_key(target_fd)
@@ -477,6 +343,36 @@ class Bench:
         finally:
             ours.close()
             std.close()
+
+
+def worker_main(args) -> int:
+    """One fresh, pinned interpreter: run every case, write the raw rounds."""
+    pinned = pin_self(not args.no_pin)
+    import reactor  # after the re-exec, so the import is pinned too
+    sizes, scaling = args.size_list, args.scaling_list
+    pool_size = max([BIG_N + 1, *sizes, *scaling])
+    soft, hard = raise_nofile(pool_size + 256)
+    pool = FdPool(pool_size)
+    bench = Bench(reactor, rounds=args.rounds, batch_ns=int(args.batch_ms * 1e6),
+                  warmup=args.warmup, verbose=not args.quiet)
+    t0 = time.monotonic()
+    try:
+        for backend in args.backend_list:
+            for fn, extra in ((bench.bench_select, (sizes, scaling)),
+                              (bench.bench_register_unregister, ()),
+                              (bench.bench_modify, ())):
+                try:
+                    fn(pool, backend, *extra)
+                except SanityError as exc:
+                    bench.log(f"  SANITY FAILURE: {exc}")
+    finally:
+        pool.close()
+    doc = {"pinned": pinned, "nofile": [soft, hard], "elapsed_s": time.monotonic() - t0,
+           "registered_fd_range": [pool.fds[0], pool.fds[-1]],
+           "reactor_file": reactor.__file__, "results": bench.results, "errors": bench.errors}
+    with open(args.worker, "w") as f:
+        json.dump(doc, f)
+    return 2 if bench.errors else 0
 
 
 # --------------------------------------------------------------------------
@@ -537,7 +433,7 @@ def strace_check() -> dict:
     if not shutil.which("strace"):
         res["reason"] = "strace not installed"
         return res
-    cwd = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cwd = ROOT
     small, large = 10, 1000
     counts = {}
     try:
@@ -567,35 +463,192 @@ def strace_check() -> dict:
 
 
 # --------------------------------------------------------------------------
+# The kernel floor (benchmarks/floor.c) and the aggregation over processes
+# --------------------------------------------------------------------------
+
+# (case, backend) -> the floor.c mode timing the syscall(s) that one op makes
+FLOOR_MODES = {
+    ("select(0)", "Epoll"): "epoll_wait",
+    ("select(0)", "Poll"): "poll",
+    ("select(0)", "Select"): "select",
+    ("register+unregister", "Epoll"): "epoll_add_del",
+    ("modify(mask)", "Epoll"): "epoll_mod",
+}
+FLOOR_LABELS = {
+    "epoll_wait": "epoll_wait(maxevents=N, timeout 0)",
+    "poll": "poll(N pollfds, timeout 0)",
+    "select": "select(maxfd+1, copy of the read set, timeout 0)",
+    "epoll_add_del": "epoll_ctl ADD + DEL",
+    "epoll_mod": "epoll_ctl MOD",
+}
+NO_SYSCALL = "no syscall (bookkeeping only)"
+
+
+def floor_case(r) -> str | None:
+    mode = FLOOR_MODES.get((r["case"], r["backend"]))
+    if mode is None:
+        return None
+    return f"{mode}:{r['n']}:{r['ready']}" if r["ready"] is not None else f"{mode}:{r['n']}"
+
+
+def build_floor(log=log) -> str:
+    return compile_c(os.path.join(BENCH_DIR, "floor.c"), "floor", log)[0]
+
+
+def run_floor(binary: str, cases, rounds: int, batch_ms: float, cpu: int | None) -> dict:
+    """case -> per-round ns/op, from one fresh floor process."""
+    argv = [binary, str(rounds), str(int(batch_ms * 1e6)), *cases]
+    if cpu is not None:
+        argv, preexec = pin_argv(cpu, argv)
+    else:
+        preexec = None
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, preexec_fn=preexec)
+    if proc.returncode != 0:
+        raise RuntimeError(f"floor failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+    out = {}
+    for line in proc.stdout.splitlines():
+        d = json.loads(line)
+        key = f"{d['case']}:{d['n']}" + (f":{d['ready']}" if d["ready"] >= 0 else "")
+        out[key] = d["ns_per_op"]
+    return out
+
+
+def aggregate(docs: list[dict], floors: list[dict]) -> list[dict]:
+    """Merge the rounds of every worker process (and floor process) per case."""
+    by_case: dict[tuple, list[dict]] = {}
+    for doc in docs:
+        for r in doc["results"]:
+            by_case.setdefault((r["case"], r["backend"], r["n"], r["ready"]), []).append(r)
+    out = []
+    for (case, backend, n, ready), rs in by_case.items():
+        ours = [x for r in rs for x in r["ours_rounds"]]
+        res = {"case": case, "backend": backend, "n": n, "ready": ready, "note": rs[0]["note"],
+               "processes": len(rs), "rounds": len(ours),
+               "ops_per_batch": [r["ops_per_batch"] for r in rs],
+               "ours_ns": describe(ours), "stdlib_ns": None, "ratio": None,
+               "stdlib_reason": rs[0]["stdlib_reason"]}
+        if rs[0]["stdlib_rounds"] is not None:
+            std = [x for r in rs for x in r["stdlib_rounds"]]
+            # paired: each stdlib batch against the ours batch timed next to it
+            per_proc = [[s / o for o, s in zip(r["ours_rounds"], r["stdlib_rounds"])] for r in rs]
+            paired = [x for p in per_proc for x in p]
+            q1, q3 = quartiles(paired)
+            res.update(stdlib_ns=describe(std), ratio=statistics.median(paired),
+                       ratio_q1=q1, ratio_q3=q3, ratio_min=min(paired), ratio_max=max(paired),
+                       ratio_of_medians=statistics.median(std) / statistics.median(ours),
+                       ratio_per_process=[statistics.median(p) for p in per_proc])
+        fc = floor_case(res)
+        res["floor_case"] = fc
+        vals = [x for f in floors for x in f.get(fc, ())] if fc else []
+        if vals:
+            res["floor_ns"] = describe(vals)
+            res["floor_op"] = FLOOR_LABELS[fc.split(":")[0]]
+            res["ours_x_floor"] = res["ours_ns"]["median"] / res["floor_ns"]["median"]
+            if res["stdlib_ns"]:
+                res["stdlib_x_floor"] = res["stdlib_ns"]["median"] / res["floor_ns"]["median"]
+        else:
+            res["floor_ns"] = None
+            res["floor_reason"] = NO_SYSCALL if fc is None else "floor not run"
+        target = _target(case, backend, n, ready) if res["ratio"] is not None else None
+        res["target"] = target
+        if target is not None:
+            res["met"] = res["ratio"] >= target
+            res["verdict"] = ("met" if res["met"] else
+                              "missed (within noise)" if res["ratio_q3"] >= target else "MISSED")
+        out.append(res)
+    return out
+
+
+def measure(*, processes: int, rounds: int, batch_ms: float, warmup: int, sizes, scaling_sizes,
+            backends, pin: bool = True, floor: bool = True, verbose: bool = True) -> dict:
+    """Run the cases in ``processes`` fresh pinned interpreters, each followed
+    by a floor process on the same CPU; returns the aggregated results."""
+    say = log if verbose else (lambda msg: None)
+    cpu = bench_cpus()[1] if pin else None
+    floor_bin, floor_error = None, None
+    if floor:
+        try:
+            floor_bin = build_floor(say)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            floor_error = str(exc)
+            say(f"[selectors] no kernel floor: {exc}")
+    docs, floors, errors = [], [], []
+    with tempfile.TemporaryDirectory() as td:
+        for i in range(processes):
+            t0 = time.monotonic()
+            path = os.path.join(td, f"w{i}.json")
+            argv = [PY, "-m", "benchmarks.selectors_bench", "--worker", path,
+                    "--rounds", str(rounds), "--batch-ms", str(batch_ms),
+                    "--warmup", str(warmup), "--sizes", ",".join(map(str, sizes)),
+                    "--scaling-sizes", ",".join(map(str, scaling_sizes)) or "none",
+                    "--backends", ",".join(backends), "-q"] + ([] if pin else ["--no-pin"])
+            proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900)
+            if not os.path.exists(path):
+                raise RuntimeError(f"selectors worker failed (exit {proc.returncode}): "
+                                   f"{proc.stderr.strip()[-2000:]}")
+            with open(path) as f:
+                doc = json.load(f)
+            docs.append(doc)
+            errors += [e for e in doc["errors"] if e not in errors]
+            msg = (f"[selectors] process {i + 1}/{processes}: {len(doc['results'])} cases "
+                   f"in {time.monotonic() - t0:.1f} s")
+            if floor_bin:
+                t1 = time.monotonic()
+                cases = [c for c in dict.fromkeys(floor_case(r) for r in doc["results"]) if c]
+                try:
+                    floors.append(run_floor(floor_bin, cases, rounds, batch_ms, cpu))
+                    msg += f"; kernel floor {len(cases)} cases in {time.monotonic() - t1:.1f} s"
+                except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as exc:
+                    floor_error = str(exc)
+                    msg += f"; kernel floor FAILED: {exc}"
+            say(msg)
+    return {"config": {"processes": processes, "rounds_per_process": rounds, "batch_ms": batch_ms,
+                       "warmup_batches": warmup, "sizes": list(sizes),
+                       "scaling_sizes": list(scaling_sizes), "backends": list(backends),
+                       "pinned": docs[0]["pinned"] if docs else None,
+                       "registered_fd_range": docs[0]["registered_fd_range"] if docs else None,
+                       "nofile": docs[0]["nofile"] if docs else None},
+            "floor": {"binary": floor_bin, "error": floor_error,
+                      "source": "benchmarks/floor.c"},
+            "results": aggregate(docs, floors), "errors": errors}
+
+
+# --------------------------------------------------------------------------
 # Reporting
 # --------------------------------------------------------------------------
 
-def _fmt_ns(x):
+def fmt_ns(x):
     return f"{x:,.0f}" if x >= 100 else f"{x:.1f}"
 
 
 def _target_str(r):
-    if r["target"] is None:
+    if r.get("target") is None:
         return "-"
     return f">={r['target']:.1f}x {r['verdict']}"
 
 
-HEADERS = ("case", "backend", "N", "ready", "ours ns/op", "stdlib ns/op",
-           "ratio", "ratio IQR", "ours min-max", "stdlib min-max", "target")
+HEADERS = ("case", "backend", "N", "ready", "ours ns/op", "stdlib ns/op", "ratio",
+           "ratio IQR", "kernel ns/op", "ours/kernel", "stdlib/kernel",
+           "ours mean±sd", "stdlib mean±sd", "target")
+_RIGHT = set(range(2, 13))
 
 
 def table_rows(results):
     rows = []
     for r in results:
-        o, s = r["ours_ns"], r["stdlib_ns"]
+        o, s, f = r["ours_ns"], r["stdlib_ns"], r["floor_ns"]
         rows.append((
             r["case"], r["backend"], str(r["n"]),
             "-" if r["ready"] is None else str(r["ready"]),
-            _fmt_ns(o["median"]), _fmt_ns(s["median"]),
-            f"{r['ratio']:.2f}x",
-            f"{r['ratio_q1']:.2f}-{r['ratio_q3']:.2f}",
-            f"{_fmt_ns(o['min'])}-{_fmt_ns(o['max'])}",
-            f"{_fmt_ns(s['min'])}-{_fmt_ns(s['max'])}",
+            fmt_ns(o["median"]),
+            fmt_ns(s["median"]) if s else "n/a",
+            f"{r['ratio']:.2f}x" if s else "n/a",
+            f"{r['ratio_q1']:.2f}-{r['ratio_q3']:.2f}" if s else "-",
+            fmt_ns(f["median"]) if f else "-",
+            f"{r['ours_x_floor']:.2f}x" if f else "-",
+            f"{r['stdlib_x_floor']:.2f}x" if f and s else "-",
+            f"{fmt_ns(o['mean'])}±{fmt_ns(o['stdev'])}",
+            f"{fmt_ns(s['mean'])}±{fmt_ns(s['stdev'])}" if s else "-",
             _target_str(r),
         ))
     return rows
@@ -604,10 +657,9 @@ def table_rows(results):
 def format_text_table(results) -> str:
     rows = [HEADERS] + table_rows(results)
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
-    right = {2, 3, 4, 5, 6, 7, 8, 9}
     lines = []
     for j, row in enumerate(rows):
-        cells = [c.rjust(w) if i in right else c.ljust(w)
+        cells = [c.rjust(w) if i in _RIGHT else c.ljust(w)
                  for i, (c, w) in enumerate(zip(row, widths))]
         lines.append("  ".join(cells).rstrip())
         if j == 0:
@@ -616,13 +668,32 @@ def format_text_table(results) -> str:
 
 
 def format_markdown_table(results) -> str:
-    rows = table_rows(results)
     out = ["| " + " | ".join(HEADERS) + " |",
-           "|" + "|".join("---:" if i in (2, 3, 4, 5, 6, 7, 8, 9) else "---"
-                          for i in range(len(HEADERS))) + "|"]
-    for row in rows:
+           "|" + "|".join("---:" if i in _RIGHT else "---" for i in range(len(HEADERS))) + "|"]
+    for row in table_rows(results):
         out.append("| " + " | ".join(row) + " |")
     return "\n".join(out)
+
+
+def notes(results) -> list[str]:
+    """Why a column is empty, once per reason."""
+    out = []
+    if any(r["stdlib_ns"] is None for r in results):
+        out.append("stdlib n/a: " + STDLIB_SELECT_LIMIT.split(": ", 1)[1])
+    if any(r["floor_ns"] is None and r.get("floor_reason") == NO_SYSCALL for r in results):
+        out.append("kernel '-': the operation makes " + NO_SYSCALL + " (poll/select keep "
+                   "their interest sets in user space; a data-only modify() changes no mask)")
+    return out
+
+
+def targets_line(results) -> str:
+    with_target = [r for r in results if r.get("target") is not None]
+    missed = [r for r in with_target if not r["met"]]
+    return (f"targets: {len(with_target) - len(missed)}/{len(with_target)} met"
+            + ("" if not missed else "; missed: " + ", ".join(
+                f"{r['case']} {r['backend']} N={r['n']}"
+                + (f" ready={r['ready']}" if r["ready"] is not None else "")
+                + f" ({r['ratio']:.2f}x < {r['target']}x)" for r in missed)))
 
 
 def format_strace(sc: dict) -> str:
@@ -647,115 +718,103 @@ def format_strace(sc: dict) -> str:
 # main
 # --------------------------------------------------------------------------
 
+def _int_list(text: str) -> list[int]:
+    return [] if text in ("", "none") else [int(x) for x in text.split(",") if x.strip()]
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.selectors_bench",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
-                   help="fast smoke run (few rounds, tiny batches)")
+                   help="fast smoke run (1 process, 3 rounds, tiny batches)")
     p.add_argument("--json", metavar="PATH", help="write machine-readable results here")
     p.add_argument("--markdown", metavar="PATH", help="write the results table as markdown")
-    p.add_argument("--rounds", type=int, help="timed rounds per case (default 25; quick 3)")
+    p.add_argument("--processes", type=int, help="fresh worker processes (default 3; quick 1)")
+    p.add_argument("--rounds", type=int,
+                   help="timed rounds per case and process (default 10; quick 3)")
     p.add_argument("--batch-ms", type=float,
                    help="target duration of one timed batch (default 10; quick 0.3)")
+    p.add_argument("--warmup", type=int, help="warm-up batches per case (default 1; quick 0)")
+    p.add_argument("--sizes", default=",".join(map(str, SIZES)),
+                   help="registered fds for select(0) with 1 and with all ready "
+                        "(default %(default)s)")
+    p.add_argument("--scaling-sizes", default=",".join(map(str, SCALING_SIZES)),
+                   help="more sizes with 1 ready, for the scaling curve (default %(default)s; "
+                        "'none' for none)")
     p.add_argument("--backends", default=",".join(BACKENDS),
                    help="comma list among Epoll,Poll,Select (default all)")
     p.add_argument("--no-pin", action="store_true", help="do not pin to one CPU")
+    p.add_argument("--no-floor", action="store_true", help="skip the C syscall floor")
     p.add_argument("--no-strace", action="store_true", help="skip the strace syscall check")
     p.add_argument("--check-targets", action="store_true",
                    help="exit 1 if a performance target is missed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    return p.parse_args(argv)
+    p.add_argument("--worker", metavar="PATH", help=argparse.SUPPRESS)  # one process's rounds
+    args = p.parse_args(argv)
+    q = args.quick
+    args.processes = args.processes or (1 if q else 3)
+    args.rounds = args.rounds or (3 if q else 10)
+    args.batch_ms = args.batch_ms or (0.3 if q else 10.0)
+    args.warmup = args.warmup if args.warmup is not None else (0 if q else 1)
+    args.size_list = _int_list(args.sizes)
+    args.scaling_list = _int_list(args.scaling_sizes)
+    args.backend_list = [b.strip().capitalize() for b in args.backends.split(",") if b.strip()]
+    bad = [b for b in args.backend_list if b not in BACKENDS]
+    if bad or not args.size_list or min(args.size_list + args.scaling_list) < 1:
+        p.error("--backends among Epoll,Poll,Select; --sizes: positive integers")
+    return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    pinned = pin_to_one_cpu(not args.no_pin)
-
-    import reactor  # noqa: E402  (after re-exec, so the import is pinned too)
-    if not hasattr(reactor, "EpollSelector"):
-        print(f"error: {getattr(reactor, '__file__', reactor)!r} has no EpollSelector "
-              "(is the extension built? `python setup.py build_ext --inplace`)",
-              file=sys.stderr)
-        return 2
-
-    rounds = args.rounds or (3 if args.quick else 25)
-    batch_ms = args.batch_ms or (0.3 if args.quick else 10.0)
-    warmup = 0 if args.quick else 1
-    backends = [b.strip().capitalize() for b in args.backends.split(",") if b.strip()]
-
-    soft, hard = raise_nofile(4 * BIG_N + 256)
-    pool = FdPool(BIG_N + 1)
-    info = machine_info(pinned, reactor)
-    info.update(rounds=rounds, batch_ms=batch_ms, warmup_rounds=warmup,
-                quick=args.quick, nofile=[soft, hard],
-                registered_fd_range=[pool.fds[0], pool.fds[-1]])
-    for name in ("EVENT_READ", "EVENT_WRITE"):
-        if hasattr(reactor, name) and getattr(reactor, name) != getattr(selectors, name):
-            print(f"warning: reactor.{name} != selectors.{name}", file=sys.stderr)
-
-    bench = Bench(reactor, rounds=rounds, batch_ns=int(batch_ms * 1e6), warmup=warmup,
+    if args.worker:
+        return worker_main(args)
+    say = (lambda msg: None) if args.quiet else log
+    info = machine_info()
+    info["quick"] = args.quick
+    say(f"[selectors] {args.processes} process(es) x {args.rounds} rounds, "
+        f"~{args.batch_ms} ms batches")
+    doc = measure(processes=args.processes, rounds=args.rounds, batch_ms=args.batch_ms,
+                  warmup=args.warmup, sizes=args.size_list, scaling_sizes=args.scaling_list,
+                  backends=args.backend_list, pin=not args.no_pin, floor=not args.no_floor,
                   verbose=not args.quiet)
-    bench.log(f"reactor from {info['reactor_file']}; {pinned}; rounds={rounds} "
-              f"batch={batch_ms}ms; registered fds {pool.fds[0]}..{pool.fds[-1]}")
-    t_start = time.monotonic()
-    try:
-        for backend in backends:
-            bench.log(f"[{backend}]")
-            for fn, a in ((bench.bench_select, (SIZES,)),
-                          (bench.bench_register_unregister, ()),
-                          (bench.bench_modify, ())):
-                try:
-                    fn(pool, backend, *a)
-                except SanityError as exc:
-                    bench.log(f"  SANITY FAILURE: {exc}")
-    finally:
-        pool.close()
-
     sc = {"status": "skipped", "reason": "--no-strace"}
-    if not args.no_strace and "Epoll" in backends:
-        bench.log("[strace check]")
+    if not args.no_strace and "Epoll" in args.backend_list:
+        say("[selectors] strace check")
         sc = strace_check()
-    info["elapsed_s"] = round(time.monotonic() - t_start, 1)
+    results = doc["results"]
     info["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
 
-    # ---- report --------------------------------------------------------
-    print(f"reactor vs stdlib selectors   ratio = stdlib time / ours  (>1: reactor faster)")
-    print(f"date {info['date']} | nproc {info['nproc']} | kernel {info['kernel']} | "
-          f"python {info['python']} | {pinned} | rounds {rounds} | "
-          f"batch ~{batch_ms}ms | git {info['git']}")
-    print("ns/op: median over rounds (min-max alongside); ratio: median of per-round "
-          "paired ratios, with their IQR;\n'missed (within noise)': median below target "
-          "but upper quartile of paired ratios at/above it\n")
-    print(format_text_table(bench.results))
+    cfg = doc["config"]
+    print("reactor vs stdlib selectors   ratio = stdlib time / ours  (>1: reactor faster)")
+    print(f"date {info['date']} | {info['cpu_model']} | nproc {info['nproc']} | kernel "
+          f"{info['kernel']} | python {info['python']} | {cfg['pinned']} | {args.processes} "
+          f"process(es) x {args.rounds} rounds | batch ~{args.batch_ms}ms | git {info['git']}")
+    print("ns/op: median over all rounds of all processes (mean±sd alongside); ratio: median "
+          "of per-round\npaired ratios, with their IQR; kernel: the same syscall timed from C "
+          "(benchmarks/floor.c)\n")
+    print(format_text_table(results))
+    for line in notes(results):
+        print(line)
     print()
     print(format_strace(sc))
-    with_target = [r for r in bench.results if r["target"] is not None]
-    missed = [r for r in with_target if not r["met"]]
-    print(f"\ntargets: {len(with_target) - len(missed)}/{len(with_target)} met"
-          + ("" if not missed else "; missed: " + ", ".join(
-              f"{r['case']} {r['backend']} N={r['n']}"
-              + (f" ready={r['ready']}" if r["ready"] is not None else "")
-              + f" ({r['ratio']:.2f}x < {r['target']}x)" for r in missed)))
+    print("\n" + targets_line(results))
     if args.quick:
         print("(--quick: smoke run, figures are not meaningful)")
-    if bench.errors:
-        print("\nSANITY ERRORS:\n  " + "\n  ".join(bench.errors))
-    print(f"elapsed {info['elapsed_s']}s; loadavg start {info['loadavg_start']} "
-          f"end {info['loadavg_end']}")
+    if doc["errors"]:
+        print("\nSANITY ERRORS:\n  " + "\n  ".join(doc["errors"]))
 
-    doc = {"meta": info, "results": bench.results, "strace_check": sc,
-           "targets": {"total": len(with_target), "met": len(with_target) - len(missed)},
-           "errors": bench.errors}
+    doc.update(meta=info, strace_check=sc)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=2)
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write(format_markdown_table(bench.results) + "\n")
+            f.write(format_markdown_table(results) + "\n")
 
-    if bench.errors or sc.get("status") in ("FAILED", "ERROR"):
+    if doc["errors"] or sc.get("status") in ("FAILED", "ERROR"):
         return 2
-    if args.check_targets and missed:
+    if args.check_targets and any(r.get("met") is False for r in results):
         return 1
     return 0
 
