@@ -2,27 +2,31 @@
 
 Run from the repository root::
 
-    python -m benchmarks.echo_bench                       # full run (~5 min)
+    python -m benchmarks.echo_bench                       # 1 KiB x 100 connections (~6 min)
     python -m benchmarks.echo_bench --quick               # smoke run (< 30 s)
+    python -m benchmarks.echo_bench --size 1024,10240,102400 --connections 1,10,100
     python -m benchmarks.echo_bench --servers reactor,chapter-selectors --repeat 5
     python -m benchmarks.echo_bench --json echo.json      # + machine-readable
 
-Every server is started as its own process pinned to one core (``taskset -c
-1``) on a free 127.0.0.1 port and loaded by the same compiled C client
-(benchmarks/echo/client.c, built with gcc at run time into a cache dir)
-pinned to the other core (``taskset -c 0``): C connections (default 100),
-each doing ping-pong of M-byte messages (default 1024) -- send M bytes, wait
+Every server is started once, as its own process pinned to one core
+(``taskset -c 1``), on a free 127.0.0.1 port, and they all stay up (idle
+ones sleep in their poller) while the same compiled C client
+(benchmarks/echo/client.c, built with gcc at run time into a cache dir),
+pinned to the other core (``taskset -c 0``), loads them one at a time: C
+connections, each doing ping-pong of M-byte messages -- send M bytes, wait
 for the M bytes to come back, compare them, repeat -- for a warm-up, then D
-measured seconds.
+measured seconds.  With several sizes and connection counts every (size,
+connections) cell is measured for every server; servers are interleaved
+within a cell (the order rotates with each cell and repetition), so runs
+compared with each other are seconds apart.
 
 Before each measurement one connection does a few round trips and closes
 (asyncio's first reads otherwise keep glibc mapping and unmapping a 256 KiB
 buffer per read, CPython issue 85451).  The client reads the server's CPU
 times (``/proc/PID/stat`` utime/stime, and the exact total from
 ``/proc/PID/task/*/schedstat``) at the very start and end of the measured
-window, so CPU per message covers that window only.  Servers are interleaved
-round-robin across repetitions (the order rotates each repetition) and the
-report gives medians with min-max spread.
+window, so CPU per message covers that window only.  The report gives
+medians with min-max spread.
 
 Exit status: 0 normally; 1 with ``--check-targets`` when a target is missed
 or a ratio could not be computed; 2 when a run failed (server did not start,
@@ -33,41 +37,43 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import datetime as _dt
-import hashlib
 import json
 import os
-import platform
-import shlex
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchmarks._common import (PY, ROOT, bench_cpus, compile_c, log, machine_info, pin_argv,
+                                uvloop_version)
+
 ECHO_DIR = os.path.join(ROOT, "benchmarks", "echo")
 HOST = "127.0.0.1"
-PY = sys.executable
+# The servers import reactor from this checkout, whatever else is installed.
+SERVER_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
 
 # --------------------------------------------------------------------------
 # Servers
 # --------------------------------------------------------------------------
 
-DEFAULT_SERVERS = (
+# Those the issue compares, in the order the tables and plots show them.
+SUITE_SERVERS = (
     "reactor",
     "chapter-selectors",
     "asyncio-protocol",
     "asyncio-protocol-reactor",
-    "asyncio-sock",
-    "asyncio-sock-reactor",
+    "asyncio-streams",
+    "asyncio-streams-reactor",
     "uvloop",
     "c-epoll",
 )
+DEFAULT_SERVERS = SUITE_SERVERS[:6] + ("asyncio-sock", "asyncio-sock-reactor") + SUITE_SERVERS[6:]
 
 
 @dataclass
@@ -88,6 +94,10 @@ def _reactor_cli(*extra):
                                "--port", str(port), *extra]
 
 
+def _asyncio(mode, loop):
+    return _py_script("asyncio_server.py", "--mode", mode, "--loop", loop)
+
+
 SERVERS = {s.name: s for s in (
     ServerSpec("reactor", "python -m reactor echo --raw (reactor.Reactor)", "reactor-cli",
                _reactor_cli()),
@@ -100,17 +110,23 @@ SERVERS = {s.name: s for s in (
     ServerSpec("chapter-reactor", "the chapter's bare loop on reactor.DefaultSelector", "reactor",
                _py_script("chapter_server.py", "--selector", "reactor")),
     ServerSpec("asyncio-protocol", "asyncio Protocol, stdlib default loop", "",
-               _py_script("asyncio_server.py", "--mode", "protocol", "--loop", "stdlib")),
-    ServerSpec("asyncio-protocol-reactor", "asyncio Protocol, SelectorEventLoop(reactor.DefaultSelector())",
-               "reactor", _py_script("asyncio_server.py", "--mode", "protocol", "--loop", "reactor")),
+               _asyncio("protocol", "stdlib")),
+    ServerSpec("asyncio-protocol-reactor",
+               "asyncio Protocol, SelectorEventLoop(reactor.DefaultSelector())", "reactor",
+               _asyncio("protocol", "reactor")),
+    ServerSpec("asyncio-streams", "asyncio.start_server, StreamReader/StreamWriter, stdlib loop",
+               "", _asyncio("streams", "stdlib")),
+    ServerSpec("asyncio-streams-reactor", "asyncio streams on reactor.DefaultSelector", "reactor",
+               _asyncio("streams", "reactor")),
     ServerSpec("asyncio-sock", "asyncio sock_recv/sock_sendall, stdlib default loop", "",
-               _py_script("asyncio_server.py", "--mode", "sock", "--loop", "stdlib")),
+               _asyncio("sock", "stdlib")),
     ServerSpec("asyncio-sock-reactor", "asyncio sock_recv/sock_sendall, reactor.DefaultSelector",
-               "reactor", _py_script("asyncio_server.py", "--mode", "sock", "--loop", "reactor")),
-    ServerSpec("uvloop", "asyncio Protocol on uvloop", "uvloop",
-               _py_script("asyncio_server.py", "--mode", "protocol", "--loop", "uvloop")),
+               "reactor", _asyncio("sock", "reactor")),
+    ServerSpec("uvloop", "asyncio Protocol on uvloop", "uvloop", _asyncio("protocol", "uvloop")),
+    ServerSpec("uvloop-streams", "asyncio streams on uvloop", "uvloop",
+               _asyncio("streams", "uvloop")),
     ServerSpec("uvloop-sock", "asyncio sock_recv/sock_sendall on uvloop", "uvloop",
-               _py_script("asyncio_server.py", "--mode", "sock", "--loop", "uvloop")),
+               _asyncio("sock", "uvloop")),
     ServerSpec("c-epoll", "minimal C epoll server (benchmarks/echo/server.c)", "c",
                lambda port, bins: [bins["server"], HOST, str(port)]),
 )}
@@ -128,9 +144,12 @@ TARGETS = (
 EXTRA_RATIOS = (
     ("asyncio-protocol-reactor user-CPU/msg vs asyncio-protocol", "asyncio-protocol-reactor",
      "asyncio-protocol", "user_us_per_msg"),
+    ("asyncio-streams-reactor user-CPU/msg vs asyncio-streams", "asyncio-streams-reactor",
+     "asyncio-streams", "user_us_per_msg"),
     ("chapter-reactor user-CPU/msg vs chapter-selectors", "chapter-reactor",
      "chapter-selectors", "user_us_per_msg"),
     ("reactor user-CPU/msg vs uvloop", "reactor", "uvloop", "user_us_per_msg"),
+    ("reactor msgs/s vs c-epoll", "reactor", "c-epoll", "msgs_per_s"),
 )
 
 # --------------------------------------------------------------------------
@@ -181,50 +200,12 @@ def _on_signal(signum, frame):
 # Build the C client and server
 # --------------------------------------------------------------------------
 
-CFLAGS = ["-O2", "-Wall"]
-
-
-def _cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = os.path.join(base, "reactor-bench")
-    try:
-        os.makedirs(path, exist_ok=True)
-        if os.access(path, os.W_OK):
-            return path
-    except OSError:
-        pass
-    return tempfile.mkdtemp(prefix="reactor-echo-bench-")
-
-
-def _gcc_version(gcc: str) -> str:
-    try:
-        out = subprocess.run([gcc, "--version"], capture_output=True, text=True, timeout=10)
-        return out.stdout.splitlines()[0] if out.stdout else "?"
-    except (OSError, subprocess.SubprocessError):
-        return "?"
-
-
 def build_binaries(log) -> dict:
-    gcc = shutil.which("gcc") or shutil.which("cc")
-    if not gcc:
-        raise RuntimeError("gcc not found: the load client is C and is compiled at run time")
-    version = _gcc_version(gcc)
-    cache = _cache_dir()
-    bins = {"gcc": f"{gcc} ({version})"}
+    """Compile client.c and server.c (cached by source hash); name -> path."""
+    bins = {}
     for name in ("client", "server"):
-        src = os.path.join(ECHO_DIR, f"{name}.c")
-        with open(src, "rb") as f:
-            digest = hashlib.sha256(f.read() + " ".join(CFLAGS + [version]).encode()).hexdigest()[:16]
-        out = os.path.join(cache, f"echo-{name}-{digest}")
-        if not os.path.exists(out):
-            tmp = f"{out}.tmp{os.getpid()}"
-            cmd = [gcc, *CFLAGS, "-o", tmp, src]
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-            if res.returncode != 0:
-                raise RuntimeError(f"compiling {src} failed:\n{res.stderr}")
-            os.replace(tmp, out)
-            log(f"built {out}")
-        bins[name] = out
+        bins[name], bins["gcc"] = compile_c(os.path.join(ECHO_DIR, f"{name}.c"), f"echo-{name}",
+                                            log)
     return bins
 
 
@@ -283,13 +264,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _pin_argv(cpu: int, argv: list[str]) -> tuple[list[str], object]:
-    taskset = shutil.which("taskset")
-    if taskset:
-        return [taskset, "-c", str(cpu), *argv], None
-    return argv, (lambda: os.sched_setaffinity(0, {cpu}))
-
-
 def _tail(path: str, n: int = 8) -> str:
     try:
         with open(path, errors="replace") as f:
@@ -326,12 +300,13 @@ def _warm_up(port: int, size: int, rounds: int = 10) -> None:
 class RunResult:
     server: str
     rep: int
+    size: int
+    connections: int
     ok: bool
     error: str = ""
     notes: list = field(default_factory=list)
     client: dict = field(default_factory=dict)
     derived: dict = field(default_factory=dict)
-    server_exit: int | None = None
     retries: int = 0
 
 
@@ -341,11 +316,11 @@ def start_server(spec: ServerSpec, bins, cpu: int, logdir: str, tag: str,
     last_err = ""
     for attempt in range(3):
         port = free_port()
-        argv, preexec = _pin_argv(cpu, spec.argv(port, bins))
+        argv, preexec = pin_argv(cpu, spec.argv(port, bins))
         logpath = os.path.join(logdir, f"{tag}-{attempt}.log")
         with open(logpath, "wb") as logf:
             proc = _spawn(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                          cwd=ROOT, preexec_fn=preexec, start_new_session=True)
+                          cwd=ROOT, preexec_fn=preexec, start_new_session=True, env=SERVER_ENV)
         notes = []
         want = f"listening on {HOST}:{port}"
         t0 = time.monotonic()
@@ -412,17 +387,58 @@ def derive(c: dict, client_cpu: int, server_cpu: int) -> dict:
     return d
 
 
-def run_one(spec: ServerSpec, rep: int, args, bins, cpus, logdir, log) -> RunResult:
+class LiveServers:
+    """Every server of the run, started once and kept up; one restarted if it died."""
+
+    def __init__(self, names, bins, cpu, logdir, log):
+        self.bins, self.cpu, self.logdir, self.log = bins, cpu, logdir, log
+        self.live: dict[str, tuple] = {}
+        self.failed: dict[str, str] = {}
+        self.starts: dict[str, int] = {}
+        for name in names:
+            self._start(name)
+
+    def _start(self, name):
+        self.starts[name] = self.starts.get(name, 0) + 1
+        try:
+            self.live[name] = start_server(SERVERS[name], self.bins, self.cpu, self.logdir,
+                                           f"{name}-{self.starts[name]}")
+            self.failed.pop(name, None)
+        except RuntimeError as exc:
+            self.failed[name] = str(exc)
+            self.live.pop(name, None)
+
+    def get(self, name):
+        """(proc, port, logpath, notes) of a running server; raises RuntimeError."""
+        if name in self.live and self.live[name][0].poll() is not None:
+            proc, _port, logpath, _notes = self.live.pop(name)
+            self.log(f"{name} exited (status {proc.returncode}): {_tail(logpath, 3)}; restarting")
+            self._start(name)
+        if name not in self.live:
+            raise RuntimeError(self.failed.get(name, "server not running"))
+        return self.live[name]
+
+    def stop_all(self) -> dict:
+        """Stop every server; name -> notes about a bad exit."""
+        notes = {}
+        for name, (proc, _port, logpath, _notes) in self.live.items():
+            rc = _stop(proc)
+            if rc not in (0, -signal.SIGTERM, None):
+                notes[name] = f"exit status {rc} after SIGTERM: {_tail(logpath, 3)}"
+        self.live.clear()
+        return notes
+
+
+def run_one(name: str, servers: LiveServers, rep: int, size: int, connections: int, args,
+            bins, cpus) -> RunResult:
     client_cpu, server_cpu = cpus
-    res = RunResult(spec.name, rep, ok=False)
-    proc = None
+    res = RunResult(name, rep, size, connections, ok=False)
     try:
-        proc, port, logpath, notes = start_server(spec, bins, server_cpu, logdir,
-                                                  f"{spec.name}-r{rep}")
+        proc, port, logpath, notes = servers.get(name)
         res.notes += notes
-        _warm_up(port, args.size)
-        argv, preexec = _pin_argv(client_cpu, [
-            bins["client"], HOST, str(port), str(args.connections), str(args.size),
+        _warm_up(port, size)
+        argv, preexec = pin_argv(client_cpu, [
+            bins["client"], HOST, str(port), str(connections), str(size),
             str(args.warmup), str(args.duration), str(proc.pid)])
         cproc = _spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True, preexec_fn=preexec)
@@ -444,25 +460,19 @@ def run_one(spec: ServerSpec, rep: int, args, bins, cpus, logdir, log) -> RunRes
         e = res.client["errors"]
         if e["total"]:
             res.notes.append(f"echo errors: {e}")
-        if res.client["alive_connections"] != args.connections:
-            res.notes.append(f"only {res.client['alive_connections']} of {args.connections} "
+        if res.client["alive_connections"] != connections:
+            res.notes.append(f"only {res.client['alive_connections']} of {connections} "
                              "connections alive at the end")
         res.ok = e["total"] == 0 and res.client["messages"] > 0
         if not res.ok:
             res.error = f"echo errors {e}, messages {res.client['messages']}"
     except Exception as exc:  # a failed run is reported, the benchmark goes on
         res.error = str(exc)
-    finally:
-        if proc is not None:
-            rc = _stop(proc)
-            res.server_exit = rc
-            if rc not in (0, -signal.SIGTERM, None):
-                res.notes.append(f"server exit status {rc} after SIGTERM")
     return res
 
 
 # --------------------------------------------------------------------------
-# Reporting
+# Summaries
 # --------------------------------------------------------------------------
 
 METRICS = ("msgs_per_s", "p50_us", "p99_us", "user_us_per_msg", "sys_us_per_msg",
@@ -502,14 +512,19 @@ def ratios(summary: dict, runs: list[RunResult]) -> list[dict]:
             row.update(ratio=None, verdict=f"n/a (no results for {', '.join(missing)})")
             out.append(row)
             continue
+        if not summary[den][metric]["median"] > 0:  # e.g. no user-time tick in a short run
+            if target is not None:
+                row.update(ratio=None, verdict=f"n/a ({den}'s {metric} is 0)")
+                out.append(row)
+            continue
         r = summary[num][metric]["median"] / summary[den][metric]["median"]
         # per-repetition paired ratios (runs of the same repetition are
-        # minutes apart at most): their range shows the noise
+        # seconds apart): their range shows the noise
         paired = []
         for rep in sorted({x.rep for x in runs}):
             a = [x for x in runs if x.rep == rep and x.server == num and x.ok]
             b = [x for x in runs if x.rep == rep and x.server == den and x.ok]
-            if a and b:
+            if a and b and b[0].derived[metric] > 0:
                 paired.append(a[0].derived[metric] / b[0].derived[metric])
         row.update(ratio=r, paired=paired)
         if target is not None:
@@ -573,7 +588,7 @@ def print_spread(summary: dict, names, out) -> None:
               f"{mm('p99_us', 1)}{other}", file=out)
 
 
-def sanity_checks(summary: dict, args) -> list[str]:
+def sanity_checks(summary: dict, connections: int) -> list[str]:
     warn = []
     py = {k: v for k, v in summary.items() if k != "c-epoll"}
     if "c-epoll" in summary and py:
@@ -590,20 +605,12 @@ def sanity_checks(summary: dict, args) -> list[str]:
             if key in s and s[key]["max"] > BUSY_PCT:
                 warn.append(f"{name}: up to {s[key]['max']:.0f}% of the {where} core went to "
                             "other work during a run (shared machine?)")
-        if name != "c-epoll" and args.connections >= 8:
+        if name != "c-epoll" and connections >= 8:
             if s["client_cpu_pct"]["median"] > 90 and s["server_cpu_pct"]["median"] < 90:
                 warn.append(f"{name}: the load client was the bottleneck "
                             f"(client {s['client_cpu_pct']['median']:.0f}% CPU, server "
                             f"{s['server_cpu_pct']['median']:.0f}%)")
     return warn
-
-
-def _nproc() -> str:
-    try:
-        return subprocess.run(["nproc"], capture_output=True, text=True,
-                              timeout=10).stdout.strip() or str(os.cpu_count())
-    except (OSError, subprocess.SubprocessError):
-        return str(os.cpu_count())
 
 
 def _read_proc_stat() -> dict:
@@ -622,14 +629,14 @@ def _read_proc_stat() -> dict:
 BUSY_PCT = 5.0  # % of a core used by other work that makes a run suspect
 
 
-def wait_idle(cpus, limit: float):
+def wait_idle(cpus, limit: float, sample: float = 0.25):
     """Wait (up to ``limit`` s) until the two cores are idle; None when they
     are, else the last busy figures."""
     if limit <= 0:
         return None
     deadline = time.monotonic() + limit
     while True:
-        busy = _busy_before(0.25)
+        busy = _busy_before(sample)
         hot = {c: v for c, v in busy.items() if c in cpus and v > BUSY_PCT * 2}
         if not hot:
             return None
@@ -653,45 +660,140 @@ def _busy_before(seconds: float) -> dict:
     return out
 
 
-def machine_info(bins, cpus, nproc) -> dict:
-    def cmd(argv):
-        try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-    model = None
+def echo_machine_info(bins, cpus) -> dict:
+    info = machine_info()
+    info.update(gcc=bins.get("gcc"), uvloop=uvloop_version(), client_cpu=cpus[0],
+                server_cpu=cpus[1])
+    return info
+
+
+# --------------------------------------------------------------------------
+# The whole measurement (also called by ``python -m benchmarks``)
+# --------------------------------------------------------------------------
+
+def cells_of(args) -> list[dict]:
+    """Every (size, connections) cell with its repetitions; the headline cell
+    (1 KiB x the most connections, when measured) gets ``--headline-repeat``."""
+    hs = 1024 if 1024 in args.sizes else args.sizes[0]
+    hc = max(args.connections)
+    out = []
+    for size in args.sizes:
+        for conns in args.connections:
+            head = (size, conns) == (hs, hc)
+            out.append({"size": size, "connections": conns, "headline": head,
+                        "repeat": max(args.repeat, args.headline_repeat or 0) if head
+                        else args.repeat})
+    return out
+
+
+def measure(args, log) -> dict:
+    """Start the servers, run every cell x server x repetition, stop them."""
+    cpus = bench_cpus()
+    # the harness mostly sleeps; keep it off the server's core
+    os.sched_setaffinity(0, {cpus[0]})
+    idle_check = _busy_before(0.5)
+    logdir = tempfile.mkdtemp(prefix="reactor-echo-logs-")
+    servers = None
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    git = cmd(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
-    if git and cmd(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--",
-                    "reactor", "_native"]):
-        git += "+dirty"
-    uv = cmd([PY, "-c", "import uvloop; print(uvloop.__version__)"])
-    return {
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "command": " ".join(shlex.quote(a) for a in getattr(sys, "orig_argv", [PY] + sys.argv)),
-        "nproc": nproc,
-        "uname_r": platform.release(),
-        "python": sys.version.split()[0],
-        "cpu_model": model,
-        "gcc": bins.get("gcc"),
-        "uvloop": uv or None,
-        "reactor_git": git,
-        "client_cpu": cpus[0],
-        "server_cpu": cpus[1],
-        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-    }
+        bins = build_binaries(log)
+        avail = check_available(args.server_list, bins)
+        names = [n for n in args.server_list if avail[n] is None]
+        skipped = {n: avail[n] for n in args.server_list if avail[n] is not None}
+        for n, why in skipped.items():
+            log(f"[echo] skipping {n}: {why}")
+        info = echo_machine_info(bins, cpus)
+        info["cpu_busy_pct_before"] = idle_check
+        busy = {c: v for c, v in idle_check.items() if c in cpus and v > 10}
+        if busy:
+            log(f"[echo] WARNING: the machine is busy before the benchmark: {busy} (% per cpu); "
+                "other work on the two cores skews the figures")
+        if cpus[0] == cpus[1]:
+            log("[echo] WARNING: only one CPU available: client and server share it")
+        cells = cells_of(args)
+        total = sum(c["repeat"] for c in cells) * len(names)
+        log(f"[echo] {len(names)} servers x {len(cells)} cells, {total} runs of "
+            f"{args.warmup:g} + {args.duration:g} s, about "
+            f"{total * (args.warmup + args.duration + 0.4):.0f} s")
+        servers = LiveServers(names, bins, cpus[1], logdir, log)
+        for n, why in servers.failed.items():
+            log(f"[echo] {n} did not start: {why}")
+
+        runs: list[RunResult] = []
+        t0 = time.monotonic()
+        for rep in range(max(c["repeat"] for c in cells)):
+            for ci, cell in enumerate(cells):
+                if rep >= cell["repeat"]:
+                    continue
+                k = (rep + ci) % len(names) if names else 0
+                for name in names[k:] + names[:k]:  # rotate: no server always first
+                    size, conns = cell["size"], cell["connections"]
+                    for attempt in range(args.retry_busy + 1):
+                        waited = wait_idle(cpus, args.wait_idle, args.idle_sample)
+                        r = run_one(name, servers, rep, size, conns, args, bins, cpus)
+                        if waited is not None:
+                            r.notes.append(f"machine still busy after waiting "
+                                           f"{args.wait_idle:g} s ({waited})")
+                        other = max(r.derived.get("other_on_server_core_pct", 0),
+                                    r.derived.get("other_on_client_core_pct", 0))
+                        if not r.ok or other <= BUSY_PCT or attempt == args.retry_busy:
+                            break
+                        log(f"[echo] {name} discarded: {other:.0f}% of a core went to other "
+                            "work during the run; running it again")
+                        r.retries = attempt + 1
+                    runs.append(r)
+                    tag = (f"[echo {len(runs)}/{total} {size}B x{conns} rep {rep + 1}/"
+                           f"{cell['repeat']} {time.monotonic() - t0:.0f}s]")
+                    if r.ok:
+                        d = r.derived
+                        log(f"{tag} {name:<25} {d['msgs_per_s']:>9,.0f} msg/s  user "
+                            f"{d['user_us_per_msg']:.2f} sys {d['sys_us_per_msg']:.2f} us/msg"
+                            f"  p99 {d['p99_us']:.0f} us" +
+                            (f"  ({'; '.join(r.notes)})" if r.notes else ""))
+                    else:
+                        log(f"{tag} {name:<25} FAILED: {r.error}")
+        exit_notes = servers.stop_all()
+        for cell in cells:
+            cruns = [r for r in runs if (r.size, r.connections) == (cell["size"],
+                                                                    cell["connections"])]
+            cell["summary"] = summarize(cruns, names)
+            cell["ratios"] = ratios(cell["summary"], cruns)
+            cell["warnings"] = sanity_checks(cell["summary"], cell["connections"])
+        return {
+            "meta": info,
+            "config": {"sizes": args.sizes, "connections": args.connections,
+                       "repeat": args.repeat, "headline_repeat": args.headline_repeat,
+                       "duration": args.duration, "warmup": args.warmup,
+                       "wait_idle": args.wait_idle, "retry_busy": args.retry_busy,
+                       "quick": args.quick},
+            "servers": {n: {"description": SERVERS[n].description,
+                            "command": f"taskset -c {cpus[1]} " + " ".join(
+                                SERVERS[n].argv("PORT", bins)).replace(ROOT + os.sep, "")}
+                        for n in names},
+            "skipped": skipped,
+            "server_exit_notes": exit_notes,
+            "runs": [{"server": r.server, "size": r.size, "connections": r.connections,
+                      "repetition": r.rep + 1, "ok": r.ok, "discarded_busy_runs": r.retries,
+                      "error": r.error, "notes": r.notes, "derived": r.derived,
+                      "client": r.client} for r in runs],
+            "cells": cells,
+        }
+    finally:
+        if servers is not None:
+            servers.stop_all()
+        _kill_all_children()
+        if args.keep_logs:
+            log(f"server logs kept in {logdir}")
+        else:
+            shutil.rmtree(logdir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------
 # main
 # --------------------------------------------------------------------------
+
+def _int_list(text: str) -> list[int]:
+    return [int(x) for x in str(text).split(",") if x.strip()]
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.echo_bench",
@@ -699,12 +801,16 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="servers: " + ", ".join(SERVERS) +
                                        f"\ndefault: {','.join(DEFAULT_SERVERS)}")
-    p.add_argument("--connections", type=int, default=None, help="concurrent connections (100)")
-    p.add_argument("--size", type=int, default=1024, help="message size in bytes (1024)")
+    p.add_argument("--connections", default=None,
+                   help="concurrent connections, or a comma list (100)")
+    p.add_argument("--size", default="1024",
+                   help="message size in bytes, or a comma list (1024)")
     p.add_argument("--duration", type=float, default=None, help="measured seconds per run (10)")
     p.add_argument("--warmup", type=float, default=None,
                    help="seconds of load before the measured window (1)")
-    p.add_argument("--repeat", type=int, default=None, help="runs per server, interleaved (3)")
+    p.add_argument("--repeat", type=int, default=None, help="runs per server and cell (3)")
+    p.add_argument("--headline-repeat", type=int, default=None,
+                   help="runs per server for the 1 KiB x most-connections cell (= --repeat)")
     p.add_argument("--servers", default=None, help="comma-separated server names")
     p.add_argument("--json", metavar="PATH", help="write all results as JSON")
     p.add_argument("--quick", action="store_true",
@@ -713,6 +819,8 @@ def parse_args(argv=None):
     p.add_argument("--wait-idle", type=float, default=None, metavar="S",
                    help="before each run wait up to S seconds for both cores to be idle "
                         "(30; 0 in --quick)")
+    p.add_argument("--idle-sample", type=float, default=0.25, metavar="S",
+                   help="length of one look at the cores' load before a run (0.25)")
     p.add_argument("--retry-busy", type=int, default=None, metavar="N",
                    help="run again (up to N times) a run during which other work took more "
                         f"than {BUSY_PCT:g}%% of either core (2; 0 in --quick)")
@@ -721,8 +829,8 @@ def parse_args(argv=None):
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     args = p.parse_args(argv)
     quick = args.quick
-    if args.connections is None:
-        args.connections = 2 if quick else 100
+    args.connections = _int_list(args.connections or ("2" if quick else "100"))
+    args.sizes = _int_list(args.size)
     if args.duration is None:
         args.duration = 0.5 if quick else 10.0
     if args.warmup is None:
@@ -733,8 +841,8 @@ def parse_args(argv=None):
         args.retry_busy = 0 if quick else 2
     if args.repeat is None:
         args.repeat = 1 if quick else 3
-    if args.connections < 1 or args.size < 1 or args.duration <= 0 or args.warmup < 0 \
-            or args.repeat < 1:
+    if not args.connections or not args.sizes or min(args.connections + args.sizes) < 1 \
+            or args.duration <= 0 or args.warmup < 0 or args.repeat < 1:
         p.error("--connections, --size, --repeat must be >= 1, --duration > 0, --warmup >= 0")
     if args.servers:
         names = [s.strip() for s in args.servers.split(",") if s.strip()]
@@ -742,122 +850,40 @@ def parse_args(argv=None):
         if bad:
             p.error(f"unknown server(s) {', '.join(bad)}; known: {', '.join(SERVERS)}")
         args.server_list = list(dict.fromkeys(names))
-        args.explicit_servers = True
+    elif quick:
+        args.server_list = ["reactor", "chapter-selectors"]
     else:
         args.server_list = list(DEFAULT_SERVERS)
-        args.explicit_servers = False
     return args
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    out = sys.stdout
-
-    def log(msg):
-        if not args.quiet:
-            print(msg, file=sys.stderr, flush=True)
-
-    atexit.register(_kill_all_children)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_signal)
-
-    nproc_all = _nproc()
-    idle_check = _busy_before(0.5)
-    allowed = sorted(os.sched_getaffinity(0))
-    if len(allowed) >= 2:
-        cpus = (allowed[0], allowed[1])
-    else:
-        cpus = (allowed[0], allowed[0])
-    # the harness mostly sleeps; keep it off the server's core
-    os.sched_setaffinity(0, {cpus[0]})
-    logdir = tempfile.mkdtemp(prefix="reactor-echo-logs-")
-    try:
-        bins = build_binaries(log)
-        avail = check_available(args.server_list, bins)
-        names = [n for n in args.server_list if avail[n] is None]
-        skipped = {n: avail[n] for n in args.server_list if avail[n] is not None}
-        if args.quick and not args.explicit_servers:
-            pick = ["reactor", "chapter-selectors"] if "reactor" in names else \
-                   ["chapter-selectors", "c-epoll"]
-            names = [n for n in pick if n in names][:2]
-        info = machine_info(bins, cpus, nproc_all)
-        info["cpu_busy_pct_before"] = idle_check
-        busy = {c: v for c, v in idle_check.items() if c in cpus and v > 10}
-        if busy:
-            log(f"WARNING: the machine is busy before the benchmark: {busy} (% per cpu); "
-                "other work on the two cores skews the figures")
-        if cpus[0] == cpus[1]:
-            log("WARNING: only one CPU available: client and server share it")
-        per_run = args.warmup + args.duration + 1.0
-        log(f"{len(names)} servers x {args.repeat} repetitions, about "
-            f"{len(names) * args.repeat * per_run:.0f} s")
-        for n, why in skipped.items():
-            log(f"skipping {n}: {why}")
-
-        runs: list[RunResult] = []
-        for rep in range(args.repeat):
-            k = rep % len(names) if names else 0
-            order = names[k:] + names[:k]  # rotate: no server always first/last
-            for name in order:
-                for attempt in range(args.retry_busy + 1):
-                    waited = wait_idle(cpus, args.wait_idle)
-                    r = run_one(SERVERS[name], rep, args, bins, cpus, logdir, log)
-                    if waited is not None:
-                        r.notes.append(f"machine still busy after waiting {args.wait_idle:g} s "
-                                       f"({waited})")
-                    other = max(r.derived.get("other_on_server_core_pct", 0),
-                                r.derived.get("other_on_client_core_pct", 0))
-                    if not r.ok or other <= BUSY_PCT or attempt == args.retry_busy:
-                        break
-                    log(f"[{rep + 1}/{args.repeat}] {name:<25} discarded: {other:.0f}% of a "
-                        "core went to other work during the run; running it again")
-                    r.retries = attempt + 1
-                runs.append(r)
-                if r.ok:
-                    d = r.derived
-                    log(f"[{rep + 1}/{args.repeat}] {name:<25} {d['msgs_per_s']:>9,.0f} msg/s  "
-                        f"user {d['user_us_per_msg']:.2f} us/msg  cpu {d['cpu_us_per_msg']:.2f} "
-                        f"us/msg  p99 {d['p99_us']:.0f} us" +
-                        (f"  ({'; '.join(r.notes)})" if r.notes else ""))
-                else:
-                    log(f"[{rep + 1}/{args.repeat}] {name:<25} FAILED: {r.error}")
-        summary = summarize(runs, names)
-        rat = ratios(summary, runs)
-        warnings = sanity_checks(summary, args)
-        failed = [r for r in runs if not r.ok]
-
-        # ---- report ----
-        print("\n== reactor echo benchmark ==", file=out)
-        print(f"command: {info['command']}", file=out)
-        print(f"machine: nproc {info['nproc']}, {info['cpu_model']}, Linux {info['uname_r']}, "
-              f"Python {info['python']}, {info['gcc']}, uvloop {info['uvloop'] or '-'}, "
-              f"reactor {info['reactor_git']}, loadavg at start {info['loadavg_start']}, "
-              f"cpu busy % before start {info['cpu_busy_pct_before']}",
-              file=out)
-        print(f"load: {args.connections} connections x {args.size}-byte ping-pong, "
-              f"{args.warmup:g} s warm-up + {args.duration:g} s measured, {args.repeat} "
-              f"repetition(s) interleaved; client on cpu {cpus[0]}, server on cpu {cpus[1]}; "
-              "figures are medians", file=out)
+def print_report(doc: dict, out) -> None:
+    info, cfg = doc["meta"], doc["config"]
+    print("\n== reactor echo benchmark ==", file=out)
+    print(f"command: {info['command']}", file=out)
+    print(f"machine: nproc {info['nproc']}, {info['cpu_model']}, Linux {info['kernel']}, "
+          f"Python {info['python']}, {info['gcc']}, uvloop {info['uvloop'] or '-'}, "
+          f"reactor {info['git']}, loadavg at start {info['loadavg_start']}, "
+          f"cpu busy % before start {info['cpu_busy_pct_before']}", file=out)
+    print(f"load: ping-pong, {cfg['warmup']:g} s warm-up + {cfg['duration']:g} s measured per "
+          f"run, servers interleaved; client on cpu {info['client_cpu']}, servers on cpu "
+          f"{info['server_cpu']}; figures are medians", file=out)
+    print("\nservers (PORT = a free port):", file=out)
+    for n, s in doc["servers"].items():
+        print(f"  {n:<26} {s['command']}", file=out)
+    for cell in doc["cells"]:
+        print(f"\n-- {cell['connections']} connections x {cell['size']}-byte messages, "
+              f"{cell['repeat']} repetition(s) --", file=out)
+        names = list(doc["servers"])
+        print_table(cell["summary"], names, out)
         print("", file=out)
-        print("servers (PORT = a free port):", file=out)
-        for n in names:
-            cmdline = " ".join(SERVERS[n].argv("PORT", bins)).replace(ROOT + os.sep, "")
-            print(f"  {n:<26} taskset -c {cpus[1]} {cmdline}", file=out)
-        print("", file=out)
-        print_table(summary, names, out)
-        print("", file=out)
-        print_spread(summary, names, out)
-        if skipped:
-            print("\nskipped:", file=out)
-            for n, why in skipped.items():
-                print(f"  {n}: {why}", file=out)
-        if failed:
-            print("\nfailed runs:", file=out)
-            for r in failed:
-                print(f"  {r.server} (repetition {r.rep + 1}): {r.error}", file=out)
+        print_spread(cell["summary"], names, out)
+        rat = cell["ratios"]
+        if len(doc["cells"]) > 1 and not cell["headline"]:
+            continue
         print("\nratios (ratio of medians; per-repetition paired ratios in brackets)" +
-              (" -- QUICK RUN: a smoke test, these figures mean nothing" if args.quick else "") +
-              ":", file=out)
+              (" -- QUICK RUN: a smoke test, these figures mean nothing" if cfg["quick"] else "")
+              + ":", file=out)
         for row in rat:
             if row.get("ratio") is None:
                 print(f"  {row['label']}: {row['verdict']} (target {row['op']} {row['target']})",
@@ -867,47 +893,44 @@ def main(argv=None) -> int:
             tgt = f"  target {row['op']} {row['target']}: {row['verdict']}" \
                 if row["target"] is not None else ""
             print(f"  {row['label']}: {row['ratio']:.2f}x [{paired}]{tgt}", file=out)
-        print("\nnotes: user/sys split comes from the kernel's tick-sampled accounting "
-              "(/proc/PID/stat), a few % noise per run; total CPU (cpu us/msg, msgs/cpu-s) is "
-              "exact (schedstat). 'srv/cli cpu%' = share of one core used by the server / the "
-              "load client in the window.", file=out)
-        notes = sorted({f"{r.server}: {n}" for r in runs for n in r.notes})
-        for w in warnings + notes:
-            print(f"WARNING: {w}", file=out)
+    if doc["skipped"]:
+        print("\nskipped:", file=out)
+        for n, why in doc["skipped"].items():
+            print(f"  {n}: {why}", file=out)
+    failed = [r for r in doc["runs"] if not r["ok"]]
+    if failed:
+        print("\nfailed runs:", file=out)
+        for r in failed:
+            print(f"  {r['server']} ({r['connections']} x {r['size']} B, repetition "
+                  f"{r['repetition']}): {r['error']}", file=out)
+    print("\nnotes: user/sys split comes from the kernel's tick-sampled accounting "
+          "(/proc/PID/stat), a few % noise per run; total CPU (cpu us/msg, msgs/cpu-s) is "
+          "exact (schedstat). 'srv/cli cpu%' = share of one core used by the server / the "
+          "load client in the window.", file=out)
+    notes = sorted({f"{r['server']}: {n}" for r in doc["runs"] for n in r["notes"]})
+    notes += [f"{n}: {why}" for n, why in doc["server_exit_notes"].items()]
+    for w in [w for c in doc["cells"] for w in c["warnings"]] + notes:
+        print(f"WARNING: {w}", file=out)
 
-        if args.json:
-            doc = {
-                "meta": info,
-                "config": {k: getattr(args, k) for k in ("connections", "size", "duration",
-                                                         "warmup", "repeat", "quick")},
-                "servers": {n: {"description": SERVERS[n].description,
-                                "command": " ".join(SERVERS[n].argv("PORT", bins))
-                                .replace(ROOT + os.sep, "")} for n in names},
-                "skipped": skipped,
-                "runs": [{"server": r.server, "repetition": r.rep + 1, "ok": r.ok,
-                          "discarded_busy_runs": r.retries,
-                          "error": r.error, "notes": r.notes, "server_exit": r.server_exit,
-                          "derived": r.derived, "client": r.client} for r in runs],
-                "summary": summary,
-                "ratios": rat,
-                "warnings": warnings,
-            }
-            with open(args.json, "w") as f:
-                json.dump(doc, f, indent=2)
-            print(f"\nJSON written to {args.json}", file=out)
 
-        if failed:
-            return 2
-        if args.check_targets and any(not r.get("met", False) for r in rat
-                                      if r["target"] is not None):
-            return 1
-        return 0
-    finally:
-        _kill_all_children()
-        if args.keep_logs:
-            print(f"server logs kept in {logdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(logdir, ignore_errors=True)
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    say = (lambda msg: None) if args.quiet else log
+    atexit.register(_kill_all_children)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    doc = measure(args, say)
+    print_report(doc, sys.stdout)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=2)
+        print(f"\nJSON written to {args.json}")
+    if any(not r["ok"] for r in doc["runs"]) or doc["server_exit_notes"]:
+        return 2
+    rat = [r for c in doc["cells"] for r in c["ratios"] if r["target"] is not None]
+    if args.check_targets and any(not r.get("met", False) for r in rat):
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

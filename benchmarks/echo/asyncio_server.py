@@ -1,10 +1,14 @@
 """asyncio echo servers for benchmarks/echo_bench.py.
 
-    python benchmarks/echo/asyncio_server.py --mode protocol|sock
+    python benchmarks/echo/asyncio_server.py --mode protocol|streams|sock
         --loop stdlib|reactor|uvloop [--host H] [--port P]
 
 ``--mode protocol``: an ``asyncio.Protocol`` whose ``data_received`` calls
 ``transport.write(data)``.
+
+``--mode streams``: ``asyncio.start_server``, one handler per connection
+looping on ``await reader.read(65536)`` / ``writer.write(data)`` /
+``await writer.drain()``.
 
 ``--mode sock``: one task per connection looping on ``await
 loop.sock_recv(conn, 65536)`` / ``await loop.sock_sendall(conn, data)``.
@@ -42,6 +46,20 @@ async def handle(loop, conn):
             await loop.sock_sendall(conn, data)
 
 
+async def stream_handler(reader, writer):
+    try:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:  # reset by the load client's final close
+        pass
+    finally:
+        writer.close()
+
+
 async def sock_server(loop, lsock, tasks):
     while True:
         conn, _addr = await loop.sock_accept(lsock)
@@ -65,7 +83,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9999)
-    parser.add_argument("--mode", choices=("protocol", "sock"), default="protocol")
+    parser.add_argument("--mode", choices=("protocol", "streams", "sock"), default="protocol")
     parser.add_argument("--loop", choices=("stdlib", "reactor", "uvloop"), default="stdlib")
     args = parser.parse_args(argv)
 
@@ -78,6 +96,10 @@ def main(argv=None):
         server = loop.run_until_complete(
             loop.create_server(EchoProtocol, args.host, args.port,
                                backlog=1024, reuse_address=True))
+    elif args.mode == "streams":
+        server = loop.run_until_complete(
+            asyncio.start_server(stream_handler, args.host, args.port,
+                                 backlog=1024, reuse_address=True))
     else:
         lsock = socket.socket()
         lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -92,7 +114,7 @@ def main(argv=None):
     try:
         loop.run_forever()
     finally:
-        if args.mode == "protocol":
+        if args.mode in ("protocol", "streams"):
             server.close()
         else:
             server.cancel()

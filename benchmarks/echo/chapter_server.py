@@ -8,9 +8,14 @@ sel.select(): key.data(key.fileobj, mask)``.  ``read`` does one
 ``recv(65536)`` and sends the bytes straight back (raw echo).  The only
 additions are no printing per event, a larger listen backlog, a reset
 connection treated like a closed one (the load client's final close can
-reset connections), and a fallback for a partial send that never happens with
-the benchmark's small ping-pong messages.  Logs ``listening on HOST:PORT`` to stderr when ready; SIGTERM and
-SIGINT stop it.
+reset connections), and what a partial send needs (100 KiB messages fill
+the socket's buffer): the rest is kept, the socket is watched for
+EVENT_WRITE instead of EVENT_READ until it is flushed, then reading resumes;
+and TCP_NODELAY on each connection, as every other server here sets it
+(asyncio by default): without it, the tail of a large echo waits for the
+client's delayed ACK, and the benchmark would time Nagle's algorithm.
+Logs ``listening on HOST:PORT`` to stderr when ready; SIGTERM and SIGINT
+stop it.
 """
 
 import argparse
@@ -36,7 +41,33 @@ def main(argv=None):
     def accept(sock, mask):
         conn, addr = sock.accept()  # Should be ready
         conn.setblocking(False)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sel.register(conn, selectors.EVENT_READ, read)
+
+    pending = {}  # conn -> bytes the kernel did not take yet
+
+    def close(conn):
+        pending.pop(conn, None)
+        sel.unregister(conn)
+        conn.close()
+
+    def send(conn, data):
+        try:
+            sent = conn.send(data)  # Hope it won't block
+        except BlockingIOError:
+            sent = 0
+        except ConnectionError:
+            close(conn)
+            return
+        if sent < len(data):  # it did: keep the rest, stop reading until it is out
+            pending[conn] = data[sent:]
+            sel.modify(conn, selectors.EVENT_WRITE, flush)
+        elif conn in pending:
+            del pending[conn]
+            sel.modify(conn, selectors.EVENT_READ, read)
+
+    def flush(conn, mask):
+        send(conn, pending[conn])
 
     def read(conn, mask):
         try:
@@ -44,12 +75,9 @@ def main(argv=None):
         except ConnectionError:  # reset by the peer: treat as closed
             data = b""
         if data:
-            sent = conn.send(data)  # Hope it won't block
-            if sent < len(data):
-                conn.sendall(data[sent:])
+            send(conn, data)
         else:
-            sel.unregister(conn)
-            conn.close()
+            close(conn)
 
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
