@@ -720,6 +720,8 @@ def measure(args, log) -> dict:
 
         runs: list[RunResult] = []
         t0 = time.monotonic()
+        # seconds that waiting for idle cores and re-running disturbed runs may add
+        extra_left = args.max_extra if args.max_extra is not None else float("inf")
         for rep in range(max(c["repeat"] for c in cells)):
             for ci, cell in enumerate(cells):
                 if rep >= cell["repeat"]:
@@ -728,17 +730,22 @@ def measure(args, log) -> dict:
                 for name in names[k:] + names[:k]:  # rotate: no server always first
                     size, conns = cell["size"], cell["connections"]
                     for attempt in range(args.retry_busy + 1):
-                        waited = wait_idle(cpus, args.wait_idle, args.idle_sample)
+                        t_extra = time.monotonic()
+                        waited = wait_idle(cpus, min(args.wait_idle, extra_left),
+                                           args.idle_sample)
+                        extra_left -= time.monotonic() - t_extra
                         r = run_one(name, servers, rep, size, conns, args, bins, cpus)
                         if waited is not None:
                             r.notes.append(f"machine still busy after waiting "
                                            f"{args.wait_idle:g} s ({waited})")
                         other = max(r.derived.get("other_on_server_core_pct", 0),
                                     r.derived.get("other_on_client_core_pct", 0))
-                        if not r.ok or other <= BUSY_PCT or attempt == args.retry_busy:
+                        if not r.ok or other <= BUSY_PCT or attempt == args.retry_busy \
+                                or extra_left <= 0:
                             break
                         log(f"[echo] {name} discarded: {other:.0f}% of a core went to other "
                             "work during the run; running it again")
+                        extra_left -= args.warmup + args.duration
                         r.retries = attempt + 1
                     runs.append(r)
                     tag = (f"[echo {len(runs)}/{total} {size}B x{conns} rep {rep + 1}/"
@@ -764,6 +771,7 @@ def measure(args, log) -> dict:
                        "repeat": args.repeat, "headline_repeat": args.headline_repeat,
                        "duration": args.duration, "warmup": args.warmup,
                        "wait_idle": args.wait_idle, "retry_busy": args.retry_busy,
+                       "max_extra": args.max_extra,
                        "quick": args.quick},
             "servers": {n: {"description": SERVERS[n].description,
                             "command": f"taskset -c {cpus[1]} " + " ".join(
@@ -824,6 +832,9 @@ def parse_args(argv=None):
     p.add_argument("--retry-busy", type=int, default=None, metavar="N",
                    help="run again (up to N times) a run during which other work took more "
                         f"than {BUSY_PCT:g}%% of either core (2; 0 in --quick)")
+    p.add_argument("--max-extra", type=float, default=None, metavar="S",
+                   help="at most S seconds in all spent waiting for idle cores and re-running "
+                        "disturbed runs (no limit); disturbed runs are kept and marked after")
     p.add_argument("--keep-logs", action="store_true",
                    help="keep the servers' stderr logs (their directory is printed)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")

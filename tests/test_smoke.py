@@ -11,12 +11,13 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def run(args, timeout):
-    """Run ``python ARGS`` from the repository root in its own process group;
-    fail if it times out or leaves processes behind (both are killed)."""
+def run(args, timeout, env=None):
+    """Run ``python ARGS`` from the repository root in its own process group
+    (with ``env`` added to the environment); fail if it times out or leaves
+    processes behind (both are killed)."""
     proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, env={**os.environ, **(env or {})})
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
