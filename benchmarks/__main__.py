@@ -30,11 +30,10 @@ import json
 import os
 import shlex
 import signal
-import sys
 import time
 
 from benchmarks import echo_bench, loop_bench, selectors_bench
-from benchmarks._common import log, machine_info, uvloop_version
+from benchmarks._common import log, machine_info, run_cli, uvloop_version
 
 # The arguments each section's own module is run with, per mode.  Budget for
 # the full run (< 10 min on this 2-core machine): selectors ~1.5 min, echo
@@ -185,8 +184,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; every server and client process was stopped", file=sys.stderr)
-        sys.exit(130)
+    run_cli(main)

@@ -35,6 +35,16 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def run_cli(main) -> None:
+    """Exit with main()'s status; Ctrl-C is a short message, not a traceback
+    (the harnesses stop every child process on any exit)."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted; every server and client process was stopped", file=sys.stderr)
+        sys.exit(130)
+
+
 # --------------------------------------------------------------------------
 # CPUs
 # --------------------------------------------------------------------------

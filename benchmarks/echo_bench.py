@@ -50,7 +50,7 @@ import time
 from dataclasses import dataclass, field
 
 from benchmarks._common import (PY, ROOT, bench_cpus, compile_c, log, machine_info, pin_argv,
-                                uvloop_version)
+                                run_cli, uvloop_version)
 
 ECHO_DIR = os.path.join(ROOT, "benchmarks", "echo")
 HOST = "127.0.0.1"
@@ -945,8 +945,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; every server and client process was stopped", file=sys.stderr)
-        sys.exit(130)
+    run_cli(main)

@@ -233,8 +233,8 @@ def table_rows(doc) -> list[tuple]:
         for impl, r in by_impl.items():
             ns = r["ns"]
             per_s = 1e9 / ns["median"]
-            rows.append((bench, impl, f"{ns['median']:,.0f}", f"{ns['mean']:,.0f}±{ns['stdev']:,.0f}",
-                         f"{per_s:,.0f}",
+            rows.append((bench, impl, f"{ns['median']:,.0f}",
+                         f"{ns['mean']:,.0f}±{ns['stdev']:,.0f}", f"{per_s:,.0f}",
                          f"{r['x_base']:.2f}x ({r['x_base_q1']:.2f}-{r['x_base_q3']:.2f})"
                          if "x_base" in r else "-"))
         for impl, why in doc["skipped"].items():

@@ -113,6 +113,10 @@ def loop_headline(loop) -> list[str]:
     return out
 
 
+def _intro(title, command, method) -> list[str]:
+    return [f"## {title}", "", f"Same section alone: `{command}`. {method}", ""]
+
+
 def build(doc: dict) -> str:
     meta, cmds = doc["meta"], doc["commands"]
     L = [f"# reactor benchmarks: {meta['mode']} run", "",
@@ -131,15 +135,15 @@ def build(doc: dict) -> str:
     if doc.get("selectors"):
         sel = doc["selectors"]
         cfg = sel["config"]
-        L += ["## Selectors: reactor vs the stdlib vs the kernel", "",
-              f"Same command section alone: `{cmds['selectors']}`. {cfg['processes']} fresh "
-              f"worker processes x {cfg['rounds_per_process']} rounds of ~{cfg['batch_ms']:g} ms "
-              f"batches per case ({cfg['warmup_batches']} warm-up batch), pinned "
+        L += _intro("Selectors: reactor vs the stdlib vs the kernel", cmds["selectors"],
+              f"{cfg['processes']} fresh worker processes x {cfg['rounds_per_process']} "
+              f"rounds of ~{cfg['batch_ms']:g} ms batches per case "
+              f"({cfg['warmup_batches']} warm-up batch), pinned "
               f"({cfg['pinned']}); ours and the stdlib interleaved in each process. "
               "Median ns per operation over all rounds; `stdlib / reactor` is the median of "
               "the per-round paired ratios (> 1: reactor is faster); the kernel floor is the "
               "same syscall on the same fds timed from C (`benchmarks/floor.c`), run after "
-              "each worker.", ""]
+              "each worker.")
         L += selector_headline(doc) + [""]
         L += ["![select(0) time vs registered fds, log-log](scaling.png)", ""]
         L += ["All cases:", "", selectors_bench.format_markdown_table(sel["results"]), ""]
@@ -157,14 +161,13 @@ def build(doc: dict) -> str:
         echo = doc["echo"]
         cfg = echo["config"]
         head = headline_cell(echo)
-        L += ["## Echo, end to end", "",
-              f"Same section alone: `{cmds['echo']}`. Every server pinned to CPU "
+        L += _intro("Echo, end to end", cmds["echo"], "Every server pinned to CPU "
               f"{echo['meta']['server_cpu']}, the compiled C client (`benchmarks/echo/client.c`, "
               f"verifies every byte) to CPU {echo['meta']['client_cpu']}; each connection "
               "ping-pongs one message at a time; each server warmed by one connection before "
               f"each run; {cfg['warmup']:g} s of load, then {cfg['duration']:g} s measured; "
               "servers interleaved. Medians over the runs; server CPU per message from "
-              "`/proc/PID/stat` (user and system, tick-sampled) and schedstat (total, exact).", ""]
+              "`/proc/PID/stat` (user and system, tick-sampled) and schedstat (total, exact).")
         if head:
             L += [f"### Headline: {head['size']:,}-byte messages x {head['connections']} "
                   f"connections, {head['repeat']} runs per server", ""]
@@ -200,11 +203,10 @@ def build(doc: dict) -> str:
     if doc.get("loop"):
         loop = doc["loop"]
         cfg = loop["config"]
-        L += ["## Loop dispatch", "",
-              f"Same section alone: `{cmds['loop']}`. {cfg['processes']} fresh pinned processes "
+        L += _intro("Loop dispatch", cmds["loop"], f"{cfg['processes']} fresh pinned processes "
               f"x {cfg['rounds_per_process']} rounds ({cfg['warmup_rounds']} discarded); median "
               "µs per operation, in brackets the median per-round ratio to reactor.Reactor "
-              "(> 1: reactor is faster).", ""]
+              "(> 1: reactor is faster).")
         L += loop_headline(loop) + ["", "![loop dispatch](loop.png)", "",
                                     loop_bench.format_markdown_table(loop), ""]
         L += [f"- `{i}`: {d}" for i, d in loop["impls"].items()]
