@@ -13,7 +13,7 @@ Run from the repository root.  Runs, in order, with progress on stderr:
 then writes to DIR (default benchmarks/results/): ``results.json`` (every
 figure and the machine), ``summary.md`` (the tables, with the command for
 each section) and the PNG plots (``scaling.png``, ``echo_<size>.png``,
-``loop.png``).  The full run takes about 8 minutes on 2 cores, ``--quick``
+``loop.png``).  The full run takes about 7.5 minutes on 2 cores, ``--quick``
 under a minute (its figures only show that everything runs); ``--smoke``,
 smaller still, is what the test suite runs.
 
@@ -36,14 +36,15 @@ from benchmarks import echo_bench, loop_bench, selectors_bench
 from benchmarks._common import log, machine_info, run_cli, uvloop_version
 
 # The arguments each section's own module is run with, per mode.  Budget for
-# the full run (< 10 min on this 2-core machine): selectors ~1.5 min, echo
-# ~5 min (8 servers x 9 cells x 2 runs of 0.3 + 1 s, and 4 more runs of the
-# 1 KiB x 100 headline cell), loop ~0.5 min.
+# the full run (< 10 min on this 2-core machine): selectors ~1 min, echo
+# ~6 min (8 servers x 9 cells x 2 runs of 0.3 + 1.5 s, 4 more runs of the
+# 1 KiB x 100 headline cell, at most 45 s waiting for idle cores or re-running
+# disturbed runs), loop ~0.5 min: ~7.5 min in all.
 MODES = {
     "full": {
         "selectors": ["--processes", "5", "--rounds", "6", "--batch-ms", "5", "--warmup", "1"],
         "echo": ["--size", "1024,10240,102400", "--connections", "1,10,100", "--repeat", "2",
-                 "--headline-repeat", "6", "--duration", "1", "--warmup", "0.3",
+                 "--headline-repeat", "6", "--duration", "1.5", "--warmup", "0.3",
                  "--wait-idle", "2", "--idle-sample", "0.1", "--retry-busy", "1",
                  "--max-extra", "45"],
         "loop": ["--processes", "3", "--rounds", "5", "--warmup", "1"],

@@ -198,6 +198,16 @@ def compile_c(src: str, name: str, log=log) -> tuple[str, str]:
     return out, f"{gcc} ({version})"
 
 
+def size_label(size: int) -> str:
+    """1024 -> '1 KiB', 100 -> '100 B'."""
+    return f"{size // 1024} KiB" if size % 1024 == 0 else f"{size} B"
+
+
+def echo_png(size: int) -> str:
+    """The echo plot's file name for one message size: echo_1KiB.png."""
+    return f"echo_{size_label(size).replace(' ', '')}.png"
+
+
 # --------------------------------------------------------------------------
 # Statistics
 # --------------------------------------------------------------------------

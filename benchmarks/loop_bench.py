@@ -51,9 +51,9 @@ IMPL_DESCRIPTIONS = {
     "uvloop": "uvloop.new_event_loop()",
 }
 BENCHES = {
-    "chain": "chained call_soon: ns per callback (wall)",
-    "timers": "call_later, random delays < 1 ms: CPU ns per timer, schedule + fire",
-    "wakeups": "call_soon_threadsafe from another thread, round trip: ns per wakeup (wall)",
+    "chain": "chained call_soon: wall time per callback",
+    "timers": "call_later, random delays < 1 ms: CPU time per timer, schedule + fire",
+    "wakeups": "call_soon_threadsafe from another thread: wall time per round trip",
 }
 # N per benchmark: full, quick, smoke
 COUNTS = {

@@ -19,6 +19,8 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import StrMethodFormatter  # noqa: E402
 
+from benchmarks._common import echo_png, size_label  # noqa: E402
+
 BACKEND_COLORS = {"Epoll": "tab:blue", "Poll": "tab:orange", "Select": "tab:green"}
 FOOTER_SIZE = 7
 
@@ -89,10 +91,6 @@ def plot_scaling(doc, path, command) -> None:
     plt.close(fig)
 
 
-def _size_label(size: int) -> str:
-    return f"{size // 1024} KiB" if size % 1024 == 0 else f"{size} B"
-
-
 def plot_echo(doc, size, path, command) -> None:
     """One message size: msgs/s, p50/p99 latency and server CPU per message
     (user + system), per server, grouped by connection count."""
@@ -136,7 +134,7 @@ def plot_echo(doc, size, path, command) -> None:
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].legend(fontsize=8, ncol=4, loc="upper left")
     cfg = echo["config"]
-    axes[0].set_title(f"Echo, {_size_label(size)} messages: server pinned to CPU "
+    axes[0].set_title(f"Echo, {size_label(size)} messages: server pinned to CPU "
                       f"{echo['meta']['server_cpu']}, compiled client on CPU "
                       f"{echo['meta']['client_cpu']}; {cfg['warmup']:g} s warm-up + "
                       f"{cfg['duration']:g} s per run")
@@ -164,8 +162,8 @@ def plot_loop(doc, path, command) -> None:
                color=[cmap(k % 10) for k in range(len(impls))])
         ax.set_xticks(range(len(impls)))
         ax.set_xticklabels(impls, rotation=20, ha="right", fontsize=8)
-        unit = loop["benches"][bench].split(": ", 1)[1].replace("ns ", "µs ")
-        ax.set_ylabel(f"{unit}\n(median; bars: interquartile range)", fontsize=9)
+        unit = loop["benches"][bench].split(": ", 1)[1]
+        ax.set_ylabel(f"µs, {unit}\n(median; bars: interquartile range)", fontsize=9)
         ax.set_title(f"{bench} (N={loop['config']['counts'][bench]:,})\n"
                      f"{loop['benches'][bench].split(':')[0]}", fontsize=9)
         ax.grid(True, axis="y", alpha=0.3)
@@ -185,9 +183,9 @@ def draw_all(doc, out_dir, command) -> dict:
         plot_scaling(doc, files["scaling"], command)
     if doc.get("echo"):
         for size in dict.fromkeys(c["size"] for c in doc["echo"]["cells"]):
-            name = f"echo_{_size_label(size).replace(' ', '')}"
-            files[name] = os.path.join(out_dir, f"{name}.png")
-            plot_echo(doc, size, files[name], command)
+            name = echo_png(size)
+            files[name[:-4]] = os.path.join(out_dir, name)
+            plot_echo(doc, size, files[name[:-4]], command)
     if doc.get("loop"):
         files["loop"] = os.path.join(out_dir, "loop.png")
         plot_loop(doc, files["loop"], command)

@@ -12,6 +12,7 @@ import os
 import sys
 
 from benchmarks import loop_bench, selectors_bench
+from benchmarks._common import ROOT, echo_png, size_label
 from benchmarks.selectors_bench import fmt_ns
 
 # (label, case, backend, N, ready) of the selector headline rows
@@ -182,9 +183,8 @@ def build(doc: dict) -> str:
             L.append("")
         sizes = list(dict.fromkeys(c["size"] for c in echo["cells"]))
         for size in sizes:
-            label = f"{size // 1024}KiB" if size % 1024 == 0 else f"{size}B"
-            L += [f"### {size:,}-byte messages", "", f"![echo, {size:,}-byte messages]"
-                  f"(echo_{label}.png)", ""]
+            L += [f"### {size:,}-byte messages", "",
+                  f"![echo, {size:,}-byte messages]({echo_png(size)})", ""]
             for cell in echo["cells"]:
                 if cell["size"] == size and cell is not head:
                     L += [f"{cell['connections']} connection(s), {cell['repeat']} run(s) per "
@@ -215,9 +215,66 @@ def build(doc: dict) -> str:
     return "\n".join(L)
 
 
+def readme_section(doc: dict, rel_dir: str) -> str:
+    """The top-level README's results section, from a full run whose files
+    are committed in ``rel_dir`` (a path relative to the repository root)."""
+    meta, cmds = doc["meta"], doc["commands"]
+    L = ["## Benchmarks", "",
+         "Every figure is measured beside its baseline in the same run, by one command from "
+         "the repository root (`pip install -e '.[bench]'` first, for uvloop and matplotlib):",
+         "", "```sh",
+         "python -m benchmarks            # the whole suite, ~7.5 min on 2 cores",
+         "python -m benchmarks --quick    # the same at small counts, < 1 min",
+         "```", "",
+         "It prints its progress and writes JSON, a Markdown summary and PNG plots to "
+         "`benchmarks/results/`; method, cases and options in "
+         f"[benchmarks/README.md](benchmarks/README.md). The figures below are one {meta['mode']} "
+         "run, "
+         f"`{cmds['suite']}`, committed in [{rel_dir}/]({rel_dir}/) "
+         f"([summary.md]({rel_dir}/summary.md) has every table), on this machine: "
+         f"{meta['cpu_model']} ({meta['nproc']} cores, shared with other work), Linux "
+         f"{meta['kernel']}, {meta['python_impl']} {meta['python']}, {meta['date'][:10]}, "
+         f"git {meta['git']}.", ""]
+    if doc.get("selectors"):
+        L += ["### Selectors: reactor vs the stdlib vs the kernel", "",
+              f"This section alone: `{cmds['selectors']}`. Median ns per call over "
+              f"{doc['selectors']['config']['processes']} fresh pinned processes; "
+              "`stdlib / reactor` is the median of paired ratios timed back to back (> 1: "
+              "reactor is faster); the kernel floor is the same syscall on the same fds timed "
+              "from C.", ""]
+        L += selector_headline(doc) + [""]
+        L += ["One `select(0)` with one ready fd as idle fds grow: select and poll scan "
+              "every fd on every call, epoll pays only for the ready one.", "",
+              f"![select(0) time vs registered fds, log-log]({rel_dir}/scaling.png)", ""]
+    if doc.get("echo"):
+        echo = doc["echo"]
+        head = headline_cell(echo)
+        if head:
+            L += [f"### Echo: {head['size']:,}-byte messages, {head['connections']} connections",
+                  "", f"This section alone: `{cmds['echo']}`. Servers on CPU "
+                  f"{echo['meta']['server_cpu']}, the compiled C client on CPU "
+                  f"{echo['meta']['client_cpu']}; median of {head['repeat']} runs of "
+                  f"{echo['config']['duration']:g} s per server; server CPU per message, user "
+                  "and system, from /proc (user/system tick-sampled).", ""]
+            L += echo_table(echo, head) + [""]
+            sizes = list(dict.fromkeys(c["size"] for c in echo["cells"]))
+            L += ["All sizes and connection counts: " + ", ".join(
+                f"[{size_label(sz)}]({rel_dir}/{echo_png(sz)})"
+                for sz in sizes) + ".", ""]
+    if doc.get("loop"):
+        L += ["### Loop dispatch", "",
+              f"This section alone: `{cmds['loop']}`. Median µs per operation; in brackets "
+              "the ratio to reactor.Reactor (> 1: reactor is faster).", ""]
+        L += loop_headline(doc["loop"]) + [""]
+    return "\n".join(L)
+
+
 if __name__ == "__main__":
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join("benchmarks", "results")
     with open(os.path.join(out, "results.json")) as f:
         d = json.load(f)
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(build(d))
+    if len(sys.argv) > 2:  # python -m benchmarks.report DIR README_SECTION.md
+        with open(sys.argv[2], "w") as f:
+            f.write(readme_section(d, os.path.relpath(out, ROOT)) + "\n")
