@@ -33,6 +33,7 @@ struct pollfd { int fd; short events; short revents; };
 
 #define EINTR ...
 #define EBADF ...
+#define ENOENT ...
 
 /* 1 when the headers offer epoll_pwait2; the kernel may still say ENOSYS,
  * which reactor_pwait2_available() reports after the first timed wait. */
@@ -41,45 +42,84 @@ struct pollfd { int fd; short events; short revents; };
 
 int reactor_pwait2_available(void);
 
+/* Returned by the waits (below any -errno): see helpers.c. */
+#define REACTOR_EGROW ...
+#define REACTOR_ESTALE ...
+#define REACTOR_EBUSY ...
+#define REACTOR_ONE ...
+
 int reactor_epoll_create(void);
+struct reactor_stamps {
+    int len;
+    uint32_t *stamp;
+};
+struct reactor_epoll_shared {
+    int lock;
+    struct reactor_stamps *stamps;
+    int want;
+};
 struct reactor_epoll {
     int epfd;
     int capacity;
     struct epoll_event *events;
-    int *fds;
+    int *ready_fds;
     uint32_t *ready;
     int64_t *codes;
     uint32_t read_bits, write_bits;
-    uint32_t *generations;
-    int generations_len;
+    struct reactor_epoll_shared *shared;
     unsigned long long stale;
+    int stale_fd;
+    int stale_streak;
+    unsigned long owner;
+    long long deadline_ns;
 };
+int reactor_epoll_set_stamps(struct reactor_epoll_shared *sh, struct reactor_stamps *next);
 int reactor_epoll_ctl(struct reactor_epoll *ep, int op, int fd, uint32_t events,
                       uint32_t interest);
-int reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_ns);
+long long reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_ns);
 
-struct reactor_poll {
+struct reactor_pollfds {
+    int lock;
+    int capacity;
+    int nfds;
     struct pollfd *fds;
-    unsigned long nfds;
+};
+struct reactor_poll {
+    struct reactor_pollfds *list;
+    int capacity;
+    struct pollfd *work;
     int *ready_fds;
     uint32_t *ready;
     uint32_t read_bits, write_bits;
+    unsigned long owner;
+    long long deadline_ns;
 };
-int reactor_poll_wait(struct reactor_poll *p, long long timeout_ns);
-int reactor_poll_add(struct reactor_poll *p, int fd, short events);
-int reactor_poll_remove(struct reactor_poll *p, unsigned long index);
+long long reactor_poll_wait(struct reactor_poll *p, long long timeout_ns);
+int reactor_poll_set_array(struct reactor_pollfds *list, struct pollfd *fds, int capacity);
+int reactor_poll_add(struct reactor_pollfds *list, int fd, short events);
+int reactor_poll_set_events(struct reactor_pollfds *list, int index, int fd, short events);
+int reactor_poll_remove(struct reactor_pollfds *list, int index, int fd);
 
-struct reactor_select {
+struct reactor_fdsets {
+    int lock;
     int capacity;
     int nfds;
     unsigned long *readers, *writers;
+};
+struct reactor_select {
+    struct reactor_fdsets *sets;
+    int capacity;
     unsigned long *rwork, *wwork;
     int *ready_fds;
     uint32_t *ready;
+    unsigned long owner;
+    long long deadline_ns;
 };
-int reactor_select_add(struct reactor_select *s, int fd, uint32_t events);
-int reactor_select_remove(struct reactor_select *s, int fd);
-int reactor_select_wait(struct reactor_select *s, long long timeout_ns);
+int reactor_select_set_arrays(struct reactor_fdsets *sets, unsigned long *readers,
+                              unsigned long *writers, int capacity);
+int reactor_select_add(struct reactor_fdsets *sets, int fd, uint32_t events);
+int reactor_select_remove(struct reactor_fdsets *sets, int fd);
+long long reactor_select_wait(struct reactor_select *s, long long timeout_ns);
 
 int reactor_eventfd(unsigned int initval, int flags);
 int reactor_close(int fd);

@@ -21,6 +21,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -84,6 +86,83 @@ static uint32_t reactor_ready_bits(uint32_t kernel_events, uint32_t read_bits,
            ((kernel_events & write_bits) ? 2u : 0u);
 }
 
+/* ---- sharing with other threads ------------------------------------------
+ * A selector's registrations may change in one thread while another blocks
+ * in its wait (every call here runs without the GIL).  Two rules keep that
+ * safe:
+ *   - the kernel only ever reads or writes memory owned by the wait in
+ *     progress: poll and select waits copy the interest list into their own
+ *     work arrays first; an epoll wait writes only its own event buffer;
+ *   - interest lists are changed, grown and copied under a small spin lock,
+ *     held for a few stores or one memcpy, never across a blocking syscall
+ *     (epoll_ctl never blocks).
+ * A wait whose buffers are too small for the interest list does not grow
+ * them itself (Python owns all memory): it returns REACTOR_EGROW before
+ * waiting, and the caller grows them and calls again.
+ *
+ * A wait state (its buffers) serves one thread at a time: a wait claims it
+ * by storing its thread in `owner`.  A wait finding it owned by another
+ * thread returns REACTOR_EBUSY at once; the caller then waits with a state
+ * of its own.  Finding it owned by this thread is not an error: a previous
+ * call was interrupted (by an exception from a signal handler, say) before
+ * its caller could release it.
+ *
+ * Results, and who releases the state:
+ *   0                   nothing ready; released;
+ *   REACTOR_ONE + code  exactly one fd ready, code = (fd << 2) | bits, so
+ *                       the caller reads no array; released;
+ *   n >= 2              n results in the state's arrays; the caller
+ *                       releases the state (owner = 0) once it read them;
+ *   REACTOR_EGROW, -EINTR   kept: the caller calls again (after growing
+ *                       the buffers, or running the signal handlers);
+ *   other negatives     REACTOR_ESTALE (epoll: only stale events),
+ *                       -errno; released. */
+#define REACTOR_EGROW (-1000000)
+#define REACTOR_ESTALE (-1000001)
+#define REACTOR_EBUSY (-1000002)
+#define REACTOR_ONE (1LL << 40)
+
+static int reactor_claim(unsigned long *owner)
+{
+    unsigned long me = (unsigned long)pthread_self(), expected = 0;
+    if (__atomic_compare_exchange_n(owner, &expected, me, 0, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED) || expected == me)
+        return 0;
+    return REACTOR_EBUSY;
+}
+
+/* Ends a wait with `result`, releasing the state unless the caller must
+ * read arrays (n >= 2) or call again (see above). */
+static long long reactor_finish(unsigned long *owner, long long result)
+{
+    int keep = (result >= 2 && result < REACTOR_ONE) || result == REACTOR_EGROW ||
+               result == -EINTR;
+    if (!keep)
+        __atomic_store_n(owner, 0, __ATOMIC_RELEASE);
+    return result;
+}
+
+/* Notes when a positive timeout ends, on time.monotonic_ns()'s clock, so
+ * that the caller can resume a wait interrupted by a signal (PEP 475). */
+static void reactor_note_deadline(long long *deadline_ns, long long timeout_ns)
+{
+    struct timespec now;
+    if (timeout_ns > 0 && clock_gettime(CLOCK_MONOTONIC, &now) == 0)
+        *deadline_ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec + timeout_ns;
+}
+
+static void reactor_lock(int *lock)
+{
+    while (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE))
+        while (__atomic_load_n(lock, __ATOMIC_RELAXED))
+            sched_yield();
+}
+
+static void reactor_unlock(int *lock)
+{
+    __atomic_store_n(lock, 0, __ATOMIC_RELEASE);
+}
+
 /* ---- epoll ------------------------------------------------------------ */
 
 static int reactor_epoll_create(void)
@@ -92,149 +171,298 @@ static int reactor_epoll_create(void)
     return fd < 0 ? -errno : fd;
 }
 
-
-/* One EpollSelector's kernel-facing state, kept between calls so a wait
- * allocates nothing and crosses the FFI with two arguments.
- *
- * Stale registrations (epoll(7) Q&A 6: an fd closed while a dup keeps its
+/* Stale registrations (epoll(7) Q&A 6: an fd closed while a dup keeps its
  * file open stays registered under its old number) are recognised by a
- * stamp: each EPOLL_CTL_ADD of fd gets generations[fd] + 1, and epoll_data
- * carries (stamp << 34) | (interest << 32) | fd.  A wait drops, and counts,
- * every event whose stamp is not its fd's current one; `interest` is the
- * readiness bits the caller asked for, which mask what a wait reports. */
+ * stamp: each EPOLL_CTL_ADD of fd gets a new stamp, and epoll_data carries
+ * (stamp << 34) | (interest << 32) | fd.  A wait drops, and counts, every
+ * event whose stamp is not its fd's current one; `interest` is the readiness
+ * bits the caller asked for, which mask what a wait reports.  DEL, and a
+ * failed MOD (after which the caller forgets the fd), move the stamp on too,
+ * so a registration the kernel kept (the DEL failed: the fd number was
+ * already closed) is stale from then on. */
 #define REACTOR_STAMP_MASK 0x3FFFFFFFu
 
-struct reactor_epoll {
-    int epfd;
-    int capacity;                 /* length of events/fds/ready: maxevents */
-    struct epoll_event *events;
-    int *fds;                     /* out: fd of each live event */
-    uint32_t *ready;              /* out: its readiness bits & interest */
-    int64_t *codes;               /* out: (fd << 2) | those bits, one number */
-    uint32_t read_bits, write_bits;
-    uint32_t *generations;        /* stamp of each fd's registration */
-    int generations_len;          /* the caller keeps every fd it passes below this */
-    unsigned long long stale;     /* events dropped as stale */
+/* One array of stamps, indexed by fd; replaced whole (never resized in
+ * place) when a larger fd comes, so a wait reading it is never cut short. */
+struct reactor_stamps {
+    int len;
+    uint32_t *stamp;
 };
 
-/* op is EPOLL_CTL_ADD (a new stamp), EPOLL_CTL_MOD or EPOLL_CTL_DEL. */
-static int reactor_epoll_ctl(struct reactor_epoll *ep, int op, int fd, uint32_t events,
-                             uint32_t interest)
+/* What every wait of one EpollSelector shares. */
+struct reactor_epoll_shared {
+    int lock;                     /* guards stamps and stamp changes */
+    struct reactor_stamps *stamps;
+    int want;                     /* maxevents the caller wants: waits with a
+                                     smaller buffer return REACTOR_EGROW */
+};
+
+/* One wait's state: the buffers it fills, kept between calls so a wait
+ * allocates nothing and crosses the FFI with two arguments. */
+struct reactor_epoll {
+    int epfd;
+    int capacity;                 /* length of events/ready_fds/ready/codes: maxevents */
+    struct epoll_event *events;
+    int *ready_fds;               /* out: fd of each live event */
+    uint32_t *ready;              /* out: its readiness bits & interest */
+    int64_t *codes;               /* out: REACTOR_ONE + ((fd << 2) | those bits) */
+    uint32_t read_bits, write_bits;
+    struct reactor_epoll_shared *shared;
+    unsigned long long stale;     /* events dropped as stale */
+    int stale_fd;                 /* an fd with stale events in the last wait */
+    int stale_streak;             /* consecutive waits with stale events of it */
+    unsigned long owner;          /* the thread using this state, or 0 */
+    long long deadline_ns;        /* when a positive timeout ends */
+};
+
+/* Publishes `next` (at least as long) as the stamps, copying the current
+ * ones into it.  The caller keeps the old array alive: a wait in another
+ * thread may still be reading it. */
+static int reactor_epoll_set_stamps(struct reactor_epoll_shared *sh,
+                                    struct reactor_stamps *next)
 {
-    struct epoll_event ev;
-    uint32_t stamp;
-    if (fd < 0 || fd >= ep->generations_len)
-        return -EBADF;
-    stamp = ep->generations[fd];
-    if (op == EPOLL_CTL_ADD)
-        stamp = (stamp + 1) & REACTOR_STAMP_MASK;
-    memset(&ev, 0, sizeof ev);
-    ev.events = events;
-    ev.data.u64 = ((uint64_t)stamp << 34) | ((uint64_t)(interest & 3u) << 32) | (uint32_t)fd;
-    if (epoll_ctl(ep->epfd, op, fd, &ev) < 0)
-        return -errno;
-    ep->generations[fd] = stamp;
+    struct reactor_stamps *cur;
+    reactor_lock(&sh->lock);
+    cur = sh->stamps;
+    if (cur != NULL) {
+        if (next->len < cur->len) {
+            reactor_unlock(&sh->lock);
+            return -EINVAL;
+        }
+        memcpy(next->stamp, cur->stamp, (size_t)cur->len * sizeof(uint32_t));
+    }
+    __atomic_store_n(&sh->stamps, next, __ATOMIC_RELEASE);
+    reactor_unlock(&sh->lock);
     return 0;
 }
 
-/* timeout_ns < 0 blocks, 0 polls.  Returns the number of live events
- * written to fds/ready, or -errno. */
-static int reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_ns)
+/* op is EPOLL_CTL_ADD (a new stamp), EPOLL_CTL_MOD or EPOLL_CTL_DEL.  The
+ * stamp is stored before the syscall: an event of the new registration can
+ * reach a wait in another thread as soon as the kernel has it. */
+static int reactor_epoll_ctl(struct reactor_epoll *ep, int op, int fd, uint32_t events,
+                             uint32_t interest)
 {
-    int n, i, err, count = 0;
+    struct reactor_epoll_shared *sh = ep->shared;
+    struct reactor_stamps *stamps;
+    struct epoll_event ev;
+    uint32_t old, stamp;
+    int err = 0;
+    reactor_lock(&sh->lock);
+    stamps = sh->stamps;
+    if (fd < 0 || fd >= stamps->len) {
+        reactor_unlock(&sh->lock);
+        return -EBADF;
+    }
+    old = stamps->stamp[fd];
+    stamp = op == EPOLL_CTL_MOD ? old : (old + 1) & REACTOR_STAMP_MASK;
+    __atomic_store_n(&stamps->stamp[fd], stamp, __ATOMIC_RELAXED);
+    memset(&ev, 0, sizeof ev);
+    ev.events = events;
+    ev.data.u64 = ((uint64_t)stamp << 34) | ((uint64_t)(interest & 3u) << 32) | (uint32_t)fd;
+    if (epoll_ctl(ep->epfd, op, fd, &ev) < 0) {
+        err = errno;
+        if (op == EPOLL_CTL_ADD)  /* nothing was registered */
+            __atomic_store_n(&stamps->stamp[fd], old, __ATOMIC_RELAXED);
+        else if (op == EPOLL_CTL_MOD)  /* the caller forgets fd */
+            __atomic_store_n(&stamps->stamp[fd], (old + 1) & REACTOR_STAMP_MASK,
+                             __ATOMIC_RELAXED);
+    }
+    reactor_unlock(&sh->lock);
+    return -err;
+}
+
+/* timeout_ns < 0 blocks, 0 polls.  Returns the number of live events
+ * written to ready_fds/ready/codes; REACTOR_ESTALE when every event was stale;
+ * REACTOR_EBUSY or REACTOR_EGROW (without waiting); or -errno. */
+static long long reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_ns)
+{
+    struct epoll_event *events = ep->events;
+    const struct reactor_stamps *stamps;
+    int n, i, err, count = 0, capacity = ep->capacity, stale_fd = -1, seen_again = 0;
+    if (reactor_claim(&ep->owner))
+        return REACTOR_EBUSY;
+    if (__atomic_load_n(&ep->shared->want, __ATOMIC_RELAXED) > capacity)
+        return reactor_finish(&ep->owner, REACTOR_EGROW);
+    reactor_note_deadline(&ep->deadline_ns, timeout_ns);
     if (timeout_ns > 0 && !reactor_pwait2_missing) {
         struct timespec ts = reactor_timespec(timeout_ns);
-        n = reactor_sys_epoll_pwait2(ep->epfd, ep->events, ep->capacity, &ts);
+        n = reactor_sys_epoll_pwait2(ep->epfd, events, capacity, &ts);
         if (n < 0) {
             err = errno;
             if (err != ENOSYS)
-                return -err;
+                return reactor_finish(&ep->owner, -err);
             reactor_pwait2_missing = 1;
-            n = epoll_wait(ep->epfd, ep->events, ep->capacity, reactor_ms_ceil(timeout_ns));
+            n = epoll_wait(ep->epfd, events, capacity, reactor_ms_ceil(timeout_ns));
         }
     } else {
-        n = epoll_wait(ep->epfd, ep->events, ep->capacity, reactor_ms_ceil(timeout_ns));
+        n = epoll_wait(ep->epfd, events, capacity, reactor_ms_ceil(timeout_ns));
     }
     if (n < 0)
-        return -errno;
+        return reactor_finish(&ep->owner, -errno);
+    stamps = __atomic_load_n(&ep->shared->stamps, __ATOMIC_ACQUIRE);
     for (i = 0; i < n; i++) {
-        uint64_t data = ep->events[i].data.u64;
+        uint64_t data = events[i].data.u64;
         int fd = (int)(uint32_t)data;
-        if (fd >= ep->generations_len ||
-            ep->generations[fd] != (uint32_t)(data >> 34)) {
+        uint32_t ready;
+        if (fd >= stamps->len ||
+            __atomic_load_n(&stamps->stamp[fd], __ATOMIC_RELAXED) != (uint32_t)(data >> 34)) {
             ep->stale++;
+            stale_fd = fd;
+            seen_again |= fd == ep->stale_fd;
             continue;
         }
-        ep->fds[count] = fd;
-        ep->ready[count] = reactor_ready_bits(ep->events[i].events, ep->read_bits,
-                                              ep->write_bits) & (uint32_t)((data >> 32) & 3u);
-        ep->codes[count] = ((int64_t)fd << 2) | ep->ready[count];
+        ready = reactor_ready_bits(events[i].events, ep->read_bits, ep->write_bits)
+                & (uint32_t)((data >> 32) & 3u);
+        ep->ready_fds[count] = fd;
+        ep->ready[count] = ready;
+        ep->codes[count] = REACTOR_ONE + (((int64_t)fd << 2) | ready);
         count++;
     }
-    return count;
+    /* A stale registration that stays ready shows up in wait after wait;
+     * one that a racing EPOLL_CTL_DEL removes does not. */
+    if (stale_fd < 0) {
+        ep->stale_streak = 0;
+    } else if (seen_again) {
+        ep->stale_streak++;
+    } else {
+        ep->stale_fd = stale_fd;
+        ep->stale_streak = 1;
+    }
+    if (count == 1)
+        return reactor_finish(&ep->owner, ep->codes[0]);
+    return reactor_finish(&ep->owner, (n > 0 && count == 0) ? REACTOR_ESTALE : count);
 }
 
 /* ---- poll ------------------------------------------------------------- */
 
-/* One PollSelector's arrays, kept between calls. */
-struct reactor_poll {
-    struct pollfd *fds;           /* the interest list, entries 0..nfds-1 */
-    unsigned long nfds;
-    int *ready_fds;               /* out, at least nfds long */
-    uint32_t *ready;              /* out: readiness bits */
-    uint32_t read_bits, write_bits;
+/* One PollSelector's interest list: entries 0..nfds-1 of fds. */
+struct reactor_pollfds {
+    int lock;
+    int capacity;
+    int nfds;
+    struct pollfd *fds;
 };
 
-/* Polls the pollfd array as it stands and writes the fd and readiness bits
- * of every entry with revents.  poll() for timeouts <= 0 (cheaper), ppoll()
- * for a positive one (nanoseconds). */
-static int reactor_poll_wait(struct reactor_poll *p, long long timeout_ns)
+/* One wait's state: its own copy of the list, and its results. */
+struct reactor_poll {
+    struct reactor_pollfds *list;
+    int capacity;                 /* length of work, ready_fds, ready */
+    struct pollfd *work;
+    int *ready_fds;               /* out */
+    uint32_t *ready;              /* out: readiness bits */
+    uint32_t read_bits, write_bits;
+    unsigned long owner;          /* the thread using this state, or 0 */
+    long long deadline_ns;        /* when a positive timeout ends */
+};
+
+/* Copies the interest list, polls the copy (poll() for timeouts <= 0, which
+ * is cheaper, ppoll() with nanoseconds for a positive one) and writes the fd
+ * and readiness bits of every entry with revents. */
+static long long reactor_poll_wait(struct reactor_poll *p, long long timeout_ns)
 {
-    int n, count = 0;
-    unsigned long i;
+    struct reactor_pollfds *list = p->list;
+    struct pollfd *work = p->work;
+    int n, i, nfds, count = 0;
+    if (reactor_claim(&p->owner))
+        return REACTOR_EBUSY;
+    reactor_note_deadline(&p->deadline_ns, timeout_ns);
+    reactor_lock(&list->lock);
+    nfds = list->nfds;
+    if (nfds > p->capacity) {
+        reactor_unlock(&list->lock);
+        return reactor_finish(&p->owner, REACTOR_EGROW);
+    }
+    memcpy(work, list->fds, (size_t)nfds * sizeof(struct pollfd));
+    reactor_unlock(&list->lock);
     if (timeout_ns <= 0) {
-        n = poll(p->fds, (nfds_t)p->nfds, timeout_ns < 0 ? -1 : 0);
+        n = poll(work, (nfds_t)nfds, timeout_ns < 0 ? -1 : 0);
     } else {
         struct timespec ts = reactor_timespec(timeout_ns);
-        n = ppoll(p->fds, (nfds_t)p->nfds, &ts, NULL);
+        n = ppoll(work, (nfds_t)nfds, &ts, NULL);
     }
     if (n < 0)
-        return -errno;
-    for (i = 0; i < p->nfds && count < n; i++) {
-        if (p->fds[i].revents) {
-            p->ready_fds[count] = p->fds[i].fd;
-            p->ready[count] = reactor_ready_bits((uint16_t)p->fds[i].revents,
+        return reactor_finish(&p->owner, -errno);
+    for (i = 0; i < nfds && count < n; i++) {
+        if (work[i].revents) {
+            p->ready_fds[count] = work[i].fd;
+            p->ready[count] = reactor_ready_bits((uint16_t)work[i].revents,
                                                  p->read_bits, p->write_bits);
             count++;
         }
     }
-    return count;
+    if (count == 1)
+        return reactor_finish(&p->owner, REACTOR_ONE + (((long long)p->ready_fds[0] << 2) | p->ready[0]));
+    return reactor_finish(&p->owner, count);
 }
 
-/* Appends fd to the array (the caller keeps it long enough); returns its
- * index. */
-static int reactor_poll_add(struct reactor_poll *p, int fd, short events)
+/* Publishes `fds` (room for `capacity` entries, at least nfds) as the
+ * list's array, copying the current entries into it. */
+static int reactor_poll_set_array(struct reactor_pollfds *list, struct pollfd *fds,
+                                  int capacity)
 {
-    unsigned long index = p->nfds;
-    p->fds[index].fd = fd;
-    p->fds[index].events = events;
-    p->fds[index].revents = 0;
-    p->nfds = index + 1;
-    return (int)index;
+    reactor_lock(&list->lock);
+    if (capacity < list->nfds) {
+        reactor_unlock(&list->lock);
+        return -EINVAL;
+    }
+    if (list->fds != NULL)
+        memcpy(fds, list->fds, (size_t)list->nfds * sizeof(struct pollfd));
+    list->fds = fds;
+    list->capacity = capacity;
+    reactor_unlock(&list->lock);
+    return 0;
 }
 
-/* Removes entry `index` by moving the last entry into its place; returns
- * the fd that moved there, or -1 when `index` was the last one. */
-static int reactor_poll_remove(struct reactor_poll *p, unsigned long index)
+/* Appends fd; returns its index, or REACTOR_EGROW when the array is full. */
+static int reactor_poll_add(struct reactor_pollfds *list, int fd, short events)
 {
-    unsigned long last;
-    if (index >= p->nfds)
-        return -1;
-    last = --p->nfds;
-    if (index == last)
-        return -1;
-    p->fds[index] = p->fds[last];
-    return p->fds[index].fd;
+    int index;
+    reactor_lock(&list->lock);
+    index = list->nfds;
+    if (index >= list->capacity) {
+        reactor_unlock(&list->lock);
+        return REACTOR_EGROW;
+    }
+    list->fds[index].fd = fd;
+    list->fds[index].events = events;
+    list->fds[index].revents = 0;
+    list->nfds = index + 1;
+    reactor_unlock(&list->lock);
+    return index;
+}
+
+/* Sets the events of entry `index`, which must hold fd; -ENOENT if not. */
+static int reactor_poll_set_events(struct reactor_pollfds *list, int index, int fd,
+                                   short events)
+{
+    int rc = -ENOENT;
+    reactor_lock(&list->lock);
+    if (index >= 0 && index < list->nfds && list->fds[index].fd == fd) {
+        list->fds[index].events = events;
+        rc = 0;
+    }
+    reactor_unlock(&list->lock);
+    return rc;
+}
+
+/* Removes entry `index`, which must hold fd, by moving the last entry into
+ * its place; returns the fd that moved there, -1 when `index` was the last
+ * one, or -ENOENT. */
+static int reactor_poll_remove(struct reactor_pollfds *list, int index, int fd)
+{
+    int last, moved = -1;
+    reactor_lock(&list->lock);
+    if (index < 0 || index >= list->nfds || list->fds[index].fd != fd) {
+        reactor_unlock(&list->lock);
+        return -ENOENT;
+    }
+    last = --list->nfds;
+    if (index != last) {
+        list->fds[index] = list->fds[last];
+        moved = list->fds[index].fd;
+    }
+    reactor_unlock(&list->lock);
+    return moved;
 }
 
 /* ---- select ----------------------------------------------------------- */
@@ -264,72 +492,128 @@ static int reactor_fdset_last(const unsigned long *a, const unsigned long *b, in
     return -1;
 }
 
-/* One SelectSelector's fd sets, kept between calls. */
-struct reactor_select {
-    int capacity;                 /* bits in each set; length of ready_fds, ready */
+/* One SelectSelector's interest sets. */
+struct reactor_fdsets {
+    int lock;
+    int capacity;                 /* bits in each set */
     int nfds;                     /* highest fd in the sets + 1 */
-    unsigned long *readers, *writers;   /* interest, kept */
-    unsigned long *rwork, *wwork;       /* scratch: select() overwrites its sets */
-    int *ready_fds;               /* out: at most nfds of them */
-    uint32_t *ready;              /* out: readiness bits */
+    unsigned long *readers, *writers;
 };
 
-/* Adds fd to the readers (bit 0 of `events`) and writers (bit 1) sets. */
-static int reactor_select_add(struct reactor_select *s, int fd, uint32_t events)
+/* One wait's state: scratch sets (select() overwrites its sets) and
+ * results, all for `capacity` fds. */
+struct reactor_select {
+    struct reactor_fdsets *sets;
+    int capacity;
+    unsigned long *rwork, *wwork;
+    int *ready_fds;               /* out */
+    uint32_t *ready;              /* out: readiness bits */
+    unsigned long owner;          /* the thread using this state, or 0 */
+    long long deadline_ns;        /* when a positive timeout ends */
+};
+
+/* Publishes new sets (room for `capacity` bits, a multiple of
+ * REACTOR_NFDBITS, at least the current), copying the current bits. */
+static int reactor_select_set_arrays(struct reactor_fdsets *sets, unsigned long *readers,
+                                     unsigned long *writers, int capacity)
 {
-    if (fd < 0 || fd >= s->capacity)
+    size_t bytes = (size_t)(sets->capacity / REACTOR_NFDBITS) * sizeof(unsigned long);
+    reactor_lock(&sets->lock);
+    if (capacity < sets->capacity || capacity % REACTOR_NFDBITS) {
+        reactor_unlock(&sets->lock);
         return -EINVAL;
-    if (events & 1u)
-        reactor_fdset_add(s->readers, fd);
-    if (events & 2u)
-        reactor_fdset_add(s->writers, fd);
-    if (fd >= s->nfds)
-        s->nfds = fd + 1;
+    }
+    if (sets->readers != NULL) {
+        memcpy(readers, sets->readers, bytes);
+        memcpy(writers, sets->writers, bytes);
+    }
+    sets->readers = readers;
+    sets->writers = writers;
+    sets->capacity = capacity;
+    reactor_unlock(&sets->lock);
     return 0;
 }
 
-/* Removes fd from both sets, keeping nfds exact. */
-static int reactor_select_remove(struct reactor_select *s, int fd)
+/* Adds fd to the readers (bit 0 of `events`) and writers (bit 1) sets. */
+static int reactor_select_add(struct reactor_fdsets *sets, int fd, uint32_t events)
 {
-    if (fd < 0 || fd >= s->capacity)
-        return -EINVAL;
-    reactor_fdset_discard(s->readers, fd);
-    reactor_fdset_discard(s->writers, fd);
-    if (fd + 1 == s->nfds)
-        s->nfds = 1 + reactor_fdset_last(s->readers, s->writers, fd / REACTOR_NFDBITS + 1);
-    return 0;
+    int rc = 0;
+    reactor_lock(&sets->lock);
+    if (fd < 0 || fd >= sets->capacity) {
+        rc = -EINVAL;
+    } else {
+        if (events & 1u)
+            reactor_fdset_add(sets->readers, fd);
+        if (events & 2u)
+            reactor_fdset_add(sets->writers, fd);
+        if (fd >= sets->nfds)
+            sets->nfds = fd + 1;
+    }
+    reactor_unlock(&sets->lock);
+    return rc;
+}
+
+/* Removes fd from both sets, keeping nfds exact. */
+static int reactor_select_remove(struct reactor_fdsets *sets, int fd)
+{
+    int rc = 0;
+    reactor_lock(&sets->lock);
+    if (fd < 0 || fd >= sets->capacity) {
+        rc = -EINVAL;
+    } else {
+        reactor_fdset_discard(sets->readers, fd);
+        reactor_fdset_discard(sets->writers, fd);
+        if (fd + 1 == sets->nfds)
+            sets->nfds = 1 + reactor_fdset_last(sets->readers, sets->writers,
+                                                fd / REACTOR_NFDBITS + 1);
+    }
+    reactor_unlock(&sets->lock);
+    return rc;
 }
 
 /* Copies the interest sets into the scratch sets, waits (select() for
  * timeouts <= 0, pselect() with nanoseconds for a positive one), then writes
  * fd and readiness bits for each ready fd (fewer than nfds <= capacity). */
-static int reactor_select_wait(struct reactor_select *s, long long timeout_ns)
+static long long reactor_select_wait(struct reactor_select *s, long long timeout_ns)
 {
-    int n, w, count = 0;
-    int nwords = (s->nfds + REACTOR_NFDBITS - 1) / REACTOR_NFDBITS;
-    size_t bytes = (size_t)nwords * sizeof(unsigned long);
+    struct reactor_fdsets *sets = s->sets;
+    unsigned long *rwork = s->rwork, *wwork = s->wwork;
+    int n, w, nfds, nwords, count = 0;
+    size_t bytes;
+    if (reactor_claim(&s->owner))
+        return REACTOR_EBUSY;
+    reactor_note_deadline(&s->deadline_ns, timeout_ns);
+    reactor_lock(&sets->lock);
+    nfds = sets->nfds;
+    if (nfds > s->capacity) {
+        reactor_unlock(&sets->lock);
+        return reactor_finish(&s->owner, REACTOR_EGROW);
+    }
+    nwords = (nfds + REACTOR_NFDBITS - 1) / REACTOR_NFDBITS;
+    bytes = (size_t)nwords * sizeof(unsigned long);
+    memcpy(rwork, sets->readers, bytes);
+    memcpy(wwork, sets->writers, bytes);
+    reactor_unlock(&sets->lock);
     /* The kernel reads and writes back only as many bits as the fd table
      * holds (at least BITS_PER_LONG): bits past it would come back as they
      * went in, ready.  The table covers every fd below an open one, so when
      * the highest fd is open all is well; when it is not, fail as the
      * kernel does for a closed fd inside the table. */
-    if (s->nfds > REACTOR_NFDBITS && fcntl(s->nfds - 1, F_GETFD) < 0)
-        return -errno;
-    memcpy(s->rwork, s->readers, bytes);
-    memcpy(s->wwork, s->writers, bytes);
+    if (nfds > REACTOR_NFDBITS && fcntl(nfds - 1, F_GETFD) < 0)
+        return reactor_finish(&s->owner, -errno);
     if (timeout_ns < 0) {
-        n = select(s->nfds, (fd_set *)s->rwork, (fd_set *)s->wwork, NULL, NULL);
+        n = select(nfds, (fd_set *)rwork, (fd_set *)wwork, NULL, NULL);
     } else if (timeout_ns == 0) {
         struct timeval tv = {0, 0};
-        n = select(s->nfds, (fd_set *)s->rwork, (fd_set *)s->wwork, NULL, &tv);
+        n = select(nfds, (fd_set *)rwork, (fd_set *)wwork, NULL, &tv);
     } else {
         struct timespec ts = reactor_timespec(timeout_ns);
-        n = pselect(s->nfds, (fd_set *)s->rwork, (fd_set *)s->wwork, NULL, &ts, NULL);
+        n = pselect(nfds, (fd_set *)rwork, (fd_set *)wwork, NULL, &ts, NULL);
     }
     if (n < 0)
-        return -errno;
+        return reactor_finish(&s->owner, -errno);
     for (w = 0; w < nwords; w++) {
-        unsigned long rbits = s->rwork[w], wbits = s->wwork[w];
+        unsigned long rbits = rwork[w], wbits = wwork[w];
         unsigned long bits = rbits | wbits;
         while (bits) {
             int b = __builtin_ctzl(bits);
@@ -340,7 +624,9 @@ static int reactor_select_wait(struct reactor_select *s, long long timeout_ns)
             bits &= bits - 1;
         }
     }
-    return count;
+    if (count == 1)
+        return reactor_finish(&s->owner, REACTOR_ONE + (((long long)s->ready_fds[0] << 2) | s->ready[0]));
+    return reactor_finish(&s->owner, count);
 }
 
 /* ---- misc ------------------------------------------------------------- */

@@ -24,6 +24,7 @@ from ._epoll import (
     EPOLLPRI,
     EPOLLRDHUP,
     EpollSelector,
+    StaleRegistrationWarning,
 )
 from ._poll import PollSelector
 from ._select import SelectSelector
@@ -47,6 +48,7 @@ __all__ = [
     "EPOLLEXCLUSIVE",
     "EPOLLRDHUP",
     "EPOLLPRI",
+    "StaleRegistrationWarning",
     "Reactor",
     "Handle",
     "TimerHandle",

@@ -8,26 +8,46 @@ selectors are a drop-in:
 - ValueError for an invalid event mask or an object without a usable
   ``fileno()``; KeyError for a duplicate or a missing registration;
   OSError (with the syscall's errno) when the kernel refuses a registration.
-- The kernel is asked first and our records change only after it agreed, so
-  a failed syscall leaves nothing half-changed.
+- A failed syscall leaves nothing changed: our records change only after
+  the kernel agreed (or, where another thread must see them first, are
+  undone when it refuses).
 - ``get_map()`` is a live read-only mapping, ``None`` after ``close()``.
 - Timeouts: ``None`` blocks, ``<= 0`` polls, a positive timeout waits at
   least that long, to the nanosecond (the stdlib rounds up to 1 ms).
 - PEP 475: a wait interrupted by a signal runs the Python handler (if it
   raises, the exception propagates) and waits again for the time left.
+
+Threads (README, "Threads"): another thread may register, modify and
+unregister while one waits, and may close the selector; reactor._native
+keeps the kernel away from memory that changes under it (see "sharing with
+other threads" in _native/helpers.c).  A wait's buffers serve one thread at
+a time: a second thread in select() gets buffers of its own (poll refuses,
+as the stdlib's does).
 """
 
 import errno
 import math
 import os
+import weakref
 from collections.abc import Mapping
 from typing import Any, List, Optional, Protocol, Tuple, Union
 from selectors import EVENT_READ, EVENT_WRITE, BaseSelector, SelectorKey
 from time import monotonic_ns
 
-from ._native import ffi
+from ._native import ffi, lib
 
 _unpack = ffi.unpack
+_EGROW, _EBUSY, _ESTALE = lib.REACTOR_EGROW, lib.REACTOR_EBUSY, lib.REACTOR_ESTALE
+_ONE = lib.REACTOR_ONE  # a wait's result: _ONE + ((fd << 2) | bits) for one fd
+
+# A wait state -> the arrays its pointers point into, alive as long as it is.
+_arrays_of: "weakref.WeakKeyDictionary[Any, tuple]" = weakref.WeakKeyDictionary()
+
+
+def keep_alive(state, *arrays):
+    """Keep `arrays` alive as long as the wait state `state` (a cdata struct
+    whose pointer fields point into them)."""
+    _arrays_of[state] = arrays
 
 class HasFileno(Protocol):
     def fileno(self) -> int: ...
@@ -36,7 +56,7 @@ class HasFileno(Protocol):
 FileDescriptorLike = Union[int, HasFileno]
 
 __all__ = ["EVENT_READ", "EVENT_WRITE", "FD_LIMIT", "INT_MAX", "FileDescriptorLike", "SelectorKey",
-           "SelectorBase", "make_key"]
+           "SelectorBase", "keep_alive", "make_key"]
 
 _VALID_EVENTS = EVENT_READ | EVENT_WRITE
 _EINTR = errno.EINTR
@@ -118,14 +138,41 @@ class SelectorBase(BaseSelector):
 
     A backend provides ``_add(fd, events)`` and ``_remove(fd)`` (the kernel
     side of register/unregister; ``_add`` raises and records nothing when
-    the kernel refuses), ``modify`` and ``select``.
+    the kernel refuses), ``modify``, the native wait and ``_size_wait``.
     """
 
-    # Set by each backend: the native wait and its state (see select()).
+    # Set by each backend: the native wait, its state (the main one, see
+    # select()) and that state's output arrays.
     _state: Any
     _ready_fds: Any
     _ready: Any
     _native_wait: Any
+
+    def _new_wait(self):
+        """A wait state of this selector's kind, sized by _size_wait()."""
+        raise NotImplementedError
+
+    def _size_wait(self, state):
+        """Give `state` buffers for the interest list as it is now."""
+        raise NotImplementedError
+
+    def _regrow_wait(self, state):
+        """A state with buffers long enough (after REACTOR_EGROW): the main
+        state is resized (its caller owns it), a private one replaced."""
+        if state is not self._state:
+            return self._new_wait()
+        self._size_wait(state)
+        self._ready_fds, self._ready = state.ready_fds, state.ready
+        return state
+
+    def _select_concurrently(self, timeout_ns):
+        """select() while another thread's select() holds the main state:
+        wait with a state of our own."""
+        state = self._new_wait()
+        n = self._native_wait(state, timeout_ns)
+        if n < 0:
+            n, state = self._wait_failed(n, timeout_ns, state)
+        return self._decode(n, state)
 
     def __init__(self) -> None:
         # fd -> SelectorKey: the one record of what is registered.
@@ -215,62 +262,97 @@ class SelectorBase(BaseSelector):
         self._fd_to_key.clear()
         self._map = None
 
-    # select(): the backend's _native_wait(self._state, timeout_ns) writes
-    # the fds it found to self._ready_fds and their readiness bits to
-    # self._ready, and returns their number or -errno.
+    # select(): the backend's _native_wait(state, timeout_ns) writes the fds
+    # it found to state.ready_fds and their readiness bits to state.ready,
+    # and returns their number, -errno or a REACTOR_* code (helpers.c).
     _TIMEOUT_LIMIT_NS = _MAX_MS_TIMEOUT_NS
 
     def select(self, timeout: Optional[float] = None) -> List[Tuple[SelectorKey, int]]:
         timeout_ns = -1 if timeout is None else self._timeout_ns(timeout)
         n = self._native_wait(self._state, timeout_ns)
-        if n == 1:
-            # The common case, without unpacking: one cdata read each.
-            key = self._fd_to_key.get(self._ready_fds[0])
-            return [] if key is None else [(key, self._ready[0] & key.events)]
-        return self._collect(n, timeout_ns) if n else []
+        if n >= _ONE:
+            # The common case: one fd, in the result itself (helpers.c).
+            code = n - _ONE
+            key = self._fd_to_key.get(code >> 2)
+            return [] if key is None else [(key, code & 3 & key.events)]
+        if n == 0:
+            return []
+        return self._results_of(n, timeout_ns)
 
-    def _wait(self, timeout_ns):
-        return self._native_wait(self._state, timeout_ns)
+    def _results_of(self, n, timeout_ns):
+        """select()'s list for what the main state's wait returned."""
+        if n == _EBUSY:
+            return self._select_concurrently(timeout_ns)
+        state = self._state
+        if n < 0:
+            n, state = self._wait_failed(n, timeout_ns, state)
+        return self._decode(n, state)
+
+    def _decode(self, n, state):
+        """The (key, mask) list for a wait's result n >= 0 in `state`; the
+        state is released once its arrays are read (helpers.c)."""
+        if n >= _ONE:
+            code = n - _ONE
+            key = self._fd_to_key.get(code >> 2)
+            return [] if key is None else [(key, code & 3 & key.events)]
+        if n == 0:
+            return []
+        try:
+            return self._collect(n, state)
+        finally:
+            state.owner = 0
 
     def _timeout_ns(self, timeout):
         """Nanoseconds to wait for a timeout that is not None: 0 for <= 0,
         else rounded up, failing as the stdlib does (ValueError for NaN,
-        OverflowError past the backend's limit, TypeError for a non-number).
-        Notes the deadline a wait interrupted by a signal resumes towards."""
+        OverflowError past the backend's limit, TypeError for a non-number)."""
         if timeout <= 0:
             return 0
         ns = math.ceil(timeout * 1e9)
         if ns > self._TIMEOUT_LIMIT_NS:
             raise OverflowError("timeout is too large")
-        self._deadline_ns = monotonic_ns() + ns
         return ns
 
-    def _collect(self, n, timeout_ns):
-        """The (key, mask) list for a wait that returned n."""
-        if n < 0:
-            n = self._wait_failed(n, timeout_ns)
+    def _collect(self, n, state):
+        """The (key, mask) list for the n >= 2 results in `state`'s arrays."""
         get = self._fd_to_key.get
         ready = []
-        for fd, mask in zip(_unpack(self._ready_fds, n), _unpack(self._ready, n)):
+        for fd, mask in zip(_unpack(state.ready_fds, n), _unpack(state.ready, n)):
             key = get(fd)
             if key is not None:
                 ready.append((key, mask & key.events))
         return ready
 
-    def _wait_failed(self, result, timeout_ns):
-        """PEP 475 for a wait that returned -errno.
+    def _wait_failed(self, result, timeout_ns, state):
+        """The wait's result (>= 0), and the state that holds it, for a wait
+        that returned a negative code.
 
-        On EINTR, Python has run (or is about to run, at this call's
+        REACTOR_EGROW: the buffers are resized and the wait made again.
+        REACTOR_ESTALE (epoll): every event was stale; nothing is ready.
+        EINTR (PEP 475): Python has run (or is about to run, at this call's
         boundary) the signal handler; if it raised, the exception has left
         select() already.  Otherwise wait again for the time left; when none
         is left, report nothing ready, as the stdlib does.
         """
-        while result == -_EINTR:
-            if timeout_ns > 0:
-                timeout_ns = self._deadline_ns - monotonic_ns()
-                if timeout_ns <= 0:
-                    return 0
-            result = self._wait(timeout_ns)
-        if result < 0:
-            raise oserror(-result)
-        return result
+        while result < 0:
+            if result == -_EINTR:
+                if timeout_ns > 0:
+                    timeout_ns = state.deadline_ns - monotonic_ns()
+                    if timeout_ns <= 0:
+                        return 0, state
+            elif result == _EGROW:
+                state = self._regrow_wait(state)
+            elif result == _ESTALE:
+                self._stale_only(state)
+                return 0, state
+            else:
+                raise self._wait_error(result)
+            result = self._native_wait(state, timeout_ns)
+        return result, state
+
+    def _wait_error(self, result):
+        """The exception for a wait that failed with -errno `result`."""
+        return oserror(-result)
+
+    def _stale_only(self, state):
+        """A wait returned only events of stale registrations (epoll)."""

@@ -35,18 +35,27 @@ Facts about epoll this module relies on (numbers are referred to below):
      passes the number of keys, at least 1).
 [E8] With many events per wait, building a new (key, mask) tuple for each
      costs more than the wait's own user-space work.  Each (fd, mask) result
-     is built once and kept in `_pairs`, keyed by (fd << 2) | mask, which
-     reactor._native writes per event; a change of the fd's key (register,
+     is built once and kept in `_pairs`, keyed by the number reactor._native
+     writes per event, REACTOR_ONE + ((fd << 2) | mask) (also a wait's
+     result when exactly one fd is ready); a change of the fd's key (register,
      modify, unregister) drops its entries.  Results are immutable tuples, so
      sharing them between calls is not observable except by identity.
+[E9] A stale registration [E1] that stays ready (level-triggered) wakes every
+     wait at once with nothing to report: a loop around select() spins.  It
+     cannot be removed, so it is reported: once stale events of one fd
+     number have come in 8 waits in a row, a wait that returns only those
+     warns (StaleRegistrationWarning, once per fd number and selector).  A
+     wait racing an unregister() in another thread can see one stale event;
+     that is not reported.  Unregistering before closing avoids it.
 """
 
 import os
+import warnings
 import weakref
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
 from typing import Any, List, Optional, Tuple
 
-from ._base import FD_LIMIT, INT_MAX, FileDescriptorLike, SelectorBase, make_key, oserror
+from ._base import FD_LIMIT, INT_MAX, FileDescriptorLike, SelectorBase, keep_alive, make_key, oserror
 from ._native import ffi, lib
 
 EPOLLET = lib.EPOLLET
@@ -71,11 +80,19 @@ assert (EVENT_READ, EVENT_WRITE) == (1, 2)  # the bits reactor._native writes
 _ADD, _MOD, _DEL = lib.EPOLL_CTL_ADD, lib.EPOLL_CTL_MOD, lib.EPOLL_CTL_DEL
 _epoll_ctl = lib.reactor_epoll_ctl
 _epoll_wait = lib.reactor_epoll_wait
+_EBUSY, _ESTALE, _ONE = lib.REACTOR_EBUSY, lib.REACTOR_ESTALE, lib.REACTOR_ONE
+# Consecutive waits with stale events of one fd before it is reported [E9]:
+# a registration removed by an EPOLL_CTL_DEL racing a wait shows up once.
+_STALE_STREAK = 8
 _unpack = ffi.unpack
 _new_tuple = tuple.__new__
 _CLOSED = "I/O operation on closed epoll object"
 
 _live_selectors: "weakref.WeakSet[EpollSelector]" = weakref.WeakSet()
+
+
+class StaleRegistrationWarning(RuntimeWarning):
+    """epoll keeps reporting a file closed while registered [E9]."""
 
 
 def _check_flags(flags):
@@ -111,18 +128,23 @@ class EpollSelector(SelectorBase):
         # that `mask & key.events` fails or converts exactly as there.
         self._odd_events = set()
         self._stale_unregistered = 0
-        self._pairs = {}  # (fd << 2) | mask -> (key, mask) [E8]
-        self._state = ffi.new("struct reactor_epoll *", {
-            "epfd": epfd, "read_bits": _READ_BITS, "write_bits": _WRITE_BITS})
-        self._arrays = {}  # the arrays self._state points into, kept alive
-        self._generations_len = 0
-        self._grow_generations(1023)
+        self._stale_private = 0  # counted by the waits of other threads
+        self._stale_reported = set()  # fds already warned about [E9]
+        self._pairs = {}  # REACTOR_ONE + ((fd << 2) | mask) -> (key, mask) [E8]
+        self._shared = ffi.new("struct reactor_epoll_shared *")
+        # Every stamp array published, kept until close(): a wait in another
+        # thread may still read one that was replaced [E1].
+        self._stamps = []
+        self._stamps_len = 0
+        self._grow_stamps(1023)
+        self._state = self._new_wait()
+        self._use_main_wait()
         _live_selectors.add(self)
 
-    def _grow_generations(self, fd):
+    def _grow_stamps(self, fd):
         """Make room for fd: reactor._native keeps a stamp per fd number [E1]
-        below generations_len, and the wait buffers are as long, so one wait
-        can return every registered fd [E7] without counting keys."""
+        below _stamps_len, and the wait buffers follow, so one wait can
+        return every registered fd [E7] without counting keys."""
         if fd > INT_MAX:  # the stdlib's argument conversion comes first
             raise OverflowError("Python int too large to convert to C int")
         if self._epfd < 0:
@@ -130,23 +152,48 @@ class EpollSelector(SelectorBase):
         if fd >= FD_LIMIT:
             # No fd can be open at or above fs.nr_open: the kernel's answer.
             raise oserror(lib.EBADF)
-        old = self._generations_len
-        length = min(max(fd + 1, 2 * old), FD_LIMIT)
-        state, arrays = self._state, self._arrays
-        generations = ffi.new("uint32_t[]", length)
-        if old:
-            ffi.memmove(generations, state.generations, old * ffi.sizeof("uint32_t"))
-        arrays["generations"] = state.generations = generations
-        arrays["events"] = state.events = ffi.new("struct epoll_event[]", length)
-        arrays["fds"] = state.fds = self._ready_fds = ffi.new("int[]", length)
-        arrays["ready"] = state.ready = self._ready = ffi.new("uint32_t[]", length)
-        arrays["codes"] = state.codes = self._codes = ffi.new("int64_t[]", length)
-        state.capacity = state.generations_len = self._generations_len = length
+        length = min(max(fd + 1, 2 * self._stamps_len), FD_LIMIT)
+        array = ffi.new("uint32_t[]", length)
+        stamps = ffi.new("struct reactor_stamps *", {"len": length, "stamp": array})
+        rc = lib.reactor_epoll_set_stamps(self._shared, stamps)
+        assert rc == 0, rc  # the length only grows
+        self._stamps.append((stamps, array))
+        self._stamps_len = length
+        # The next wait of each state finds its buffers short and asks for
+        # more (REACTOR_EGROW): a wait in progress keeps its own.
+        self._shared.want = length
+
+    def _new_wait(self):
+        state = ffi.new("struct reactor_epoll *", {
+            "epfd": self._epfd, "read_bits": _READ_BITS, "write_bits": _WRITE_BITS,
+            "shared": self._shared})
+        self._size_wait(state)
+        return state
+
+    def _size_wait(self, state):
+        capacity = self._shared.want
+        events = ffi.new("struct epoll_event[]", capacity)
+        ready_fds = ffi.new("int[]", capacity)
+        ready = ffi.new("uint32_t[]", capacity)
+        codes = ffi.new("int64_t[]", capacity)
+        state.events, state.ready_fds, state.ready, state.codes = events, ready_fds, ready, codes
+        state.capacity = capacity
+        keep_alive(state, events, ready_fds, ready, codes)
+
+    def _use_main_wait(self):
+        state = self._state
+        self._ready_fds, self._ready, self._codes = state.ready_fds, state.ready, state.codes
+
+    def _regrow_wait(self, state):
+        state = super()._regrow_wait(state)
+        if state is self._state:
+            self._use_main_wait()
+        return state
 
     @property
     def stale_events(self) -> int:
         """Events dropped because they came from a stale registration [E1]."""
-        return self._state.stale + self._stale_unregistered
+        return self._state.stale + self._stale_unregistered + self._stale_private
 
     def fileno(self) -> int:
         if self._epfd < 0:
@@ -174,11 +221,11 @@ class EpollSelector(SelectorBase):
         fd_to_key = self._fd_to_key
         if fd in fd_to_key:
             raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
-        if fd >= self._generations_len:
-            self._grow_generations(fd)
-        rc = _epoll_ctl(self._state, _ADD, fd, _INTEREST[events] | flags, events)
-        if rc:
-            raise self._ctl_failed(rc)
+        if fd >= self._stamps_len:
+            self._grow_stamps(fd)
+        # Recorded before the kernel is asked, as the stdlib does: a select()
+        # in another thread can get the first event as soon as the kernel
+        # has the registration.  Undone if the kernel refuses.
         fd_to_key[fd] = key = _new_tuple(SelectorKey, (fileobj, fd, events, data))
         if self._pairs:
             self._drop_pairs(fd)  # [E8]
@@ -186,6 +233,10 @@ class EpollSelector(SelectorBase):
             self._odd_events.add(fd)
         if flags:
             self._fd_to_flags[fd] = flags
+        rc = _epoll_ctl(self._state, _ADD, fd, _INTEREST[events] | flags, events)
+        if rc:
+            self._forget(fd)
+            raise self._ctl_failed(rc)
         return key
 
     def unregister(self, fileobj: FileDescriptorLike) -> SelectorKey:
@@ -286,7 +337,7 @@ class EpollSelector(SelectorBase):
 
     def _drop_pairs(self, fd):
         """Forget the kept results of fd [E8]: its key changed."""
-        code, pop = fd << 2, self._pairs.pop
+        code, pop = _ONE + (fd << 2), self._pairs.pop
         pop(code, None)
         pop(code | 1, None)
         pop(code | 2, None)
@@ -300,10 +351,10 @@ class EpollSelector(SelectorBase):
         for code in _unpack(self._codes, n):
             pair = pairs.get(code)
             if pair is None:
-                key = current(code >> 2)
+                key = current((code - _ONE) >> 2)
                 if key is None:
                     continue
-                pair = pairs[code] = (key, code & 3)
+                pair = self._keep_pair(code, key)
             ready.append(pair)
         self._stale_unregistered += n - len(ready)
         return ready
@@ -319,27 +370,81 @@ class EpollSelector(SelectorBase):
     def select(self, timeout: Optional[float] = None) -> List[Tuple[SelectorKey, int]]:
         timeout_ns = -1 if timeout is None else self._timeout_ns(timeout)
         n = _epoll_wait(self._state, timeout_ns)
-        if n == 1 and not self._odd_events:
-            # The common case, without unpacking: one cdata read each.
-            key = self._fd_to_key.get(self._ready_fds[0])
-            if key is not None:
-                return [(key, self._ready[0])]
-        elif n == 0:
+        if n >= _ONE:
+            # One fd, in the result itself, which is also its key in the
+            # kept results [E8]; the wait state is released already.
+            pair = self._pairs.get(n)
+            return [pair] if pair is not None else self._one(n)
+        if n == 0:
             return []
-        elif n > 1 and not self._odd_events:
+        if n > 1 and not self._odd_events:
+            state = self._state
             try:
                 # Readiness comes masked by each key's events (in C), so the
                 # kept results serve without a Python loop [E8].
                 return list(map(self._pairs.__getitem__, _unpack(self._codes, n)))
             except KeyError:
                 return self._build_pairs(n)
-        elif n < 0:
-            if self._epfd < 0:
-                raise ValueError(_CLOSED)
-            n = self._wait_failed(n, timeout_ns)
+            finally:
+                state.owner = 0  # its arrays are read
+        return self._results_of(n, timeout_ns)
+
+    def _one(self, code):
+        """select()'s list for one fd ready, reported as `code` [E8]."""
+        fd = (code - _ONE) >> 2
+        key = self._fd_to_key.get(fd)
+        if key is None:
+            self._stale_unregistered += 1  # [E1]
+            return []
+        if fd in self._odd_events:
+            # Masked again in Python, to fail or convert as the stdlib does.
+            return [(key, code & 3 & key.events)]
+        return [self._keep_pair(code, key)]
+
+    def _keep_pair(self, code, key):
+        pair = self._pairs[code] = (key, code & 3)
+        if self._fd_to_key.get(key.fd) is not key:
+            # Another thread changed the key meanwhile and may have dropped
+            # this fd's results before we kept ours [E8].
+            self._pairs.pop(code, None)
+        return pair
+
+    def _decode(self, n, state):
+        return self._one(n) if n >= _ONE else super()._decode(n, state)
+
+    def _select_concurrently(self, timeout_ns):
+        state = self._new_wait()
+        n = _epoll_wait(state, timeout_ns)
+        if n < 0:
+            n, state = self._wait_failed(n, timeout_ns, state)
+        self._stale_private += state.stale
+        return self._decode(n, state)
+
+    def _wait_error(self, result):
+        return ValueError(_CLOSED) if self._epfd < 0 else oserror(-result)
+
+    def _stale_only(self, state):
+        """[E9] A wait returned nothing but events of a stale registration."""
+        if state.stale_streak >= _STALE_STREAK:
+            self._report_stale(state.stale_fd)
+
+    def _report_stale(self, fd):
+        if fd in self._stale_reported:
+            return
+        self._stale_reported.add(fd)
+        warnings.warn(StaleRegistrationWarning(
+            f"epoll keeps reporting fd {fd} for a file that is no longer "
+            f"registered under that number: fd {fd} was closed (or unregistered "
+            "after it was closed) while another fd still refers to its file, a "
+            "dup() or a copy inherited by a child process (epoll(7), Q&A 6). "
+            "reactor drops these events, but a level-triggered one wakes every "
+            "wait at once; unregister fds before closing them"),
+            stacklevel=6)  # select() <- _results_of <- _wait_failed <- _stale_only <- here
+
+    def _collect(self, n, state):
         # Masking again in Python is harmless for plain ints and raises as
         # the stdlib does for the odd ones.
-        ready = self._collect(n, timeout_ns)
+        ready = super()._collect(n, state)
         self._stale_unregistered += n - len(ready)  # [E1]
         return ready
 
@@ -354,12 +459,14 @@ class EpollSelector(SelectorBase):
         self._pairs.clear()
         super().close()
 
-    def __del__(self):
+    def __del__(self, _warn=warnings.warn):
         # An unclosed selector must not leak its epoll fd.
         epfd = getattr(self, "_epfd", -1)
         if epfd >= 0:
             self._epfd = -1
             lib.reactor_close(epfd)
+            _warn(f"unclosed selector {self!r} (its epoll fd {epfd} is closed now)",
+                  ResourceWarning, source=self)
 
     def _rebuild_after_fork(self):
         """[E2] Give this child its own epoll instance with the same keys."""
@@ -368,6 +475,7 @@ class EpollSelector(SelectorBase):
         if epfd < 0:
             raise oserror(-epfd)
         self._epfd = self._state.epfd = epfd
+        self._state.owner = 0  # the thread that held it is not in this child
         for fd, key in self._fd_to_key.items():
             # A key whose fd is closed cannot be added again; in the parent
             # its registration went away with the file too, so the key stays

@@ -14,13 +14,18 @@ Facts about poll this module relies on:
      them as readable and writable, masked by the key's events.
 [P4] poll() takes a timeout in ms (the stdlib rounds up to 1 ms); ppoll()
      takes a timespec, so timeouts are exact to the nanosecond.
+[P5] The kernel reads the pollfd array when poll() starts and writes each
+     entry's revents back when it returns.  Another thread may unregister
+     (moving the last entry into the hole) or grow the array meanwhile, so a
+     wait polls a copy of its own, taken under the list's lock, and reads
+     fds and revents from that copy.
 """
 
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
 
 from typing import Any
 
-from ._base import FileDescriptorLike, SelectorBase, make_key
+from ._base import FileDescriptorLike, SelectorBase, keep_alive, make_key
 
 from ._native import ffi, lib
 
@@ -29,7 +34,7 @@ _VALID_EVENTS = EVENT_READ | EVENT_WRITE
 _READ_BITS = 0xFFFF & ~lib.POLLOUT   # [P3]
 _WRITE_BITS = 0xFFFF & ~lib.POLLIN
 assert (EVENT_READ, EVENT_WRITE) == (1, 2)  # the bits reactor._native writes
-
+_EGROW = lib.REACTOR_EGROW
 
 
 class PollSelector(SelectorBase):
@@ -40,37 +45,53 @@ class PollSelector(SelectorBase):
     def __init__(self):
         super().__init__()
         self._fd_to_index = {}  # fd -> its entry in the pollfd array
-        self._state = ffi.new("struct reactor_poll *", {
-            "read_bits": _READ_BITS, "write_bits": _WRITE_BITS})
-        self._capacity = 0
+        self._list = ffi.new("struct reactor_pollfds *")
+        self._pollfds = None
         self._grow(64)
+        self._state = self._new_wait()
+        self._ready_fds, self._ready = self._state.ready_fds, self._state.ready
 
     def _grow(self, capacity):
         pollfds = ffi.new("struct pollfd[]", capacity)
-        if self._fd_to_index:
-            ffi.memmove(pollfds, self._pollfds,
-                        len(self._fd_to_index) * ffi.sizeof("struct pollfd"))
-        state = self._state
-        state.fds = self._pollfds = pollfds
-        state.ready_fds = self._ready_fds = ffi.new("int[]", capacity)
-        state.ready = self._ready = ffi.new("uint32_t[]", capacity)
-        self._capacity = capacity
+        rc = lib.reactor_poll_set_array(self._list, pollfds, capacity)
+        assert rc == 0, rc  # capacity only grows
+        self._pollfds = pollfds  # the old array is unused from here [P5]
+
+    def _new_wait(self):
+        state = ffi.new("struct reactor_poll *", {
+            "list": self._list, "read_bits": _READ_BITS, "write_bits": _WRITE_BITS})
+        self._size_wait(state)
+        return state
+
+    def _size_wait(self, state):
+        capacity = self._list.capacity  # at least nfds [P5]
+        work = ffi.new("struct pollfd[]", capacity)
+        ready_fds = ffi.new("int[]", capacity)
+        ready = ffi.new("uint32_t[]", capacity)
+        state.work, state.ready_fds, state.ready = work, ready_fds, ready
+        state.capacity = capacity
+        keep_alive(state, work, ready_fds, ready)
+
+    def _select_concurrently(self, timeout_ns):
+        raise RuntimeError("concurrent poll() invocation")  # as the stdlib's
 
     def _add(self, fd, events):
         index = self._fd_to_index.get(fd)
         if index is not None:
             # Still in the array from before close() (see there).
-            self._pollfds[index].events = _INTEREST[events]
+            lib.reactor_poll_set_events(self._list, index, fd, _INTEREST[events])
             return
-        if len(self._fd_to_index) == self._capacity:
-            self._grow(2 * self._capacity)
         # An fd that does not fit a C int fails here (OverflowError), before
         # anything is recorded, as the stdlib's poll.register() does.
-        self._fd_to_index[fd] = lib.reactor_poll_add(self._state, fd, _INTEREST[events])
+        index = lib.reactor_poll_add(self._list, fd, _INTEREST[events])
+        while index == _EGROW:
+            self._grow(2 * self._list.capacity)
+            index = lib.reactor_poll_add(self._list, fd, _INTEREST[events])
+        self._fd_to_index[fd] = index
 
     def _remove(self, fd):
         index = self._fd_to_index.pop(fd)
-        moved_fd = lib.reactor_poll_remove(self._state, index)
+        moved_fd = lib.reactor_poll_remove(self._list, index, fd)
         if moved_fd >= 0:
             self._fd_to_index[moved_fd] = index
 
@@ -79,7 +100,8 @@ class PollSelector(SelectorBase):
         changed = False
         if events != key.events:
             # No syscall: the next poll() reads the new mask [P1].
-            self._pollfds[self._fd_to_index[key.fd]].events = _INTEREST[events & _VALID_EVENTS]
+            lib.reactor_poll_set_events(self._list, self._fd_to_index[key.fd], key.fd,
+                                        _INTEREST[events & _VALID_EVENTS])
             changed = True
         if data != key.data:
             changed = True

@@ -9,7 +9,9 @@ Facts about select this module relies on:
      reactor._native sets the bits itself.  The stdlib raises ValueError for
      an fd >= 1024.
 [S2] select() overwrites its sets, so we keep the interest sets between
-     calls and reactor._native copies them to scratch sets before each wait.
+     calls and reactor._native copies them to scratch sets before each wait,
+     under the sets' lock: another thread may change or grow them while the
+     wait blocks, and the kernel only ever writes to the wait's own sets.
 [S3] The kernel reads only as many bits as the process's fd table holds and
      fails with EBADF for a bit set on a closed fd inside it; bits past the
      table come back untouched, so reactor._native checks that the highest
@@ -26,7 +28,7 @@ Facts about select this module relies on:
 
 from typing import Any
 
-from ._base import FD_LIMIT, FileDescriptorLike, SelectorBase, make_key
+from ._base import FD_LIMIT, FileDescriptorLike, SelectorBase, keep_alive, make_key
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
 
 from ._native import ffi, lib
@@ -48,43 +50,54 @@ class SelectSelector(SelectorBase):
     def __init__(self):
         super().__init__()
         self._out_of_range = set()  # registered fds >= FD_LIMIT [S3]
-        self._state = ffi.new("struct reactor_select *")
+        self._sets = ffi.new("struct reactor_fdsets *")
         self._capacity = 0
         self._grow(1024)
+        self._state = self._new_wait()
+        self._ready_fds, self._ready = self._state.ready_fds, self._state.ready
 
     def _grow(self, nbits):
-        """Size the sets, and the ready arrays (fewer than nfds fds can be
-        ready: bits registered before close() stay), for fds below nbits."""
+        """Size the interest sets for fds below nbits [S2]."""
         words = (nbits + _BITS - 1) // _BITS
-        nbits = words * _BITS
-        state = self._state
         readers = ffi.new("unsigned long[]", words)
         writers = ffi.new("unsigned long[]", words)
-        if self._capacity:
-            size = (self._capacity // _BITS) * ffi.sizeof("unsigned long")
-            ffi.memmove(readers, state.readers, size)
-            ffi.memmove(writers, state.writers, size)
-        self._arrays = (readers, writers)  # keep alive what state points to
-        state.readers, state.writers = readers, writers
-        state.rwork = self._rwork = ffi.new("unsigned long[]", words)
-        state.wwork = self._wwork = ffi.new("unsigned long[]", words)
-        state.ready_fds = self._ready_fds = ffi.new("int[]", nbits)
-        state.ready = self._ready = ffi.new("uint32_t[]", nbits)
-        state.capacity = self._capacity = nbits
+        rc = lib.reactor_select_set_arrays(self._sets, readers, writers, words * _BITS)
+        assert rc == 0, rc  # capacity only grows
+        self._arrays = (readers, writers)  # the old ones are unused from here
+        self._capacity = words * _BITS  # a copy of self._sets.capacity
+
+    def _new_wait(self):
+        state = ffi.new("struct reactor_select *", {"sets": self._sets})
+        self._size_wait(state)
+        return state
+
+    def _size_wait(self, state):
+        # Scratch sets and results for every fd the interest sets can hold
+        # (fewer than nfds fds can be ready: bits set before close() stay).
+        nbits = self._sets.capacity
+        words = nbits // _BITS
+        rwork = ffi.new("unsigned long[]", words)
+        wwork = ffi.new("unsigned long[]", words)
+        ready_fds = ffi.new("int[]", nbits)
+        ready = ffi.new("uint32_t[]", nbits)
+        state.rwork, state.wwork, state.ready_fds, state.ready = rwork, wwork, ready_fds, ready
+        state.capacity = nbits
+        keep_alive(state, rwork, wwork, ready_fds, ready)
 
     def _add(self, fd, events):
-        if fd >= self._capacity:
+        capacity = self._capacity
+        if fd >= capacity:
             if fd >= FD_LIMIT:
                 self._out_of_range.add(fd)
                 return
-            self._grow(min(max(fd + 1, 2 * self._capacity), FD_LIMIT))
-        lib.reactor_select_add(self._state, fd, events & _VALID_EVENTS)
+            self._grow(min(max(fd + 1, 2 * capacity), FD_LIMIT))
+        lib.reactor_select_add(self._sets, fd, events & _VALID_EVENTS)
 
     def _remove(self, fd):
         if fd >= self._capacity:
             self._out_of_range.discard(fd)
             return
-        lib.reactor_select_remove(self._state, fd)
+        lib.reactor_select_remove(self._sets, fd)
 
     def modify(self, fileobj: FileDescriptorLike, events: int, data: Any = None) -> SelectorKey:
         # The stdlib's generic modify, kept as is: a mask change is an

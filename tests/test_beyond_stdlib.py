@@ -13,6 +13,7 @@ import select
 import selectors
 import signal
 import socket
+import warnings
 import statistics
 import subprocess
 import sys
@@ -671,6 +672,84 @@ def test_stale_events_without_reuse_are_dropped_and_counted():
     finally:
         sel.close()
         a_peer.close()
+
+
+def _closed_while_registered(sel):
+    """A socket registered on `sel`, then closed while a dup keeps its file
+    open, its peer made readable: a stale registration that stays ready
+    (epoll(7), Q&A 6).  Returns (old fd number, dup fd, peer)."""
+    a, peer = socket.socketpair()
+    n = a.fileno()
+    sel.register(n, EVENT_READ)
+    keep = os.dup(n)
+    a.detach()
+    os.close(n)
+    sel.unregister(n)  # too late: the fd number is closed, EPOLL_CTL_DEL fails
+    peer.send(b"x")
+    return n, keep, peer
+
+
+def test_stale_registration_that_keeps_firing_is_reported_once():
+    sel = reactor.EpollSelector()
+    n, keep, peer = _closed_while_registered(sel)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(50):
+                assert sel.select(0) == []  # every wait wakes at once
+        stale = [w for w in caught if w.category is reactor.StaleRegistrationWarning]
+        assert len(stale) == 1, [str(w.message) for w in caught]
+        message = str(stale[0].message)
+        assert f"fd {n} " in message and "Q&A 6" in message and "unregister" in message
+        assert issubclass(reactor.StaleRegistrationWarning, RuntimeWarning)
+        assert stale[0].filename == __file__  # points at the select() call
+        assert sel.stale_events >= 50
+    finally:
+        os.close(keep)
+        peer.close()
+        sel.close()
+
+
+def test_stale_registration_reported_under_a_running_reactor():
+    # The loop would spin at 100% CPU without a word: it is reported, and
+    # the loop keeps running (timers still fire).
+    loop = reactor.Reactor()
+    n, keep, peer = _closed_while_registered(loop.selector)
+    try:
+        fired = []
+        loop.call_later(0.05, fired.append, True)
+        loop.call_later(0.06, loop.stop)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loop.run()
+        assert fired == [True]
+        stale = [w for w in caught if w.category is reactor.StaleRegistrationWarning]
+        assert len(stale) == 1, [str(w.message) for w in caught]
+        assert f"fd {n} " in str(stale[0].message)
+    finally:
+        os.close(keep)
+        peer.close()
+        loop.close()
+
+
+def test_one_stale_event_racing_an_unregister_is_not_reported():
+    # A single wait with a stale event (an unregister() in another thread
+    # got there first) is not a registration that keeps firing.
+    sel = reactor.EpollSelector()
+    n, keep, peer = _closed_while_registered(sel)
+    try:
+        os.close(keep)  # the file is gone: the stale registration with it
+        keep = None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(20):
+                assert sel.select(0) == []
+        assert not [w for w in caught if w.category is reactor.StaleRegistrationWarning]
+    finally:
+        if keep is not None:
+            os.close(keep)
+        peer.close()
+        sel.close()
 
 
 def test_stale_events_attribute_starts_at_zero(ep):
