@@ -133,6 +133,17 @@ class _SelectorMapping(Mapping):
         return iter(self._selector._fd_to_key)
 
 
+_live_selectors: "weakref.WeakSet[SelectorBase]" = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    for selector in list(_live_selectors):
+        selector._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class SelectorBase(BaseSelector):
     """Bookkeeping shared by the backends.
 
@@ -174,10 +185,20 @@ class SelectorBase(BaseSelector):
             n, state = self._wait_failed(n, timeout_ns, state)
         return self._decode(n, state)
 
+    # The struct whose spin lock guards the interest list (helpers.c).
+    _locked: Any
+
     def __init__(self) -> None:
         # fd -> SelectorKey: the one record of what is registered.
         self._fd_to_key: dict[int, SelectorKey] = {}
         self._map: Optional[_SelectorMapping] = _SelectorMapping(self)
+        _live_selectors.add(self)
+
+    def _after_fork_in_child(self):
+        """The threads that held this selector's lock or wait state, if
+        any, did not come into this child: free both."""
+        self._locked.lock = 0
+        self._state.owner = 0
 
     def _add(self, fd: int, events: int) -> None:
         raise NotImplementedError

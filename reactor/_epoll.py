@@ -51,7 +51,6 @@ Facts about epoll this module relies on (numbers are referred to below):
 
 import os
 import warnings
-import weakref
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
 from typing import Any, List, Optional, Tuple
 
@@ -87,9 +86,6 @@ _STALE_STREAK = 8
 _unpack = ffi.unpack
 _new_tuple = tuple.__new__
 _CLOSED = "I/O operation on closed epoll object"
-
-_live_selectors: "weakref.WeakSet[EpollSelector]" = weakref.WeakSet()
-
 
 class StaleRegistrationWarning(RuntimeWarning):
     """epoll keeps reporting a file closed while registered [E9]."""
@@ -131,7 +127,7 @@ class EpollSelector(SelectorBase):
         self._stale_private = 0  # counted by the waits of other threads
         self._stale_reported = set()  # fds already warned about [E9]
         self._pairs = {}  # REACTOR_ONE + ((fd << 2) | mask) -> (key, mask) [E8]
-        self._shared = ffi.new("struct reactor_epoll_shared *")
+        self._shared = self._locked = ffi.new("struct reactor_epoll_shared *")
         # Every stamp array published, kept until close(): a wait in another
         # thread may still read one that was replaced [E1].
         self._stamps = []
@@ -139,7 +135,6 @@ class EpollSelector(SelectorBase):
         self._grow_stamps(1023)
         self._state = self._new_wait()
         self._use_main_wait()
-        _live_selectors.add(self)
 
     def _grow_stamps(self, fd):
         """Make room for fd: reactor._native keeps a stamp per fd number [E1]
@@ -452,7 +447,6 @@ class EpollSelector(SelectorBase):
         epfd, self._epfd = self._epfd, -1
         self._state.epfd = -1
         if epfd >= 0:
-            _live_selectors.discard(self)
             lib.reactor_close(epfd)
         self._fd_to_flags.clear()
         self._odd_events.clear()
@@ -468,6 +462,11 @@ class EpollSelector(SelectorBase):
             _warn(f"unclosed selector {self!r} (its epoll fd {epfd} is closed now)",
                   ResourceWarning, source=self)
 
+    def _after_fork_in_child(self):
+        super()._after_fork_in_child()
+        if self._epfd >= 0:
+            self._rebuild_after_fork()
+
     def _rebuild_after_fork(self):
         """[E2] Give this child its own epoll instance with the same keys."""
         old = self._epfd
@@ -475,7 +474,6 @@ class EpollSelector(SelectorBase):
         if epfd < 0:
             raise oserror(-epfd)
         self._epfd = self._state.epfd = epfd
-        self._state.owner = 0  # the thread that held it is not in this child
         for fd, key in self._fd_to_key.items():
             # A key whose fd is closed cannot be added again; in the parent
             # its registration went away with the file too, so the key stays
@@ -484,12 +482,3 @@ class EpollSelector(SelectorBase):
             _epoll_ctl(self._state, _ADD, fd,
                        _INTEREST[interest] | self._fd_to_flags.get(fd, 0), interest)
         lib.reactor_close(old)
-
-
-def _rebuild_all_after_fork():
-    for selector in list(_live_selectors):
-        if selector._epfd >= 0:
-            selector._rebuild_after_fork()
-
-
-os.register_at_fork(after_in_child=_rebuild_all_after_fork)

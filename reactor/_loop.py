@@ -31,6 +31,17 @@ Facts this module relies on:
      handler writes the signal number to our socket, and the handler runs
      as a callback.  A wakeup fd installed by someone else is never
      replaced: add_signal_handler() raises RuntimeError instead.
+[L6] The wakeup fd outlives a Reactor dropped without close(): Python's C
+     handler would go on writing to that fd number, closed and perhaps
+     reused by then.  Collection uninstalls it (and restores the signals'
+     dispositions) when it runs in the main thread, where signal functions
+     work; elsewhere it leaves the socketpair open, so the number is never
+     reused, and says so in its ResourceWarning.
+[L7] After fork() the child shares the parent's eventfd and signal
+     socketpair: the child draining either would steal the parent's
+     wakeups.  The child gives each live Reactor new ones, under the same fd
+     numbers (dup2), so the installed wakeup fd stays valid; its selector
+     rebuilt its own kernel state already (EpollSelector, [E2]).
 """
 
 import collections
@@ -42,6 +53,8 @@ import signal
 import socket
 import selectors
 import threading
+import warnings
+import weakref
 from time import monotonic
 from typing import Any, Callable, Optional
 
@@ -111,6 +124,16 @@ def _signal_noop(signum, frame):
     pass
 
 
+_live_reactors: "weakref.WeakSet[Reactor]" = weakref.WeakSet()
+
+
+def _new_eventfd():
+    fd = _native.lib.reactor_eventfd(0, _native.lib.EFD_CLOEXEC | _native.lib.EFD_NONBLOCK)
+    if fd < 0:
+        raise OSError(-fd, os.strerror(-fd))
+    return fd
+
+
 class Reactor:
     """A callback dispatch loop on any selector (default: DefaultSelector)."""
 
@@ -127,14 +150,12 @@ class Reactor:
         self._closed = False
         self._thread_id: Optional[int] = None
         self._wakeup_pending = False
-        fd = _native.lib.reactor_eventfd(0, _native.lib.EFD_CLOEXEC | _native.lib.EFD_NONBLOCK)
-        if fd < 0:
-            raise OSError(-fd, os.strerror(-fd))
-        self._wakeup_fd = fd
-        self._selector.register(fd, _EVENT_READ, self._on_wakeup)
         self._signal_handlers: dict[int, tuple[Handle, Any]] = {}
         self._signal_sockets: Optional[tuple[socket.socket, socket.socket]] = None
-        self._previous_wakeup_fd = None
+        self._wakeup_fd = -1
+        self._wakeup_fd = _new_eventfd()
+        self._selector.register(self._wakeup_fd, _EVENT_READ, self._on_wakeup)
+        _live_reactors.add(self)
 
     # -- readiness callbacks -------------------------------------------------
 
@@ -422,20 +443,73 @@ class Reactor:
             pass
         os.close(self._wakeup_fd)
         self._wakeup_fd = -1
+        _live_reactors.discard(self)
         self._selector.close()
         self._ready.clear()
         self._timers.clear()
 
-    def __del__(self):
+    def __del__(self, _warn=warnings.warn):
         # An unclosed Reactor must not leak its eventfd (its selector
-        # releases its own).  Signal handlers need close(): see README.
+        # releases its own), nor leave Python writing signals to a closed fd.
         fd = getattr(self, "_wakeup_fd", -1)
-        if fd >= 0:
-            self._wakeup_fd = -1
-            os.close(fd)
+        if fd < 0:
+            return
+        self._wakeup_fd = -1
+        os.close(fd)
+        note = ""
+        if self._signal_sockets is not None:  # [L6]
+            if threading.current_thread() is threading.main_thread():
+                for signum, (_, previous) in self._signal_handlers.items():
+                    signal.signal(signum, previous)
+                self._close_signal_sockets()
+            else:
+                for sock in self._signal_sockets:
+                    sock.detach()
+                note = (" and left its signal wakeup fd installed (collected outside "
+                        "the main thread: close() a Reactor that handles signals)")
+        _warn(f"unclosed Reactor {self!r}: its fds are closed now{note}",
+              ResourceWarning, source=self)
+
+    def _reinit_after_fork(self):
+        """[L7] New eventfd and signal socketpair for this child."""
+        self._wakeup_pending = False
+        if self._thread_id != threading.get_ident():
+            self._thread_id = None  # run() was in a thread this child does not have
+        self._replace_fd(self._wakeup_fd, _new_eventfd(), self._on_wakeup)
+        if self._signal_sockets is not None:
+            reader, writer = self._signal_sockets
+            new_reader, new_writer = socket.socketpair()
+            self._replace_fd(reader.fileno(), new_reader.detach(), self._on_signal_bytes,
+                             fileobj=reader)
+            os.dup2(new_writer.fileno(), writer.fileno(), inheritable=False)
+            new_writer.close()
+            writer.setblocking(False)
+            reader.setblocking(False)
+
+    def _replace_fd(self, fd, new_fd, callback, fileobj=None):
+        """Put the open file `new_fd` under the number `fd` (closing it),
+        registered again with `callback`."""
+        fileobj = fd if fileobj is None else fileobj
+        try:
+            self._selector.unregister(fileobj)
+        except (KeyError, ValueError):
+            pass
+        os.dup2(new_fd, fd, inheritable=False)
+        os.close(new_fd)
+        self._selector.register(fileobj, _EVENT_READ, callback)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+def _reinit_all_after_fork():
+    for reactor in list(_live_reactors):
+        if not reactor._closed:
+            reactor._reinit_after_fork()
+
+
+# Registered after reactor._base's hook: selectors are rebuilt first [L7].
+os.register_at_fork(after_in_child=_reinit_all_after_fork)

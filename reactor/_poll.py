@@ -45,7 +45,7 @@ class PollSelector(SelectorBase):
     def __init__(self):
         super().__init__()
         self._fd_to_index = {}  # fd -> its entry in the pollfd array
-        self._list = ffi.new("struct reactor_pollfds *")
+        self._list = self._locked = ffi.new("struct reactor_pollfds *")
         self._pollfds = None
         self._grow(64)
         self._state = self._new_wait()

@@ -50,7 +50,7 @@ class SelectSelector(SelectorBase):
     def __init__(self):
         super().__init__()
         self._out_of_range = set()  # registered fds >= FD_LIMIT [S3]
-        self._sets = ffi.new("struct reactor_fdsets *")
+        self._sets = self._locked = ffi.new("struct reactor_fdsets *")
         self._capacity = 0
         self._grow(1024)
         self._state = self._new_wait()

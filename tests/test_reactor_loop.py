@@ -1138,3 +1138,133 @@ def test_scheduled_callbacks_do_not_run_after_close(backend):
     with pytest.raises(RuntimeError):
         r.run_once(0)
     assert ran == []
+
+
+# --------------------------------------------------------------------------
+# fork() [L7]: the child gets its own wakeup eventfd and signal socketpair;
+# the parent's loop is undisturbed.
+
+
+def _in_child(body):
+    """Run body() in a forked child; return (exit code, what it printed).
+    A child that does not finish in WAIT seconds is killed."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(reader)
+            body()
+            code = 0
+        except BaseException:
+            import traceback
+            os.write(writer, traceback.format_exc().encode())
+        finally:
+            os._exit(code)
+    os.close(writer)
+    deadline = time.monotonic() + WAIT
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+            break
+        time.sleep(0.005)
+    with os.fdopen(reader, "rb") as fh:
+        printed = fh.read().decode()
+    return os.waitstatus_to_exitcode(status), printed
+
+
+def test_fork_child_loop_is_usable_and_parent_undisturbed(backend, sigusr1_fallback):
+    loop = Reactor(backend.ours())
+    try:
+        parent_signals = []
+        loop.add_signal_handler(signal.SIGUSR1, parent_signals.append, "parent")
+        parent_fds = (loop._wakeup_fd, loop._signal_sockets[0].fileno())
+
+        def child():
+            assert (loop._wakeup_fd, loop._signal_sockets[0].fileno()) == parent_fds
+            got = []
+            # A wakeup from another thread and a signal reach the child's loop.
+            threading.Thread(target=loop.call_soon_threadsafe, args=(got.append, "woken")).start()
+            loop.run_once(WAIT)
+            os.kill(os.getpid(), signal.SIGUSR1)
+            deadline = time.monotonic() + WAIT
+            while parent_signals != ["parent"] and time.monotonic() < deadline:
+                loop.run_once(0.1)
+            assert got == ["woken"] and parent_signals == ["parent"], (got, parent_signals)
+            # Leave a wakeup pending on the child's eventfd, then exit.
+            loop.call_soon_threadsafe(got.append, "pending")
+            assert eventfd_count(loop._wakeup_fd) == 1
+
+        assert _in_child(child) == (0, "")
+        # Nothing the child did reached the parent's eventfd or socketpair.
+        assert eventfd_count(loop._wakeup_fd) == 0
+        loop.run_once(0)
+        assert parent_signals == []
+        # And the parent's own wakeups and signals still work.
+        woke = []
+        threading.Thread(target=loop.call_soon_threadsafe, args=(woke.append, 1)).start()
+        loop.run_once(WAIT)
+        assert woke == [1]
+        os.kill(os.getpid(), signal.SIGUSR1)
+        deadline = time.monotonic() + WAIT
+        while not parent_signals and time.monotonic() < deadline:
+            loop.run_once(0.1)
+        assert parent_signals == ["parent"]
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR1)
+        loop.close()
+
+
+def test_fork_from_a_callback_keeps_the_child_running(backend):
+    # A server that forks per connection forks inside a callback: the child
+    # goes back into the same run() and is woken by its own eventfd.
+    loop = Reactor(backend.ours())
+    in_child = []
+    children = []
+
+    def fork_in_callback():
+        pid = os.fork()
+        if pid == 0:
+            in_child.append(True)
+            threading.Thread(target=loop.call_soon_threadsafe, args=(loop.stop,)).start()
+            return  # back into run(), in the child
+        children.append(pid)
+        loop.stop()
+
+    try:
+        loop.call_soon(fork_in_callback)
+        loop.run()
+    finally:
+        if in_child:
+            os._exit(0)  # the child's run() returned: its wakeup arrived
+    try:
+        [pid] = children
+        deadline = time.monotonic() + WAIT
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail("the child's run() never returned: a lost wakeup")
+            time.sleep(0.01)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        loop.close()
+
+
+def test_fork_closed_reactor_is_left_alone(backend):
+    loop = Reactor(backend.ours())
+    loop.close()
+
+    def child():
+        assert loop.is_closed()
+        with pytest.raises(RuntimeError):
+            loop.call_soon(print)
+
+    assert _in_child(child) == (0, "")

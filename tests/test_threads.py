@@ -250,3 +250,27 @@ def test_register_unregister_storm_while_selecting(sel, make_socketpair):
         stop.set()
         thread.join(5)
     assert not bad
+
+
+def test_fork_while_another_thread_selects(sel, make_socketpair):
+    # The waiting thread does not come into the child: the child's
+    # select() must not find the selector's wait state taken (poll would
+    # refuse) nor its lock held.
+    a, b = make_socketpair()
+    sel.register(a, selectors.EVENT_READ)
+    waiter = Waiter(sel, 5)
+    waiter.start()
+    waiter.wait_blocked()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            b.send(b"x")
+            ok = [(k.fd, m) for k, m in sel.select(1)] == [(a.fileno(), selectors.EVENT_READ)]
+            sel.register(b, selectors.EVENT_WRITE)
+            code = 0 if ok else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert waiter.finish() == [(a.fileno(), selectors.EVENT_READ)]  # the child's byte
