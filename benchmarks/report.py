@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 
-from benchmarks import loop_bench, selectors_bench
+from benchmarks import echo_bench, loop_bench, selectors_bench
 from benchmarks._common import ROOT, echo_png, size_label
 from benchmarks.selectors_bench import fmt_ns
 
@@ -76,6 +77,21 @@ def headline_cell(echo) -> dict | None:
         if cell["headline"]:
             return cell
     return echo["cells"][0] if echo["cells"] else None
+
+
+def echo_disturbance(echo) -> str:
+    """How much of the two cores other work took during the echo runs."""
+    other = [max(r["derived"].get("other_on_server_core_pct", 0),
+                 r["derived"].get("other_on_client_core_pct", 0))
+             for r in echo["runs"] if r["ok"]]
+    if not other:
+        return ""
+    busy = sum(1 for x in other if x > echo_bench.BUSY_PCT)
+    return (f"Other work on the machine took a median {statistics.median(other):.0f}% and at "
+            f"most {max(other):.0f}% of the server's or the client's core during the echo "
+            f"runs; {busy} of {len(other)} runs had more than {echo_bench.BUSY_PCT:g}% "
+            f"(re-run up to {echo['config']['retry_busy']} time(s) each while the "
+            f"{echo['config']['max_extra']} s allowance lasted, then kept).")
 
 
 def echo_table(echo, cell, vs="reactor") -> list[str]:
@@ -168,7 +184,8 @@ def build(doc: dict) -> str:
               "ping-pongs one message at a time; each server warmed by one connection before "
               f"each run; {cfg['warmup']:g} s of load, then {cfg['duration']:g} s measured; "
               "servers interleaved. Medians over the runs; server CPU per message from "
-              "`/proc/PID/stat` (user and system, tick-sampled) and schedstat (total, exact).")
+              "`/proc/PID/stat` (user and system, tick-sampled) and schedstat (total, exact). "
+              + echo_disturbance(echo))
         if head:
             L += [f"### Headline: {head['size']:,}-byte messages x {head['connections']} "
                   f"connections, {head['repeat']} runs per server", ""]
@@ -255,7 +272,8 @@ def readme_section(doc: dict, rel_dir: str) -> str:
                   f"{echo['meta']['server_cpu']}, the compiled C client on CPU "
                   f"{echo['meta']['client_cpu']}; median of {head['repeat']} runs of "
                   f"{echo['config']['duration']:g} s per server; server CPU per message, user "
-                  "and system, from /proc (user/system tick-sampled).", ""]
+                  "and system, from /proc (user/system tick-sampled). " + echo_disturbance(echo),
+                  ""]
             L += echo_table(echo, head) + [""]
             sizes = list(dict.fromkeys(c["size"] for c in echo["cells"]))
             L += ["All sizes and connection counts: " + ", ".join(
