@@ -635,8 +635,8 @@ def test_due_timer_runs_once_when_an_io_callback_cancels_most_timers(loop, socke
 # call_soon_threadsafe [L4]
 
 
-def test_call_soon_threadsafe_from_8_threads(loop):
-    n_threads, per_thread = 8, 1000
+def test_call_soon_threadsafe_from_8_threads_x_10000(loop):
+    n_threads, per_thread = 8, 10_000
     seen = []
     done = threading.Event()
     total = n_threads * per_thread

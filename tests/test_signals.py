@@ -1,0 +1,203 @@
+"""A 1 kHz signal storm (SIGALRM from setitimer) while selectors and the
+Reactor wait (README, "Reliability").
+
+PEP 475 is the contract: a wait interrupted by a signal runs the Python
+handler and resumes for the time left, so the storm changes nothing a
+caller can see: no exception, no early or late return, no lost readiness.
+A handler that raises makes the wait raise that exception.
+"""
+
+import selectors
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+import reactor
+
+BACKENDS = {"epoll": reactor.EpollSelector, "poll": reactor.PollSelector,
+            "select": reactor.SelectSelector}
+PERIOD = 0.001  # 1 kHz
+# How late a wait may return on this shared 2-core machine.
+SLACK = 0.5
+
+
+class Storm:
+    """SIGALRM every PERIOD seconds, counted by a Python handler; the
+    handler raises `raise_on` once the count reaches `raise_at`."""
+
+    def __init__(self):
+        self.count = 0
+        self.raise_at = None
+        self.raise_on = None
+
+    def handler(self, signum, frame):
+        self.count += 1
+        if self.raise_at is not None and self.count >= self.raise_at:
+            self.raise_at = None
+            raise self.raise_on
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.fixture
+def storm():
+    s = Storm()
+    previous = signal.signal(signal.SIGALRM, s.handler)
+    signal.setitimer(signal.ITIMER_REAL, PERIOD, PERIOD)
+    try:
+        yield s
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(params=list(BACKENDS))
+def sel(request):
+    s = BACKENDS[request.param]()
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("timeout", [0.0005, 0.05, 0.3])
+def test_timeout_honoured_during_storm(storm, sel, socketpair, timeout):
+    a, _ = socketpair
+    sel.register(a, selectors.EVENT_READ)
+    before = storm.count
+    start = time.monotonic()
+    assert sel.select(timeout) == []
+    elapsed = time.monotonic() - start
+    assert timeout <= elapsed < timeout + SLACK
+    if timeout >= 0.3:
+        assert storm.count - before >= 50, "the storm did not hit the wait"
+
+
+def test_no_readiness_lost_during_storm(storm, sel, socketpair):
+    # Ping-pong with a thread for 0.5 s: every blocking select(None) must
+    # come back with the readable fd, through hundreds of interruptions.
+    a, b = socketpair
+    sel.register(a, selectors.EVENT_READ)
+    rounds = 0
+    stop = time.monotonic() + 0.5
+
+    def peer():
+        while True:
+            data = b.recv(1)
+            if data == b"q":
+                return
+            b.send(data)
+
+    thread = threading.Thread(target=peer)
+    thread.start()
+    try:
+        before = storm.count
+        while time.monotonic() < stop:
+            a.send(b"x")
+            ready = sel.select(None)
+            assert [(key.fileobj, mask) for key, mask in ready] == [(a, selectors.EVENT_READ)]
+            assert a.recv(1) == b"x"
+            rounds += 1
+        assert storm.count - before >= 100
+    finally:
+        a.send(b"q")
+        thread.join(5)
+    assert rounds > 10
+
+
+def test_raising_handler_propagates_and_selector_stays_usable(storm, sel, socketpair):
+    a, b = socketpair
+    sel.register(a, selectors.EVENT_READ)
+    storm.raise_on, storm.raise_at = Boom("from the handler"), storm.count + 20
+    with pytest.raises(Boom):
+        sel.select(5)
+    b.send(b"x")
+    assert [(k.fileobj, m) for k, m in sel.select(1)] == [(a, selectors.EVENT_READ)]
+
+
+@pytest.mark.parametrize("kind", list(BACKENDS))
+def test_reactor_run_through_storm(storm, kind, socketpair):
+    # Timers are on time, cross-thread wakeups and IO all arrive.
+    loop = reactor.Reactor(BACKENDS[kind]())
+    a, b = socketpair
+    got, late, early = [], [], []
+    try:
+        loop.register(a, selectors.EVENT_READ, lambda s, m: got.append(s.recv(100)))
+        for delay in (0.0005, 0.01, 0.1, 0.25):
+            due = loop.time() + delay
+
+            def fire(due=due):
+                now = loop.time()
+                (early if now < due else late).append(now - due)
+            loop.call_at(due, fire)
+        wakes = []
+
+        def waker():
+            for i in range(50):
+                time.sleep(0.004)
+                loop.call_soon_threadsafe(wakes.append, i)
+            b.send(b"done")
+
+        thread = threading.Thread(target=waker)
+        thread.start()
+        loop.call_later(0.4, loop.stop)
+        before = storm.count
+        loop.run()
+        thread.join(5)
+        assert early == []
+        assert len(late) == 4 and max(late) < SLACK, late
+        assert wakes == list(range(50))
+        assert b"".join(got) == b"done"
+        assert storm.count - before >= 100
+    finally:
+        loop.close()
+
+
+def test_reactor_run_propagates_a_raising_handler_and_runs_again(storm):
+    with reactor.Reactor() as loop:
+        storm.raise_on, storm.raise_at = Boom("from the handler"), storm.count + 20
+        loop.call_later(5, loop.stop)
+        with pytest.raises(Boom):
+            loop.run()
+        assert not loop.is_running()
+        ran = []
+        loop.call_soon(ran.append, 1)
+        loop.call_soon(loop.stop)
+        loop.run()
+        assert ran == [1]
+
+
+def test_reactor_signal_handler_under_storm():
+    # The loop's own handler for the storm's signal (set_wakeup_fd): it runs
+    # in the loop, many times, and nothing else is disturbed.
+    with reactor.Reactor() as loop:
+        seen = []
+        loop.add_signal_handler(signal.SIGALRM, seen.append, 1)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, PERIOD, PERIOD)
+            loop.call_later(0.3, loop.stop)
+            start = time.monotonic()
+            loop.run()
+            elapsed = time.monotonic() - start
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0, 0)
+            loop.remove_signal_handler(signal.SIGALRM)
+        assert 0.3 <= elapsed < 0.3 + SLACK
+        assert len(seen) >= 50
+
+
+def test_stdlib_premise_storm_does_not_break_stdlib_either(storm):
+    # The reference: the stdlib's selectors honour PEP 475 the same way.
+    with selectors.DefaultSelector() as sel:
+        a, b = socket.socketpair()
+        try:
+            sel.register(a, selectors.EVENT_READ)
+            start = time.monotonic()
+            assert sel.select(0.1) == []
+            assert time.monotonic() - start >= 0.1
+        finally:
+            a.close()
+            b.close()
