@@ -147,3 +147,18 @@ def test_runs_without_uvloop(tmp_path):
     assert all("uvloop" not in c["summary"] for c in doc["echo"]["cells"])
     assert "not installed" in (out / "summary.md").read_text()
     _check_png(out / "loop.png")
+
+
+def test_readme_section_is_generated_from_the_json(smoke):
+    out, _, doc = smoke
+    section = out / "README_SECTION.md"
+    proc = run(["-m", "benchmarks.report", str(out), str(section)], timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    md = section.read_text()
+    assert md.startswith("## Benchmarks")
+    assert "/scaling.png)" in md and doc["commands"]["suite"] in md
+    for text in ("| operation | reactor | stdlib |", "| server | msgs/s |",
+                 "| benchmark | reactor |", doc["meta"]["cpu_model"], doc["meta"]["kernel"],
+                 doc["meta"]["python"]):
+        assert text in md, text
+    section.unlink()  # the summary's file list stays as the suite wrote it
