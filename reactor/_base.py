@@ -119,7 +119,10 @@ class _SelectorMapping(Mapping):
         return len(self._selector._fd_to_key)
 
     def get(self, fileobj, default=None):
-        fd = self._selector._fileobj_lookup(fileobj)
+        try:  # as Mapping.get: any KeyError, a fileno() one too, gives default
+            fd = self._selector._fileobj_lookup(fileobj)
+        except KeyError:
+            return default
         return self._selector._fd_to_key.get(fd, default)
 
     def __getitem__(self, fileobj):
@@ -329,10 +332,13 @@ class SelectorBase(BaseSelector):
         OverflowError past the backend's limit, TypeError for a non-number)."""
         if timeout <= 0:
             return 0
-        ns = math.ceil(timeout * 1e9)
-        if ns > self._TIMEOUT_LIMIT_NS:
-            raise OverflowError("timeout is too large")
-        return ns
+        ns = timeout * 1e9
+        if ns > self._TIMEOUT_LIMIT_NS:  # inf too
+            raise self._timeout_too_large(timeout)
+        return math.ceil(ns)  # ValueError for NaN, TypeError for a non-number
+
+    def _timeout_too_large(self, timeout):
+        return OverflowError("timeout is too large")
 
     def _collect(self, n, state):
         """The (key, mask) list for the n >= 2 results in `state`'s arrays."""

@@ -49,6 +49,7 @@ Facts about epoll this module relies on (numbers are referred to below):
      that is not reported.  Unregistering before closing avoids it.
 """
 
+import math
 import os
 import warnings
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
@@ -414,6 +415,13 @@ class EpollSelector(SelectorBase):
             n, state = self._wait_failed(n, timeout_ns, state)
         self._stale_private += state.stale
         return self._decode(n, state)
+
+    def _timeout_too_large(self, timeout):
+        # The stdlib's order: its own ceil(timeout * 1e3) overflows first;
+        # then the closed epoll object refuses; then the range check.
+        if self._epfd < 0 and math.isfinite(timeout * 1e3):
+            return ValueError(_CLOSED)
+        return OverflowError("timeout is too large")
 
     def _wait_error(self, result):
         return ValueError(_CLOSED) if self._epfd < 0 else oserror(-result)

@@ -48,6 +48,7 @@ import collections
 import heapq
 import itertools
 import logging
+import numbers
 import os
 import signal
 import socket
@@ -127,6 +128,12 @@ def _signal_noop(signum, frame):
 _live_reactors: "weakref.WeakSet[Reactor]" = weakref.WeakSet()
 
 
+def _check_callable(callback):
+    # Here, not when the loop runs it, as asyncio does.
+    if not callable(callback):
+        raise TypeError(f"a callback must be callable, not {type(callback).__name__}")
+
+
 def _new_eventfd():
     fd = _native.lib.reactor_eventfd(0, _native.lib.EFD_CLOEXEC | _native.lib.EFD_NONBLOCK)
     if fd < 0:
@@ -153,6 +160,7 @@ class Reactor:
         self._signal_handlers: dict[int, tuple[Handle, Any]] = {}
         self._signal_sockets: Optional[tuple[socket.socket, socket.socket]] = None
         self._wakeup_fd = -1
+        self._wakeup_lock = threading.Lock()
         self._wakeup_fd = _new_eventfd()
         self._selector.register(self._wakeup_fd, _EVENT_READ, self._on_wakeup)
         _live_reactors.add(self)
@@ -163,11 +171,13 @@ class Reactor:
                  callback: Callable[[Any, int], Any]) -> selectors.SelectorKey:
         """Call ``callback(fileobj, mask)`` whenever fileobj is ready."""
         self._check_open()
+        _check_callable(callback)
         return self._selector.register(fileobj, events, callback)
 
     def modify(self, fileobj: FileDescriptorLike, events: int,
                callback: Callable[[Any, int], Any]) -> selectors.SelectorKey:
         self._check_open()
+        _check_callable(callback)
         return self._selector.modify(fileobj, events, callback)
 
     def unregister(self, fileobj: FileDescriptorLike) -> selectors.SelectorKey:
@@ -187,6 +197,7 @@ class Reactor:
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> Handle:
         """Run ``callback(*args)`` in the next iteration, in call order."""
         self._check_open()
+        _check_callable(callback)
         handle = Handle(callback, args)
         self._ready.append(handle)
         return handle
@@ -194,14 +205,19 @@ class Reactor:
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> Handle:
         """call_soon() from any thread; wakes the loop if it is waiting [L4]."""
         self._check_open()
+        _check_callable(callback)
         handle = Handle(callback, args)
         self._ready.append(handle)
         if not self._wakeup_pending:
             self._wakeup_pending = True
-            try:
-                os.write(self._wakeup_fd, _WAKE)
-            except BlockingIOError:
-                pass  # the counter is saturated: the loop is awake anyway
+            # Under the lock close() takes: never write to the fd number
+            # once close() has released it (it may be reused by then).
+            with self._wakeup_lock:
+                if self._wakeup_fd >= 0:
+                    try:
+                        os.write(self._wakeup_fd, _WAKE)
+                    except BlockingIOError:
+                        pass  # the counter is saturated: the loop is awake anyway
         return handle
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
@@ -211,6 +227,10 @@ class Reactor:
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
         """Run ``callback(*args)`` once time() >= when [L3]."""
         self._check_open()
+        _check_callable(callback)
+        if not isinstance(when, numbers.Real):
+            raise TypeError(f"when must be a number, not {type(when).__name__}")
+        when = float(when)  # OverflowError for an int past float's range
         if when != when:  # NaN would never compare due
             raise ValueError("when must be a number, not NaN")
         timer = TimerHandle(when, callback, args, self, next(self._timer_sequence))
@@ -235,6 +255,7 @@ class Reactor:
         wakeup fd was installed by someone else [L5].
         """
         self._check_open()
+        _check_callable(callback)
         if self._signal_sockets is None:
             reader, writer = socket.socketpair()
             reader.setblocking(False)
@@ -441,8 +462,9 @@ class Reactor:
             self._selector.unregister(self._wakeup_fd)
         except (KeyError, ValueError):
             pass
-        os.close(self._wakeup_fd)
-        self._wakeup_fd = -1
+        with self._wakeup_lock:
+            os.close(self._wakeup_fd)
+            self._wakeup_fd = -1
         _live_reactors.discard(self)
         self._selector.close()
         self._ready.clear()
@@ -472,6 +494,7 @@ class Reactor:
 
     def _reinit_after_fork(self):
         """[L7] New eventfd and signal socketpair for this child."""
+        self._wakeup_lock = threading.Lock()  # a parent thread may hold the old one
         self._wakeup_pending = False
         if self._thread_id != threading.get_ident():
             self._thread_id = None  # run() was in a thread this child does not have

@@ -24,6 +24,7 @@ Facts this module relies on:
 
 import errno
 import logging
+import operator
 import socket
 from time import monotonic
 from typing import Any
@@ -162,6 +163,24 @@ class Connection:
         self.server._connection_closed(self)
 
 
+def _listening_socket(host, port, backlog):
+    """A non-blocking listening socket (IPv6 for a host with a colon).
+    Not socket.create_server(): it closes its socket only on OSError, and
+    leaks it when bind() or listen() raise anything else (a port out of
+    range, a host that is not a str)."""
+    family = socket.AF_INET6 if isinstance(host, str) and ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class TCPServer:
     """Accept TCP connections and call ``on_data(connection, data)``.
 
@@ -178,8 +197,12 @@ class TCPServer:
                  read_size=65536, accepts_per_event=64):
         if on_data is None:
             raise TypeError("on_data is required")
-        if max_outbound < 1:
-            raise ValueError("max_outbound must be >= 1")
+        for name, value in (("max_outbound", max_outbound), ("read_size", read_size),
+                            ("accepts_per_event", accepts_per_event)):
+            if operator.index(value) < 1:  # TypeError for a non-integer
+                raise ValueError(f"{name} must be >= 1")
+        if max_connections is not None and operator.index(max_connections) < 0:
+            raise ValueError("max_connections must be >= 0 or None")
         if idle_timeout is not None and not idle_timeout > 0:
             raise ValueError("idle_timeout must be > 0 or None")
         self.reactor = reactor
@@ -197,8 +220,7 @@ class TCPServer:
         self._closed = False
         self._sweep_timer = None
         self._resume_timer = None
-        self.sock = socket.create_server((host, port), backlog=backlog)
-        self.sock.setblocking(False)
+        self.sock = _listening_socket(host, port, backlog)
         reactor.register(self.sock, _EVENT_READ, self._on_accept)
         if idle_timeout is not None:
             self._sweep_timer = reactor.call_later(idle_timeout / 4, self._sweep_idle)

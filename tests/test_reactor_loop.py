@@ -1268,3 +1268,37 @@ def test_fork_closed_reactor_is_left_alone(backend):
             loop.call_soon(print)
 
     assert _in_child(child) == (0, "")
+
+
+def test_call_soon_threadsafe_racing_close_never_writes_to_a_reused_fd():
+    # close() releases the eventfd's number; a call_soon_threadsafe() that
+    # passed its "is it closed?" check just before must not write to
+    # whatever file gets that number next.
+    for _ in range(100):
+        loop = Reactor()
+        stop = threading.Event()
+
+        def hammer():
+            while not stop.is_set():
+                try:
+                    loop.call_soon_threadsafe(len, ())
+                except RuntimeError:
+                    return  # closed
+                loop._wakeup_pending = False  # make every call write
+
+        threads = [threading.Thread(target=hammer) for _ in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.001)
+        loop.close()
+        r, w = os.pipe()  # most likely takes the eventfd's number
+        try:
+            stop.set()
+            for t in threads:
+                t.join()
+            os.set_blocking(r, False)
+            with pytest.raises(BlockingIOError):
+                os.read(r, 100)
+        finally:
+            os.close(r)
+            os.close(w)

@@ -1,0 +1,250 @@
+"""Hostile input to the whole public API (README, "Reliability").
+
+Selectors are differential: every call, with wrong types and values, is made
+on reactor's selector and on the stdlib's of the same backend, and both must
+return the same or raise the same exception type.  The APIs beyond the
+stdlib (epoll flags, the Reactor, TCPServer) must raise only their
+documented exception types.  Nothing may crash the interpreter or hang:
+waits are only ever asked for timeouts that cannot block for long.
+"""
+
+import errno
+import math
+import os
+import signal
+import socket
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import reactor
+from _support import BACKENDS, Diff, outcome
+
+SETTINGS = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                           HealthCheck.too_slow])
+
+
+class Fileno:
+    """An object whose fileno() returns `value`, or raises it."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def fileno(self):
+        if isinstance(self.value, BaseException):
+            raise self.value
+        return self.value
+
+    def __repr__(self):
+        return f"Fileno({self.value!r})"
+
+
+class IntLike:
+    """Not an int, but convertible with int() (the stdlib calls int())."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __int__(self):
+        return self.value
+
+    def __index__(self):
+        return self.value
+
+
+BAD_INTS = st.sampled_from([-(2**63), -(2**31), -2, -1, 2**31 - 1, 2**31, 2**32,
+                            2**63 - 1, 2**63, 2**64, 2**100, 1 << 20, (1 << 20) - 1])
+BAD_SCALARS = st.sampled_from([None, "3", b"3", 3.0, 3.5, math.nan, math.inf, -math.inf,
+                               True, False, [], (), {}, object(), IntLike(3), IntLike(-1)])
+EXCEPTIONS = st.sampled_from([ValueError("v"), TypeError("t"), AttributeError("a"),
+                              OSError(errno.EBADF, "b"), RuntimeError("r"), KeyError("k")])
+
+
+def fileobjs(real):
+    """What callers hand to register() & co.: real sockets or their fds,
+    and everything wrong."""
+    wrong_fileno = st.one_of(BAD_INTS, BAD_SCALARS, EXCEPTIONS, st.sampled_from(real))
+    return st.one_of(
+        st.sampled_from(real),
+        st.sampled_from(real).map(lambda s: s if isinstance(s, int) else s.fileno()),
+        BAD_INTS,
+        BAD_SCALARS,
+        wrong_fileno.map(Fileno),
+    )
+
+
+EVENTS = st.one_of(st.integers(-4, 8), BAD_INTS, BAD_SCALARS)
+DATA = st.one_of(st.none(), st.integers(), st.text(max_size=3))
+# Timeouts that cannot block long: none positive beyond a millisecond, but
+# every wrong type and out-of-range value.
+TIMEOUTS = st.one_of(
+    st.sampled_from([0, -1, -0.0, 1e-9, 0.0005, math.nan, math.inf, -math.inf, 1e300,
+                     2**64, 2**100, -(2**100), "0", b"0", [], object(), 0j]),
+    st.floats(max_value=0.001),
+)
+
+
+def operations(real):
+    fobj = fileobjs(real)
+    return st.lists(st.one_of(
+        st.tuples(st.just("register"), fobj, EVENTS, DATA),
+        st.tuples(st.just("modify"), fobj, EVENTS, DATA),
+        st.tuples(st.just("unregister"), fobj),
+        st.tuples(st.just("get_key"), fobj),
+        st.tuples(st.just("map_get"), fobj),
+        st.tuples(st.just("map_getitem"), fobj),
+        st.tuples(st.just("map_contains"), fobj),
+        st.tuples(st.just("select"), TIMEOUTS),
+    ), max_size=25)
+
+
+class _Resources:
+    """Two socket pairs (one side readable), a closed fd number, and a
+    regular file: the real objects the fuzzer mixes with wrong ones."""
+
+    def __init__(self):
+        self.a, self.b = socket.socketpair()
+        self.c, self.d = socket.socketpair()
+        self.b.send(b"x")
+        fd = os.dup(self.a.fileno())
+        os.close(fd)
+        self.closed_fd = fd
+        self.file = open(os.devnull, "rb")
+
+    def real(self):
+        return [self.a, self.c, self.d, self.closed_fd, self.file, self.a.fileno()]
+
+    def close(self):
+        for s in (self.a, self.b, self.c, self.d, self.file):
+            s.close()
+
+
+RESOURCES = _Resources()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_resources():
+    yield
+    RESOURCES.close()
+
+
+def _apply(diff, op):
+    name, *args = op
+    if name == "select":
+        diff.call("select", args[0])
+    elif name.startswith("map_"):
+        how = name[4:]
+        std_map, our_map = diff.std.get_map(), diff.ours.get_map()
+        fn = {"get": lambda m, o: m.get(o), "getitem": lambda m, o: m[o],
+              "contains": lambda m, o: o in m}[how]
+        std, ours = outcome(fn, std_map, args[0]), outcome(fn, our_map, args[0])
+        assert ours.signature() == std.signature(), (op, std, ours)
+    else:
+        diff.call(name, *args)
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=[b.name for b in BACKENDS])
+@SETTINGS
+@given(data=st.data())
+def test_selectors_under_hostile_calls_behave_as_the_stdlib(backend, data):
+    ops = data.draw(operations(RESOURCES.real()))
+    with Diff(backend) as diff:
+        for op in ops:
+            _apply(diff, op)
+    # Closed: every call still behaves as the stdlib's.
+    for op in ops[:5]:
+        _apply(diff, op)
+
+
+@SETTINGS
+@given(flags=st.one_of(st.integers(-(2**70), 2**70), BAD_SCALARS,
+                       st.sampled_from([reactor.EPOLLET, reactor.EPOLLONESHOT,
+                                        reactor.EPOLLEXCLUSIVE, reactor.EPOLLRDHUP,
+                                        reactor.EPOLLPRI, 1 << 31, 1 << 40])),
+       fobj=fileobjs(RESOURCES.real()), events=EVENTS)
+def test_epoll_flags_raise_only_documented_errors(flags, fobj, events):
+    with reactor.EpollSelector() as sel:
+        for call in (lambda: sel.register(fobj, events, flags=flags),
+                     lambda: sel.modify(fobj, events, flags=flags)):
+            try:
+                call()
+            except (TypeError, ValueError, OverflowError, KeyError, OSError, AttributeError,
+                    RuntimeError):
+                # AttributeError, RuntimeError and KeyError come from a
+                # fileno() that raises them: the stdlib lets them through.
+                pass
+        sel.select(0)
+
+
+CALLBACKS = st.one_of(st.just(print), BAD_SCALARS, BAD_INTS)
+DELAYS = st.one_of(st.floats(max_value=0.001), BAD_INTS, BAD_SCALARS,
+                   st.sampled_from([math.inf, 1e300, 2**2000]))
+REACTOR_ERRORS = (TypeError, ValueError, OverflowError, KeyError, OSError, RuntimeError,
+                  AttributeError)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_reactor_under_hostile_calls(data):
+    real = RESOURCES.real()
+    with reactor.Reactor() as loop:
+        for _ in range(data.draw(st.integers(1, 12))):
+            which = data.draw(st.sampled_from(
+                ["register", "modify", "unregister", "call_soon", "call_soon_threadsafe",
+                 "call_later", "call_at", "run_once", "add_signal_handler",
+                 "remove_signal_handler"]))
+            try:
+                if which in ("register", "modify"):
+                    getattr(loop, which)(data.draw(fileobjs(real)), data.draw(EVENTS),
+                                         data.draw(CALLBACKS))
+                elif which == "unregister":
+                    loop.unregister(data.draw(fileobjs(real)))
+                elif which in ("call_soon", "call_soon_threadsafe"):
+                    getattr(loop, which)(data.draw(CALLBACKS))
+                elif which == "call_later":
+                    loop.call_later(data.draw(DELAYS), data.draw(CALLBACKS))
+                elif which == "call_at":
+                    loop.call_at(data.draw(DELAYS), data.draw(CALLBACKS))
+                elif which == "run_once":
+                    loop.run_once(data.draw(TIMEOUTS))
+                elif which == "add_signal_handler":
+                    signum = data.draw(st.one_of(BAD_INTS, BAD_SCALARS,
+                                                 st.sampled_from([signal.SIGKILL, 0, 65])))
+                    loop.add_signal_handler(signum, data.draw(CALLBACKS))
+                else:
+                    loop.remove_signal_handler(data.draw(st.one_of(BAD_INTS, BAD_SCALARS)))
+            except REACTOR_ERRORS:
+                pass
+        # Whatever was accepted, the loop still runs an iteration, and every
+        # registration it kept is one a caller could have made.
+        for key in list(loop.selector.get_map().values()):
+            assert callable(key.data)
+        loop.run_once(0)
+
+
+@SETTINGS
+@given(kwargs=st.fixed_dictionaries({}, optional={
+    # No names to resolve: the resolver could wait on a network we lack.
+    "host": st.one_of(st.sampled_from(["127.0.0.1", "::1", "1.2.3.4", "127.0.0.1\0"]),
+                      BAD_SCALARS, BAD_INTS),
+    "port": st.one_of(st.sampled_from([0, -1, 65536, 2**80]), BAD_SCALARS),
+    "on_data": CALLBACKS,
+    "max_connections": st.one_of(st.none(), st.integers(-2, 3), BAD_SCALARS),
+    "idle_timeout": st.one_of(st.none(), DELAYS),
+    "max_outbound": st.one_of(st.integers(-2, 3), BAD_INTS, BAD_SCALARS),
+    "read_size": st.one_of(st.integers(-2, 3), BAD_INTS, BAD_SCALARS),
+    "accepts_per_event": st.one_of(st.integers(-2, 3), BAD_INTS, BAD_SCALARS),
+    "backlog": st.one_of(st.integers(-2, 3), BAD_INTS, BAD_SCALARS),
+}))
+def test_tcpserver_arguments_raise_only_documented_errors(kwargs):
+    kwargs.setdefault("on_data", lambda conn, data: conn.write(data))
+    with reactor.Reactor() as loop:
+        try:
+            server = reactor.TCPServer(loop, **kwargs)
+        except (TypeError, ValueError, OverflowError, OSError):
+            return
+        try:
+            loop.run_once(0)
+        finally:
+            server.close()
