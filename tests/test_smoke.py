@@ -92,3 +92,16 @@ def test_echo_bench_quick(tmp_path):
     # The load client verified every echoed byte and reactor's echo served.
     assert all(r["derived"]["msgs_per_s"] > 0 for r in runs), runs
     assert all(r["client"]["errors"]["total"] == 0 for r in runs), runs
+
+
+def test_soak_quick(tmp_path):
+    # The soak benchmark's smoke run: every byte verified, memory flat.
+    out = tmp_path / "soak.json"
+    proc = run(["-m", "benchmarks.soak", "--quick", "--json", str(out)], timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["passed"] is True
+    assert doc["client"]["errors"]["total"] == 0 and doc["client"]["messages"] > 0
+    assert doc["memory"]["peak_rss_kib"] >= doc["memory"]["rss_kib_at_end"] > 0
+    assert len(doc["memory"]["rss_kib_samples"]) >= 3
+    assert "PASSED" in proc.stdout
