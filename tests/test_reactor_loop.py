@@ -1188,8 +1188,12 @@ def test_fork_child_loop_is_usable_and_parent_undisturbed(backend, sigusr1_fallb
             assert (loop._wakeup_fd, loop._signal_sockets[0].fileno()) == parent_fds
             got = []
             # A wakeup from another thread and a signal reach the child's loop.
-            threading.Thread(target=loop.call_soon_threadsafe, args=(got.append, "woken")).start()
+            waker = threading.Thread(target=lambda: (
+                time.sleep(0.05), loop.call_soon_threadsafe(got.append, "woken")))
+            waker.start()
             loop.run_once(WAIT)
+            waker.join()
+            loop.run_once(0)  # drains the eventfd if it was written after that wait
             os.kill(os.getpid(), signal.SIGUSR1)
             deadline = time.monotonic() + WAIT
             while parent_signals != ["parent"] and time.monotonic() < deadline:
@@ -1206,8 +1210,10 @@ def test_fork_child_loop_is_usable_and_parent_undisturbed(backend, sigusr1_fallb
         assert parent_signals == []
         # And the parent's own wakeups and signals still work.
         woke = []
-        threading.Thread(target=loop.call_soon_threadsafe, args=(woke.append, 1)).start()
+        waker = threading.Thread(target=loop.call_soon_threadsafe, args=(woke.append, 1))
+        waker.start()
         loop.run_once(WAIT)
+        waker.join()
         assert woke == [1]
         os.kill(os.getpid(), signal.SIGUSR1)
         deadline = time.monotonic() + WAIT
