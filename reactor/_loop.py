@@ -344,6 +344,8 @@ class Reactor:
         self._check_open()
         if self._thread_id is not None and self._thread_id != threading.get_ident():
             raise RuntimeError("the Reactor is running in another thread")
+        if timeout is not None and timeout > _MAX_WAIT:
+            timeout = _MAX_WAIT  # as for timers: past the selectors' limits
         self._run_once(timeout)
 
     def stop(self) -> None:

@@ -28,7 +28,7 @@ Facts about select this module relies on:
 
 from typing import Any
 
-from ._base import FD_LIMIT, FileDescriptorLike, SelectorBase, keep_alive, make_key
+from ._base import FD_LIMIT, INT_MAX, FileDescriptorLike, SelectorBase, keep_alive, make_key
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
 
 from ._native import ffi, lib
@@ -115,6 +115,8 @@ class SelectSelector(SelectorBase):
 
     def _native_wait(self, state, timeout_ns):
         if self._out_of_range:
+            if max(self._out_of_range) > INT_MAX:  # the stdlib's fd conversion fails first
+                raise OverflowError("Python int too large to convert to C int")
             raise ValueError(f"file descriptor {min(self._out_of_range)} out of "
                              f"range in select() (fs.nr_open is {FD_LIMIT})")
         return _select_wait(state, timeout_ns)

@@ -203,8 +203,10 @@ class TCPServer:
                 raise ValueError(f"{name} must be >= 1")
         if max_connections is not None and operator.index(max_connections) < 0:
             raise ValueError("max_connections must be >= 0 or None")
-        if idle_timeout is not None and not idle_timeout > 0:
-            raise ValueError("idle_timeout must be > 0 or None")
+        if idle_timeout is not None:
+            idle_timeout = float(idle_timeout)  # TypeError, OverflowError
+            if not idle_timeout > 0:
+                raise ValueError("idle_timeout must be > 0 or None")
         self.reactor = reactor
         self._on_data = on_data
         self._on_connect = on_connect
@@ -221,9 +223,13 @@ class TCPServer:
         self._sweep_timer = None
         self._resume_timer = None
         self.sock = _listening_socket(host, port, backlog)
-        reactor.register(self.sock, _EVENT_READ, self._on_accept)
-        if idle_timeout is not None:
-            self._sweep_timer = reactor.call_later(idle_timeout / 4, self._sweep_idle)
+        try:
+            reactor.register(self.sock, _EVENT_READ, self._on_accept)
+            if idle_timeout is not None:
+                self._sweep_timer = reactor.call_later(idle_timeout / 4, self._sweep_idle)
+        except BaseException:
+            self.close()  # nothing half-made is left registered or open
+            raise
 
     @property
     def address(self) -> Any:

@@ -207,14 +207,20 @@ def test_select_selector_unopened_fd_beyond_fd_table_not_reported_ready(fd):
 def test_select_selector_fd_above_nr_open_raises_valueerror_at_select(above):
     # No fd can be open at or above fs.nr_open: register() takes the number
     # (as the stdlib does) and select() refuses it, as the stdlib refuses
-    # fds >= 1024, without sizing fd sets for it.
+    # fds >= 1024, without sizing fd sets for it; a number that is not a C
+    # int fails the stdlib's conversion first: OverflowError.
     with open("/proc/sys/fs/nr_open") as fh:
         nr_open = int(fh.read())
     fd = {"nr_open": nr_open, "nr_open+1": nr_open + 1, "2**31": 2**31, "2**70": 2**70}[above]
+    expected = OverflowError if fd > 2**31 - 1 else ValueError
+    with selectors.SelectSelector() as std:
+        std.register(fd, EVENT_READ)
+        with pytest.raises(expected):
+            std.select(0)
     with reactor.SelectSelector() as sel:
         key = sel.register(fd, EVENT_READ)
         assert key.fd == fd
-        with pytest.raises(ValueError):
+        with pytest.raises(expected):
             sel.select(0)
         # The selector stays usable once the number is gone.
         sel.unregister(fd)
