@@ -295,7 +295,8 @@ class SelectorBase(BaseSelector):
         timeout_ns = -1 if timeout is None else self._timeout_ns(timeout)
         n = self._native_wait(self._state, timeout_ns)
         if n >= _ONE:
-            # The common case: one fd, in the result itself (helpers.c).
+            # The common case: one fd, in the result itself (helpers.c);
+            # _decode()'s first branch, inlined: a call costs a tenth here.
             code = n - _ONE
             key = self._fd_to_key.get(code >> 2)
             return [] if key is None else [(key, code & 3 & key.events)]

@@ -50,7 +50,6 @@ Facts about epoll this module relies on (numbers are referred to below):
 """
 
 import math
-import os
 import warnings
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
 from typing import Any, List, Optional, Tuple

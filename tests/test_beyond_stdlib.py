@@ -827,7 +827,7 @@ def test_fork_child_gets_its_own_epoll(action, make_socketpair):
             elif action == "modify_flags":
                 sel.modify(a, EVENT_READ, flags=ONESHOT)
             elif action == "register":
-                k = sel.register(c, EVENT_READ, "c")
+                sel.register(c, EVENT_READ, "c")
                 c_peer.send(b"x")
                 report["sees_c"] = [[k.fd, m] for k, m in sel.select(5)]
             elif action == "close":

@@ -1162,19 +1162,24 @@ def _in_child(body):
         finally:
             os._exit(code)
     os.close(writer)
+    status = _wait_child(pid)
+    with os.fdopen(reader, "rb") as fh:
+        printed = fh.read().decode()
+    return (-1 if status is None else status), printed
+
+
+def _wait_child(pid):
+    """The child's exit code, or None (and it is killed) after WAIT s."""
     deadline = time.monotonic() + WAIT
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            break
+            return os.waitstatus_to_exitcode(status)
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
-            _, status = os.waitpid(pid, 0)
-            break
+            os.waitpid(pid, 0)
+            return None
         time.sleep(0.005)
-    with os.fdopen(reader, "rb") as fh:
-        printed = fh.read().decode()
-    return os.waitstatus_to_exitcode(status), printed
 
 
 def test_fork_child_loop_is_usable_and_parent_undisturbed(backend, sigusr1_fallback):
@@ -1249,17 +1254,9 @@ def test_fork_from_a_callback_keeps_the_child_running(backend):
             os._exit(0)  # the child's run() returned: its wakeup arrived
     try:
         [pid] = children
-        deadline = time.monotonic() + WAIT
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                pytest.fail("the child's run() never returned: a lost wakeup")
-            time.sleep(0.01)
-        assert os.waitstatus_to_exitcode(status) == 0
+        status = _wait_child(pid)
+        assert status is not None, "the child's run() never returned: a lost wakeup"
+        assert status == 0
     finally:
         loop.close()
 
