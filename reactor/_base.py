@@ -31,6 +31,7 @@ import os
 import weakref
 from collections.abc import Mapping
 from typing import Any, List, Optional, Protocol, Tuple, Union
+import selectors
 from selectors import EVENT_READ, EVENT_WRITE, BaseSelector, SelectorKey
 from time import monotonic_ns
 
@@ -107,6 +108,12 @@ def oserror(err):
     return OSError(err, os.strerror(err))
 
 
+# The stdlib's get_map().get(): Mapping.get, which turns any KeyError (one
+# from a fileno() too) into the default, up to Python 3.12; its own method,
+# which lets that KeyError through, from 3.13.
+_MAPPING_GET_CATCHES = "get" not in vars(selectors._SelectorMapping)
+
+
 class _SelectorMapping(Mapping):
     """Live, read-only mapping of file objects to selector keys."""
 
@@ -119,10 +126,13 @@ class _SelectorMapping(Mapping):
         return len(self._selector._fd_to_key)
 
     def get(self, fileobj, default=None):
-        try:  # as Mapping.get: any KeyError, a fileno() one too, gives default
+        if _MAPPING_GET_CATCHES:
+            try:  # as Mapping.get: any KeyError, a fileno() one too, gives default
+                fd = self._selector._fileobj_lookup(fileobj)
+            except KeyError:
+                return default
+        else:
             fd = self._selector._fileobj_lookup(fileobj)
-        except KeyError:
-            return default
         return self._selector._fd_to_key.get(fd, default)
 
     def __getitem__(self, fileobj):

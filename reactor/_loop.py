@@ -40,8 +40,10 @@ Facts this module relies on:
 [L7] After fork() the child shares the parent's eventfd and signal
      socketpair: the child draining either would steal the parent's
      wakeups.  The child gives each live Reactor new ones, under the same fd
-     numbers (dup2), so the installed wakeup fd stays valid; its selector
-     rebuilt its own kernel state already (EpollSelector, [E2]).
+     numbers (dup2), and installs its wakeup fd again: asyncio's own fork
+     hook (Python 3.12+) uninstalls it in every child, so ours is
+     registered after asyncio's.  Its selector rebuilt its own kernel state
+     already (EpollSelector, [E2]).
 """
 
 import collections
@@ -510,6 +512,13 @@ class Reactor:
             new_writer.close()
             writer.setblocking(False)
             reader.setblocking(False)
+            # asyncio's own fork hook (3.12+) uninstalls any wakeup fd in the
+            # child; ours runs after it [L7].  The forking thread is the
+            # child's main thread, where signal functions work.
+            if signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False) not in (
+                    -1, writer.fileno()):  # pragma: no cover - someone else's hook
+                logger.warning("after fork() the signal wakeup fd was someone else's; "
+                               "the Reactor replaced it")
 
     def _replace_fd(self, fd, new_fd, callback, fileobj=None):
         """Put the open file `new_fd` under the number `fd` (closing it),
@@ -536,5 +545,8 @@ def _reinit_all_after_fork():
             reactor._reinit_after_fork()
 
 
-# Registered after reactor._base's hook: selectors are rebuilt first [L7].
+# Registered after reactor._base's hook, so selectors are rebuilt first, and
+# after asyncio's, which uninstalls the wakeup fd in a child [L7].
+import asyncio.events  # noqa: E402,F401  (for its fork hook's place in line)
+
 os.register_at_fork(after_in_child=_reinit_all_after_fork)
