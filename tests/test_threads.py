@@ -252,6 +252,7 @@ def test_register_unregister_storm_while_selecting(sel, make_socketpair):
     assert not bad
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_fork_while_another_thread_selects(sel, make_socketpair):
     # The waiting thread does not come into the child: the child's
     # select() must not find the selector's wait state taken (poll would
