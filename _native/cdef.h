@@ -57,6 +57,7 @@ struct reactor_epoll_shared {
     int lock;
     struct reactor_stamps *stamps;
     int want;
+    unsigned long long stale;
 };
 struct reactor_epoll {
     int epfd;
@@ -67,7 +68,6 @@ struct reactor_epoll {
     int64_t *codes;
     uint32_t read_bits, write_bits;
     struct reactor_epoll_shared *shared;
-    unsigned long long stale;
     int stale_fd;
     int stale_streak;
     unsigned long owner;

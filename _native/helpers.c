@@ -195,6 +195,7 @@ struct reactor_epoll_shared {
     struct reactor_stamps *stamps;
     int want;                     /* maxevents the caller wants: waits with a
                                      smaller buffer return REACTOR_EGROW */
+    unsigned long long stale;     /* events dropped as stale, by any wait */
 };
 
 /* One wait's state: the buffers it fills, kept between calls so a wait
@@ -208,7 +209,6 @@ struct reactor_epoll {
     int64_t *codes;               /* out: REACTOR_ONE + ((fd << 2) | those bits) */
     uint32_t read_bits, write_bits;
     struct reactor_epoll_shared *shared;
-    unsigned long long stale;     /* events dropped as stale */
     int stale_fd;                 /* an fd with stale events in the last wait */
     int stale_streak;             /* consecutive waits with stale events of it */
     unsigned long owner;          /* the thread using this state, or 0 */
@@ -306,7 +306,7 @@ static long long reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_
         uint32_t ready;
         if (fd >= stamps->len ||
             __atomic_load_n(&stamps->stamp[fd], __ATOMIC_RELAXED) != (uint32_t)(data >> 34)) {
-            ep->stale++;
+            __atomic_fetch_add(&ep->shared->stale, 1, __ATOMIC_RELAXED);
             stale_fd = fd;
             seen_again |= fd == ep->stale_fd;
             continue;

@@ -165,11 +165,9 @@ class SelectorBase(BaseSelector):
     the kernel refuses), ``modify``, the native wait and ``_size_wait``.
     """
 
-    # Set by each backend: the native wait, its state (the main one, see
-    # select()) and that state's output arrays.
+    # Set by each backend: the native wait and its state (the main one, see
+    # select()).
     _state: Any
-    _ready_fds: Any
-    _ready: Any
     _native_wait: Any
 
     def _new_wait(self):
@@ -186,7 +184,6 @@ class SelectorBase(BaseSelector):
         if state is not self._state:
             return self._new_wait()
         self._size_wait(state)
-        self._ready_fds, self._ready = state.ready_fds, state.ready
         return state
 
     def _select_concurrently(self, timeout_ns):

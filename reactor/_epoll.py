@@ -124,7 +124,6 @@ class EpollSelector(SelectorBase):
         # that `mask & key.events` fails or converts exactly as there.
         self._odd_events = set()
         self._stale_unregistered = 0
-        self._stale_private = 0  # counted by the waits of other threads
         self._stale_reported = set()  # fds already warned about [E9]
         self._pairs = {}  # REACTOR_ONE + ((fd << 2) | mask) -> (key, mask) [E8]
         self._shared = self._locked = ffi.new("struct reactor_epoll_shared *")
@@ -134,7 +133,7 @@ class EpollSelector(SelectorBase):
         self._stamps_len = 0
         self._grow_stamps(1023)
         self._state = self._new_wait()
-        self._use_main_wait()
+        self._codes = self._state.codes
 
     def _grow_stamps(self, fd):
         """Make room for fd: reactor._native keeps a stamp per fd number [E1]
@@ -175,20 +174,16 @@ class EpollSelector(SelectorBase):
         state.capacity = capacity
         keep_alive(state, events, ready_fds, ready, codes)
 
-    def _use_main_wait(self):
-        state = self._state
-        self._ready_fds, self._ready, self._codes = state.ready_fds, state.ready, state.codes
-
     def _regrow_wait(self, state):
         state = super()._regrow_wait(state)
         if state is self._state:
-            self._use_main_wait()
+            self._codes = state.codes  # select() reads them without a cdata lookup
         return state
 
     @property
     def stale_events(self) -> int:
         """Events dropped because they came from a stale registration [E1]."""
-        return self._state.stale + self._stale_unregistered + self._stale_private
+        return self._shared.stale + self._stale_unregistered
 
     def fileno(self) -> int:
         if self._epfd < 0:
@@ -406,14 +401,6 @@ class EpollSelector(SelectorBase):
 
     def _decode(self, n, state):
         return self._one(n) if n >= _ONE else super()._decode(n, state)
-
-    def _select_concurrently(self, timeout_ns):
-        state = self._new_wait()
-        n = _epoll_wait(state, timeout_ns)
-        if n < 0:
-            n, state = self._wait_failed(n, timeout_ns, state)
-        self._stale_private += state.stale
-        return self._decode(n, state)
 
     def _timeout_too_large(self, timeout):
         # The stdlib's order: its own ceil(timeout * 1e3) overflows first;

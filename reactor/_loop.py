@@ -485,8 +485,8 @@ class Reactor:
         note = ""
         if self._signal_sockets is not None:  # [L6]
             if threading.current_thread() is threading.main_thread():
-                for signum, (_, previous) in self._signal_handlers.items():
-                    signal.signal(signum, previous)
+                for signum in list(self._signal_handlers):
+                    self.remove_signal_handler(signum)
                 self._close_signal_sockets()
             else:
                 for sock in self._signal_sockets:

@@ -49,7 +49,6 @@ class PollSelector(SelectorBase):
         self._pollfds = None
         self._grow(64)
         self._state = self._new_wait()
-        self._ready_fds, self._ready = self._state.ready_fds, self._state.ready
 
     def _grow(self, capacity):
         pollfds = ffi.new("struct pollfd[]", capacity)

@@ -54,7 +54,6 @@ class SelectSelector(SelectorBase):
         self._capacity = 0
         self._grow(1024)
         self._state = self._new_wait()
-        self._ready_fds, self._ready = self._state.ready_fds, self._state.ready
 
     def _grow(self, nbits):
         """Size the interest sets for fds below nbits [S2]."""
