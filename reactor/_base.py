@@ -110,8 +110,9 @@ def oserror(err):
 
 # The stdlib's get_map().get(): Mapping.get, which turns any KeyError (one
 # from a fileno() too) into the default, up to Python 3.12; its own method,
-# which lets that KeyError through, from 3.13.
-_MAPPING_GET_CATCHES = "get" not in vars(selectors._SelectorMapping)
+# which lets that KeyError through, from 3.13.  (A private class, not in
+# the type stubs.)
+_MAPPING_GET_CATCHES = "get" not in vars(selectors._SelectorMapping)  # type: ignore[attr-defined]
 
 
 class _SelectorMapping(Mapping):
