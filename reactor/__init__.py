@@ -1,10 +1,14 @@
 """reactor: the stdlib's selectors, on direct epoll, poll and select syscalls,
-and a callback loop (Reactor) with a small TCP layer on top.
+and a callback loop (Reactor) with asyncio's protocols and transports on top.
 
 A drop-in for the ``selectors`` module (same classes, signatures, return
 values and exceptions) with what it cannot do: fds >= 1024 on select,
 nanosecond timeouts, epoll's extra flags, and safety across fork() and fd
 reuse.  See README.md.
+
+``import reactor`` loads only the selectors, so that swapping it in for
+``selectors`` costs a program little more than the module it replaces; the
+loop, the transports and the asyncio glue load when first used (PEP 562).
 """
 
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
@@ -31,9 +35,17 @@ from ._select import SelectSelector
 
 DefaultSelector = EpollSelector
 
-from ._loop import Handle, Reactor, TimerHandle  # noqa: E402  (uses the selectors)
-from ._tcp import Connection, TCPServer  # noqa: E402
-from ._asyncio import EventLoopPolicy, install, new_event_loop  # noqa: E402
+# Public name -> the module that defines it, imported on first use.
+_LAZY = {
+    "Reactor": "_loop",
+    "Handle": "_loop",
+    "TimerHandle": "_loop",
+    "TCPServer": "_tcp",
+    "Connection": "_tcp",
+    "new_event_loop": "_asyncio",
+    "EventLoopPolicy": "_asyncio",
+    "install": "_asyncio",
+}
 
 __all__ = [
     "EVENT_READ",
@@ -49,12 +61,20 @@ __all__ = [
     "EPOLLRDHUP",
     "EPOLLPRI",
     "StaleRegistrationWarning",
-    "Reactor",
-    "Handle",
-    "TimerHandle",
-    "TCPServer",
-    "Connection",
-    "new_event_loop",
-    "EventLoopPolicy",
-    "install",
+    *_LAZY,
 ]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'reactor' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -25,12 +25,13 @@ a time: a second thread in select() gets buffers of its own (poll refuses,
 as the stdlib's does).
 """
 
+from __future__ import annotations
+
 import errno
 import math
 import os
 import weakref
 from collections.abc import Mapping
-from typing import Any, List, Optional, Protocol, Tuple, Union
 import selectors
 from selectors import EVENT_READ, EVENT_WRITE, BaseSelector, SelectorKey
 from time import monotonic_ns
@@ -50,11 +51,16 @@ def keep_alive(state, *arrays):
     whose pointer fields point into them)."""
     _arrays_of[state] = arrays
 
-class HasFileno(Protocol):
-    def fileno(self) -> int: ...
+# typing costs ~2 ms at import, more than the selectors module itself: it is
+# imported for type checkers only (which treat TYPE_CHECKING as true).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Protocol, Tuple, Union
 
+    class HasFileno(Protocol):
+        def fileno(self) -> int: ...
 
-FileDescriptorLike = Union[int, HasFileno]
+    FileDescriptorLike = Union[int, HasFileno]
 
 __all__ = ["EVENT_READ", "EVENT_WRITE", "FD_LIMIT", "INT_MAX", "FileDescriptorLike", "SelectorKey",
            "SelectorBase", "keep_alive", "make_key"]

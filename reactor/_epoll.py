@@ -49,13 +49,20 @@ Facts about epoll this module relies on (numbers are referred to below):
      that is not reported.  Unregistering before closing avoids it.
 """
 
+from __future__ import annotations
+
 import math
 import warnings
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
-from typing import Any, List, Optional, Tuple
 
-from ._base import FD_LIMIT, INT_MAX, FileDescriptorLike, SelectorBase, keep_alive, make_key, oserror
+from ._base import FD_LIMIT, INT_MAX, SelectorBase, keep_alive, make_key, oserror
 from ._native import ffi, lib
+
+TYPE_CHECKING = False  # see _base.py
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Tuple
+
+    from ._base import FileDescriptorLike
 
 EPOLLET = lib.EPOLLET
 EPOLLONESHOT = lib.EPOLLONESHOT

@@ -46,6 +46,8 @@ Facts this module relies on:
      already (EpollSelector, [E2]).
 """
 
+from __future__ import annotations
+
 import collections
 import heapq
 import itertools
@@ -59,10 +61,11 @@ import threading
 import warnings
 import weakref
 from time import monotonic
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import _native
-from ._base import FileDescriptorLike
+if TYPE_CHECKING:
+    from ._base import FileDescriptorLike
 from ._epoll import EpollSelector
 
 __all__ = ["Reactor", "Handle", "TimerHandle"]

@@ -21,13 +21,20 @@ Facts about poll this module relies on:
      fds and revents from that copy.
 """
 
+from __future__ import annotations
+
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
 
-from typing import Any
 
-from ._base import FileDescriptorLike, SelectorBase, keep_alive, make_key
+from ._base import SelectorBase, keep_alive, make_key
 
 from ._native import ffi, lib
+
+TYPE_CHECKING = False  # see _base.py
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ._base import FileDescriptorLike
 
 _INTEREST = (0, lib.POLLIN, lib.POLLOUT, lib.POLLIN | lib.POLLOUT)
 _VALID_EVENTS = EVENT_READ | EVENT_WRITE

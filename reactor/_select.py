@@ -25,13 +25,20 @@ Facts about select this module relies on:
      so timeouts are exact to the nanosecond.
 """
 
+from __future__ import annotations
 
-from typing import Any
 
-from ._base import FD_LIMIT, INT_MAX, FileDescriptorLike, SelectorBase, keep_alive, make_key
+
+from ._base import FD_LIMIT, INT_MAX, SelectorBase, keep_alive, make_key
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
 
 from ._native import ffi, lib
+
+TYPE_CHECKING = False  # see _base.py
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ._base import FileDescriptorLike
 
 _BITS = lib.REACTOR_NFDBITS
 _VALID_EVENTS = EVENT_READ | EVENT_WRITE
