@@ -40,10 +40,30 @@ Facts this module relies on:
 [L7] After fork() the child shares the parent's eventfd and signal
      socketpair: the child draining either would steal the parent's
      wakeups.  The child gives each live Reactor new ones, under the same fd
-     numbers (dup2), and installs its wakeup fd again: asyncio's own fork
-     hook (Python 3.12+) uninstalls it in every child, so ours is
-     registered after asyncio's.  Its selector rebuilt its own kernel state
-     already (EpollSelector, [E2]).
+     numbers (dup2), and installs its wakeup fd again.  asyncio's own fork
+     hook (Python 3.12+) uninstalls the wakeup fd in every child, and hooks
+     run in the order they were registered, so ours must come after
+     asyncio's, without importing asyncio (which costs more than all of
+     reactor): if asyncio is imported after this module, our hook is
+     registered again just before the next fork (a `before` hook), and the
+     first one stands down.
+[L8] A selector holding kernel state (one with a fileno(): epoll) is shared
+     with the parent after fork(): any change the child makes to it changes
+     the parent's registrations (epoll(7); a child's EPOLL_CTL_DEL of the
+     wakeup fd cost the parent its wakeups).  reactor's EpollSelector
+     rebuilds itself in the child ([E2]).  Any other such selector (the
+     stdlib's EpollSelector, say) is replaced in the child by a new one of
+     its class holding the same keys; the inherited one is closed without
+     unregistering anything, which leaves the parent's registrations alone.
+[L9] Due timers join the ready queue as soon as the wait returns, and the
+     ready queue is run from its head, so that an exception that leaves the
+     loop (KeyboardInterrupt, SystemExit from a callback) loses nothing: what
+     had not run yet runs in the next iteration, as in asyncio.
+[L10] An exception from a callback must never pass unseen: the default
+     handle_exception() logs it with its traceback on the "reactor" logger,
+     naming the callback, and reactor adds no handler of its own, so that
+     with logging unconfigured Python's last-resort handler prints it to
+     stderr.
 """
 
 from __future__ import annotations
@@ -57,6 +77,7 @@ import os
 import signal
 import socket
 import selectors
+import sys
 import threading
 import warnings
 import weakref
@@ -66,6 +87,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from . import _native
 if TYPE_CHECKING:
     from ._base import FileDescriptorLike
+from ._base import SelectorBase
 from ._epoll import EpollSelector
 
 __all__ = ["Reactor", "Handle", "TimerHandle"]
@@ -124,6 +146,22 @@ class TimerHandle(Handle):
         return self.when < other.when
 
 
+def describe(callback):
+    """How error messages name a callback: its qualified name (a bound
+    method shows its class), a string as it is."""
+    if callback is None:
+        return "a callback"
+    if isinstance(callback, str):
+        return callback
+    name = getattr(callback, "__qualname__", None)
+    if name is None:
+        return repr(callback)
+    module = getattr(callback, "__module__", None)
+    if module not in (None, "__main__", "builtins"):
+        name = f"{module}.{name}"
+    return f"{name}()"
+
+
 def _signal_noop(signum, frame):
     # The C-level handler has already written the signal number to the
     # wakeup fd [L5]; the Python-level one only keeps the default action away.
@@ -166,6 +204,7 @@ class Reactor:
         self._signal_sockets: Optional[tuple[socket.socket, socket.socket]] = None
         self._wakeup_fd = -1
         self._wakeup_lock = threading.Lock()
+        self._executor = None  # worker threads for _run_in_thread()
         self._wakeup_fd = _new_eventfd()
         self._selector.register(self._wakeup_fd, _EVENT_READ, self._on_wakeup)
         _live_reactors.add(self)
@@ -377,41 +416,20 @@ class Reactor:
             if timeout is None or until < timeout:
                 timeout = until
         events = self._selector.select(timeout)
-        # [L1] what is ready now runs now; what these callbacks schedule waits.
-        count = len(ready)
-        if events:
-            fd_to_key = self._fd_to_key
-            if fd_to_key is None:
-                fd_to_key = self._selector.get_map() or {}
-            current = fd_to_key.get
-            plain_int = int
-            for key, mask in events:
-                fd = key.fd
-                if current(fd) is not key:
-                    continue  # [L2] unregistered or replaced
-                fileobj = key.fileobj
-                if fileobj.__class__ is not plain_int:
-                    try:
-                        if fileobj.fileno() != fd:
-                            continue  # [L2] closed
-                    except (OSError, ValueError):
-                        continue
-                try:
-                    key.data(fileobj, mask)
-                except Exception as exc:
-                    self.handle_exception(exc, key.data)
-        due = None
         if timers:
+            # [L9] due timers wait in the ready queue, behind what was ready.
             now = monotonic()
             while timers and timers[0].when <= now:
                 timer = heapq.heappop(timers)
                 timer._reactor = None
                 if timer._cancelled:
                     self._cancelled_timers -= 1
-                elif due is None:
-                    due = [timer]
                 else:
-                    due.append(timer)
+                    ready.append(timer)
+        # [L1] what is ready now runs now; what these callbacks schedule waits.
+        count = len(ready)
+        if events:
+            self._dispatch(events)
         popleft = ready.popleft
         while count:
             count -= 1
@@ -422,14 +440,29 @@ class Reactor:
                 handle._callback(*handle._args)
             except Exception as exc:
                 self.handle_exception(exc, handle._callback)
-        if due is not None:
-            for timer in due:
-                if timer._cancelled:  # by a callback of this iteration
-                    continue
+
+    def _dispatch(self, events):
+        """Call each event's callback, skipping stale ones [L2]."""
+        fd_to_key = self._fd_to_key
+        if fd_to_key is None:
+            fd_to_key = self._selector.get_map() or {}
+        current = fd_to_key.get
+        plain_int = int
+        for key, mask in events:
+            fd = key.fd
+            if current(fd) is not key:
+                continue  # [L2] unregistered or replaced
+            fileobj = key.fileobj
+            if fileobj.__class__ is not plain_int:
                 try:
-                    timer._callback(*timer._args)
-                except Exception as exc:
-                    self.handle_exception(exc, timer._callback)
+                    if fileobj.fileno() != fd:
+                        continue  # [L2] closed
+                except (OSError, ValueError):
+                    continue
+            try:
+                key.data(fileobj, mask)
+            except Exception as exc:
+                self.handle_exception(exc, key.data)
 
     def _on_wakeup(self, fd, mask):
         # Drain first, then clear the flag [L4]: a waker that saw the flag
@@ -441,13 +474,69 @@ class Reactor:
             pass
         self._wakeup_pending = False
 
-    def handle_exception(self, exc: BaseException, callback: Any) -> None:
-        """Called with each exception a callback raises; the loop goes on.
+    def handle_exception(self, exc: BaseException, callback: Any = None) -> None:
+        """Called with each exception a callback or protocol method raises
+        (and, by default, each failure to connect); the loop goes on.
 
         Override (or assign) to change the policy; the default logs the
-        traceback on the "reactor" logger.
+        traceback on the "reactor" logger, naming `callback` [L10].
         """
-        logger.error("exception in callback %r", callback, exc_info=exc)
+        logger.error("Exception in %s", describe(callback), exc_info=exc)
+
+    # -- networking: asyncio's protocols and transports, loaded on first use ---
+
+    def create_server(self, protocol_factory: Callable[[], Any], host: Any = None,
+                      port: Any = None, **options: Any) -> Any:
+        """A server for `protocol_factory`, listening at once: asyncio's
+        create_server() without the coroutine (reactor._streams)."""
+        from ._streams import create_server
+        return create_server(self, protocol_factory, host, port, **options)
+
+    def create_connection(self, protocol_factory: Callable[[], Any], host: Any = None,
+                          port: Any = None, **options: Any) -> Any:
+        """Connect, then call the protocol's connection_made(); failures go
+        to on_error(exc).  Returns a handle with cancel() (reactor._streams)."""
+        from ._streams import create_connection
+        return create_connection(self, protocol_factory, host, port, **options)
+
+    def create_unix_server(self, protocol_factory: Callable[[], Any], path: Any = None,
+                           **options: Any) -> Any:
+        """create_server() on a Unix socket at `path` (reactor._streams)."""
+        from ._streams import create_unix_server
+        return create_unix_server(self, protocol_factory, path, **options)
+
+    def create_unix_connection(self, protocol_factory: Callable[[], Any], path: Any = None,
+                               **options: Any) -> Any:
+        """create_connection() to a Unix socket at `path` (reactor._streams)."""
+        from ._streams import create_unix_connection
+        return create_unix_connection(self, protocol_factory, path, **options)
+
+    def create_datagram_endpoint(self, protocol_factory: Callable[[], Any],
+                                 local_addr: Any = None, remote_addr: Any = None,
+                                 **options: Any) -> Any:
+        """A datagram transport and its protocol, (transport, protocol): asyncio's
+        create_datagram_endpoint() without the coroutine (reactor._datagram)."""
+        from ._datagram import create_datagram_endpoint
+        return create_datagram_endpoint(self, protocol_factory, local_addr, remote_addr,
+                                        **options)
+
+    def _run_in_thread(self, func, args, on_done):
+        """Run func(*args) in a worker thread, then on_done(result, exc) in
+        the loop (exc is None on success).  For blocking calls the loop must
+        not make itself, such as getaddrinfo() for a name."""
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._executor = ThreadPoolExecutor(4, thread_name_prefix="reactor-worker")
+
+        def done(future):
+            exc = future.exception()
+            result = None if exc is not None else future.result()
+            try:
+                self.call_soon_threadsafe(on_done, result, exc)
+            except RuntimeError:
+                pass  # the loop was closed meanwhile: nobody is waiting
+
+        self._executor.submit(func, *args).add_done_callback(done)
 
     # -- closing ---------------------------------------------------------------
 
@@ -473,6 +562,9 @@ class Reactor:
             os.close(self._wakeup_fd)
             self._wakeup_fd = -1
         _live_reactors.discard(self)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
         self._selector.close()
         self._ready.clear()
         self._timers.clear()
@@ -505,6 +597,9 @@ class Reactor:
         self._wakeup_pending = False
         if self._thread_id != threading.get_ident():
             self._thread_id = None  # run() was in a thread this child does not have
+        selector = self._selector
+        if not isinstance(selector, SelectorBase) and hasattr(selector, "fileno"):
+            self._replace_selector(selector)  # [L8]
         self._replace_fd(self._wakeup_fd, _new_eventfd(), self._on_wakeup)
         if self._signal_sockets is not None:
             reader, writer = self._signal_sockets
@@ -522,6 +617,18 @@ class Reactor:
                     -1, writer.fileno()):  # pragma: no cover - someone else's hook
                 logger.warning("after fork() the signal wakeup fd was someone else's; "
                                "the Reactor replaced it")
+
+    def _replace_selector(self, inherited):
+        """[L8] A selector of inherited's class with its keys, for this child."""
+        selector = type(inherited)()
+        for key in list((inherited.get_map() or {}).values()):
+            try:
+                selector.register(key.fileobj, key.events, key.data)
+            except (OSError, ValueError):
+                pass  # closed since it was registered: the parent lost it too
+        inherited.close()  # closes our fd of the instance; unregisters nothing
+        self._selector = selector
+        self._fd_to_key = getattr(selector, "_fd_to_key", None)
 
     def _replace_fd(self, fd, new_fd, callback, fileobj=None):
         """Put the open file `new_fd` under the number `fd` (closing it),
@@ -550,6 +657,19 @@ def _reinit_all_after_fork():
 
 # Registered after reactor._base's hook, so selectors are rebuilt first, and
 # after asyncio's, which uninstalls the wakeup fd in a child [L7].
-import asyncio.events  # noqa: E402,F401  (for its fork hook's place in line)
+if "asyncio.events" in sys.modules:
+    os.register_at_fork(after_in_child=_reinit_all_after_fork)
+else:
+    _hook_moved = False
 
-os.register_at_fork(after_in_child=_reinit_all_after_fork)
+    def _after_fork_unless_moved():
+        if not _hook_moved:
+            _reinit_all_after_fork()
+
+    def _before_fork():
+        global _hook_moved
+        if not _hook_moved and "asyncio.events" in sys.modules:
+            _hook_moved = True  # the child sees it too: the first hook stands down
+            os.register_at_fork(after_in_child=_reinit_all_after_fork)
+
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_unless_moved)

@@ -1,0 +1,262 @@
+"""What every socket transport on the Reactor shares: asyncio's Transport
+interface over one non-blocking socket, with asyncio's meaning.
+
+Streams (reactor._streams) and datagrams (reactor._datagram) build on this;
+TLS (reactor._tls) sits on top of a stream transport.  The model is asyncio's
+``selector_events.py``: whatever a protocol can observe (which method is
+called, in which iteration, with what) is the same, so that an existing
+``asyncio.Protocol`` runs unchanged.
+
+Facts this module relies on:
+
+[X1] asyncio's order, which protocols may rely on: connection_made() runs
+     in a later iteration than the one that made the transport (call_soon),
+     and reading starts after it.  connection_lost() runs exactly once, in
+     an iteration of its own (call_soon), or, when close() waited for the
+     write buffer to drain, from the write-ready callback that sent the
+     last byte; the socket is closed after connection_lost() returns.
+[X2] The transport asks the selector for EVENT_WRITE only while its write
+     buffer holds something (a writable socket is almost always writable:
+     asking while nothing is owed spins), and for EVENT_READ only while
+     reading (not paused, not closing, no EOF yet).  With no interest left
+     the fd is unregistered, never parked with an empty mask (HUP and ERR
+     would still wake the loop).
+[X3] Flow control (asyncio's _FlowControlMixin): pause_writing() once the
+     write buffer grows past the high-water mark (default 64 KiB),
+     resume_writing() once it drains to the low-water mark (default a
+     quarter of the high one).  An exception from either goes to
+     loop.handle_exception() and the connection carries on, as in asyncio.
+[X4] An exception from a protocol method is the protocol's bug, not the
+     peer's: it goes to loop.handle_exception() naming that method, and the
+     connection is aborted, with connection_lost(exc), as asyncio does.  An
+     OSError from the socket (reset, broken pipe) ends the connection
+     quietly: connection_lost(exc) is how the protocol hears of it.
+     SystemExit and KeyboardInterrupt are never caught.
+[X5] After the connection is lost, write() does not raise: writes are
+     counted and, past LOG_THRESHOLD_FOR_CONNLOST_WRITES of them, logged
+     (asyncio's "socket.send() raised exception.").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+
+from ._loop import describe, logger
+
+__all__ = ["SocketTransport", "LOG_THRESHOLD_FOR_CONNLOST_WRITES"]
+
+_READ, _WRITE = 1, 2
+LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5  # asyncio.constants' [X5]
+
+
+class SocketTransport(asyncio.Transport):
+    """Bookkeeping shared by the stream and datagram transports."""
+
+    # asyncio.BaseTransport has __slots__ ("_extra",); the transports keep
+    # theirs in slots too (an attribute lookup per message is on the hot path).
+    __slots__ = ("_loop", "_sock", "_fd", "_protocol", "_protocol_connected", "_server",
+                 "_buffer", "_conn_lost", "_closing", "_paused", "_interest", "_on_ready_cb",
+                 "_high_water", "_low_water", "_protocol_paused", "__weakref__")
+
+    max_size = 256 * 1024  # bytes asked of one recv(), as asyncio
+
+    def __init__(self, loop, sock, protocol, extra=None, server=None):
+        super().__init__(extra)
+        self._extra["socket"] = sock
+        try:
+            self._extra["sockname"] = sock.getsockname()
+        except OSError:
+            self._extra["sockname"] = None
+        if "peername" not in self._extra:
+            try:
+                self._extra["peername"] = sock.getpeername()
+            except OSError:
+                self._extra["peername"] = None
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._protocol = None
+        self._protocol_connected = False
+        self._server = server
+        self._conn_lost = 0      # > 0 once connection_lost() is scheduled
+        self._closing = False    # close() or abort() was called
+        self._paused = False     # pause_reading()
+        self._interest = 0       # the events registered with the selector [X2]
+        self._on_ready_cb = self._on_ready
+        self._high_water = 64 * 1024
+        self._low_water = 16 * 1024
+        self._protocol_paused = False
+        self.set_protocol(protocol)
+        if server is not None:
+            server._attach(self)
+
+    def __repr__(self):
+        state = "closed" if self._sock is None else "closing" if self._closing else "open"
+        return (f"<{type(self).__name__} fd={self._fd} {state} "
+                f"read={'polling' if self._interest & _READ else 'idle'} "
+                f"write=<{'polling' if self._interest & _WRITE else 'idle'}, "
+                f"bufsize={self.get_write_buffer_size()}>>")
+
+    # -- asyncio.BaseTransport ---------------------------------------------------
+
+    def set_protocol(self, protocol):
+        self._protocol = protocol
+        self._protocol_connected = True
+
+    def get_protocol(self):
+        return self._protocol
+
+    def is_closing(self):
+        return self._closing
+
+    def close(self):
+        """Stop reading; connection_lost(None) once the write buffer is
+        sent [X1]."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._buffer:
+            self._set_interest(self._interest & ~_READ)
+        else:
+            self._set_interest(0)
+            self._conn_lost += 1
+            self._loop.call_soon(self._call_connection_lost, None)
+
+    def abort(self):
+        """Close now, dropping the write buffer."""
+        self._force_close(None)
+
+    # -- flow control [X3] ------------------------------------------------------
+
+    def get_write_buffer_limits(self):
+        return (self._low_water, self._high_water)
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high_water = high
+        self._low_water = low
+        self._maybe_pause_protocol()
+
+    def _maybe_pause_protocol(self):
+        if self.get_write_buffer_size() <= self._high_water or self._protocol_paused:
+            return
+        self._protocol_paused = True
+        protocol = self._protocol
+        try:
+            protocol.pause_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.handle_exception(exc, protocol.pause_writing)
+
+    def _maybe_resume_protocol(self):
+        if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
+            self._protocol_paused = False
+            protocol = self._protocol
+            try:
+                protocol.resume_writing()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._loop.handle_exception(exc, protocol.resume_writing)
+
+    # -- the selector [X2] -------------------------------------------------------
+
+    def _set_interest(self, events):
+        """Register, modify or unregister our fd so the selector watches
+        exactly `events`."""
+        old = self._interest
+        if events == old:
+            return
+        selector = self._loop._selector
+        if not old:
+            selector.register(self._fd, events, self._on_ready_cb)
+        elif not events:
+            selector.unregister(self._fd)
+        else:
+            selector.modify(self._fd, events, self._on_ready_cb)
+        self._interest = events
+
+    def _on_ready(self, fd, mask):
+        raise NotImplementedError
+
+    # -- ending ------------------------------------------------------------------
+
+    def _fatal_error(self, exc, where):
+        """The one path for a broken connection [X4]: `where` names what
+        failed (a protocol method, or what the transport was doing)."""
+        if not isinstance(exc, OSError):
+            self._loop.handle_exception(exc, where)
+        self._force_close(exc)
+
+    def _force_close(self, exc):
+        if self._conn_lost:
+            return
+        if self._buffer:
+            self._buffer.clear()
+        self._closing = True
+        if self._sock is not None:
+            self._set_interest(0)
+        self._conn_lost += 1
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc):
+        protocol = self._protocol
+        try:
+            if self._protocol_connected:
+                try:
+                    protocol.connection_lost(exc)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as error:
+                    self._loop.handle_exception(error, protocol.connection_lost)
+        finally:
+            self._release()
+
+    def _release(self):
+        """Unregister and close the socket; forget the protocol and server."""
+        sock = self._sock
+        if sock is None:
+            return
+        if not self._loop.is_closed():
+            self._set_interest(0)
+        self._sock = None
+        sock.close()
+        self._protocol = None
+        server, self._server = self._server, None
+        if server is not None:
+            server._detach(self)
+
+    def _lost_write(self):
+        """write() after the connection was lost [X5]."""
+        if self._conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+            logger.warning("socket.send() raised exception.")
+        self._conn_lost += 1
+
+    def __del__(self, _warn=warnings.warn):
+        sock = getattr(self, "_sock", None)
+        if sock is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            sock.close()
+
+
+def check_data(data):
+    """write()'s argument check, asyncio's message: bytes, bytearray or a
+    memoryview (cast to bytes so that lengths count bytes)."""
+    cls = data.__class__
+    if cls is bytes or cls is bytearray:
+        return data
+    if cls is memoryview or isinstance(data, (bytes, bytearray, memoryview)):
+        if isinstance(data, memoryview) and data.format != "B":
+            data = data.cast("B")
+        return data
+    raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+
+
+__all__ += ["check_data", "describe"]
