@@ -10,6 +10,7 @@ import resource
 import selectors
 import socket
 import statistics
+import sys
 import time
 
 import reactor
@@ -89,20 +90,29 @@ def demo():
     print("\nFigures from one quick run on a shared machine; benchmarks/ measures properly.")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, "reactor echo: <what is wrong>", exit 2."""
+
+    def error(self, message):
+        name = self.prog.replace("python -m ", "")
+        self.exit(2, f"{name}: {message} (see {self.prog} --help)\n")
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m reactor", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="python -m reactor", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     echo_parser = sub.add_parser("echo", help="the chapter's echo server on the Reactor",
-                                 description=_echo.__doc__)
+                                 description=_echo.__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     _echo.add_arguments(echo_parser)
     sub.add_parser("demo", help="show reactor's selectors next to the stdlib's")
     args = parser.parse_args(argv)
     if args.command == "echo":
-        _echo.main(args)
-    elif args.command == "demo":
-        demo()
+        return _echo.main(args)
+    demo()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -66,10 +66,11 @@ _IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
 class StreamTransport(SocketTransport):
     """asyncio's transport for a connected stream socket (TCP or Unix)."""
 
-    __slots__ = ("_eof", "_read_eof", "_reading_started", "_buffered")
+    __slots__ = ("_eof", "_read_eof", "_reading_started", "_buffered", "_read_size")
 
     def __init__(self, loop, sock, protocol, extra=None, server=None, start=True):
         self._buffered = False
+        self._read_size = self.max_size  # bytes asked of one recv()
         super().__init__(loop, sock, protocol, extra, server)
         self._buffer = bytearray()
         self._eof = False            # write_eof() was called
@@ -121,7 +122,7 @@ class StreamTransport(SocketTransport):
         if self._conn_lost:
             return
         try:
-            data = self._sock.recv(self.max_size)
+            data = self._sock.recv(self._read_size)
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
@@ -284,6 +285,7 @@ class Server:
         self._ssl_context = ssl_context
         self._ssl_handshake_timeout = ssl_handshake_timeout
         self._backlog = backlog
+        self._accepts_per_event = backlog  # [S6] asyncio takes the backlog
         self._unix_paths = list(unix_paths)  # (path, (st_dev, st_ino)) [S9]
         self._transports = set()
         self._serving = False
@@ -310,7 +312,7 @@ class Server:
         self._serving = True
 
     def _on_accept(self, listener, mask):
-        for _ in range(self._backlog):  # [S6]
+        for _ in range(self._accepts_per_event):  # [S6]
             try:
                 conn, address = listener.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):

@@ -174,6 +174,7 @@ class _TLSLayer(asyncio.Protocol):
         self._app_transport = TLSTransport(self)
         self._set_app_protocol(app_protocol)
         self._app_connected = False
+        self._app_eof_called = False
         self._app_reading_paused = False
         self._handshake_timeout = handshake_timeout
         self._timer = None
@@ -412,6 +413,12 @@ class _TLSLayer(asyncio.Protocol):
             pass
 
     def _app_eof(self):
+        """eof_received() for the application, once: when the peer's
+        close_notify (or FIN) arrives, and, as asyncio does, when a shutdown
+        we started completes."""
+        if self._app_eof_called or not self._app_connected:
+            return
+        self._app_eof_called = True
         protocol = self._app_protocol
         try:
             keep_open = protocol.eof_received()
@@ -468,6 +475,8 @@ class _TLSLayer(asyncio.Protocol):
             return
         except ssl.SSLError:
             pass  # the peer broke off: nothing more to say
+        else:
+            self._app_eof()
         self._flush()
         self._cancel_timer()
         if self._transport is not None:

@@ -6,6 +6,7 @@ The port is parsed from its "listening on HOST:PORT" line.
 """
 
 import contextlib
+import os
 import re
 import signal
 import socket
@@ -181,3 +182,132 @@ def test_max_connections_refuses_the_sixth(tmp_path):
         log = server.log()
     assert b"at most 5 connections" in log
     assert b"stopped: 1 connections refused" in log
+
+
+# --------------------------------------------------------------------------
+# Issue 9: one-line errors, escaped logs, a graceful stop, workers, TLS
+
+
+@pytest.mark.parametrize("args, status, message", [
+    (["--port", "70000"], 2, "argument --port: '70000': port must be 0-65535"),
+    (["--port", "x"], 2, "argument --port: 'x': not a port"),
+    (["--max-connections", "-5"], 2, "argument --max-connections: '-5': must be >= 0"),
+    (["--idle-timeout", "nan"], 2, "argument --idle-timeout"),
+    (["--workers", "0"], 2, "argument --workers: '0': must be >= 1"),
+    (["--max-outbound", "1Q"], 2, "argument --max-outbound: '1Q': not a size"),
+    (["--backend", "kqueue"], 2, "argument --backend: invalid choice"),
+    (["--host", "no-such-host.invalid", "--port", "0"], 1,
+     "cannot listen on no-such-host.invalid:0: "),
+    (["--host", "192.0.2.1", "--port", "0"], 1,
+     "cannot listen on 192.0.2.1:0: cannot assign requested address"),
+    (["--tls", "/nonexistent.pem", "/nonexistent.key"], 1,
+     "cannot load the TLS certificate '/nonexistent.pem'"),
+])
+def test_bad_arguments_and_failures_are_one_line(args, status, message):
+    result = subprocess.run([sys.executable, "-m", "reactor", "echo", *args],
+                            capture_output=True, text=True, timeout=START_TIMEOUT)
+    assert result.returncode == status, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("reactor echo: ")
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_one_line():
+    holder = socket.create_server(("127.0.0.1", 0))
+    with holder:
+        port = holder.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "reactor", "echo", "--port", str(port)],
+                                capture_output=True, text=True, timeout=START_TIMEOUT)
+    assert result.returncode == 1
+    assert result.stderr == (f"reactor echo: cannot listen on 127.0.0.1:{port}: "
+                             "address already in use\n")
+
+
+def test_peer_bytes_cannot_forge_log_lines(tmp_path):
+    forged = b"hi\n2026-01-01 00:00:00,000 MainThread 1 FORGED\x1b[2J\xe2\x80\xa8end"
+    with echo_server(tmp_path) as server:
+        with server.connect() as c:
+            expected = b"Your msg = " + forged + b" ~~~"
+            c.sendall(forged)
+            assert recv_exactly(c, len(expected)) == expected  # the reply is unchanged
+        assert server.stop() == 0
+        log = server.log()
+    lines = [line for line in log.splitlines() if b"Your msg" in line]
+    assert len(lines) == 1
+    assert re.match(CHAPTER_LINE % rb"Your msg = hi\\n2026.* FORGED\\x1b\[2J\\u2028end ~~~",
+                    lines[0])
+    assert not any(line.endswith(b"FORGED") for line in log.splitlines())
+
+
+def test_stop_lets_replies_in_flight_go_out(tmp_path):
+    big = bytes(range(256)) * 16384  # 4 MiB echoed raw
+    with echo_server(tmp_path, "--raw") as server:
+        with server.connect() as c:
+            c.sendall(b"x")
+            assert recv_exactly(c, 1) == b"x"
+            c.sendall(big)
+            time.sleep(0.3)  # the server has read it and queued the echo
+            server.proc.send_signal(signal.SIGTERM)
+            got = bytearray()
+            while True:
+                chunk = c.recv(1 << 20)
+                if not chunk:
+                    break
+                got += chunk
+            assert len(got) == len(big) and got == big
+        assert server.proc.wait(IO_TIMEOUT) == 0
+
+
+def test_workers_share_the_port_and_one_that_dies_is_replaced(tmp_path):
+    with echo_server(tmp_path, "--workers", "3", "--raw") as server:
+        deadline = time.monotonic() + START_TIMEOUT
+        while server.log().count(b"worker") < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = [int(p) for p in subprocess.run(
+            ["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True
+        ).stdout.split()]
+        assert len(workers) == 3
+        for i in range(20):
+            with server.connect() as c:
+                c.sendall(b"n%d" % i)
+                assert recv_exactly(c, len(b"n%d" % i)) == b"n%d" % i
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + START_TIMEOUT
+        while b"starting another" not in server.log() or server.log().count(
+                b"listening on") < 5:
+            assert time.monotonic() < deadline, server.log().decode()
+            time.sleep(0.05)
+        for i in range(20):
+            with server.connect() as c:
+                c.sendall(b"again")
+                assert recv_exactly(c, 5) == b"again"
+        assert server.stop() == 0
+        log = server.log()
+    assert b"Traceback" not in log
+    assert log.count(b"stopped: 0 connections refused") == 3
+    assert b"supervisor: stopped" in log
+
+
+def test_tls_echo(tmp_path):
+    import ssl
+    import trustme
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    for pem in cert.cert_chain_pems[1:]:
+        pem.write_to_path(str(cert_path), append=True)
+    cert.private_key_pem.write_to_path(str(key_path))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    with echo_server(tmp_path, "--tls", str(cert_path), str(key_path)) as server:
+        with server.connect() as raw, context.wrap_socket(
+                raw, server_hostname="127.0.0.1") as c:
+            ask(c, b"over tls")
+            assert c.version().startswith("TLS")
+        assert server.stop() == 0
+        log = server.log()
+    assert b", TLS," in log
+    assert b"Your msg = over tls ~~~" in log
