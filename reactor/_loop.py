@@ -205,6 +205,7 @@ class Reactor:
         self._wakeup_fd = -1
         self._wakeup_lock = threading.Lock()
         self._executor = None  # worker threads for _run_in_thread()
+        self._transports: dict[int, Any] = {}  # fd -> transport (reactor._transports [X6])
         self._wakeup_fd = _new_eventfd()
         self._selector.register(self._wakeup_fd, _EVENT_READ, self._on_wakeup)
         _live_reactors.add(self)
@@ -562,12 +563,23 @@ class Reactor:
             os.close(self._wakeup_fd)
             self._wakeup_fd = -1
         _live_reactors.discard(self)
+        self._release_transports()
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None
         self._selector.close()
         self._ready.clear()
         self._timers.clear()
+
+    def _release_transports(self):
+        """Close the sockets of the transports still open (reactor._transports
+        [X6]): their connection_lost() can no longer run."""
+        for transport in list(self._transports.values()):
+            if not transport.is_closing():
+                warnings.warn(f"unclosed transport {transport!r}: closed by Reactor.close()",
+                              ResourceWarning, source=transport)
+            transport._release()
+        self._transports.clear()
 
     def __del__(self, _warn=warnings.warn):
         # An unclosed Reactor must not leak its eventfd (its selector

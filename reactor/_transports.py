@@ -35,6 +35,11 @@ Facts this module relies on:
 [X5] After the connection is lost, write() does not raise: writes are
      counted and, past LOG_THRESHOLD_FOR_CONNLOST_WRITES of them, logged
      (asyncio's "socket.send() raised exception.").
+[X6] The loop knows its transports by fd (loop._transports).  Reactor.close()
+     discards pending callbacks, as asyncio's does, so a transport closed
+     just before would never close its socket: close() releases every
+     transport still there (no protocol method is called), with a
+     ResourceWarning for one nobody had closed.
 """
 
 from __future__ import annotations
@@ -90,6 +95,7 @@ class SocketTransport(asyncio.Transport):
         self.set_protocol(protocol)
         if server is not None:
             server._attach(self)
+        loop._transports[self._fd] = self  # [X6]
 
     def __repr__(self):
         state = "closed" if self._sock is None else "closing" if self._closing else "open"
@@ -227,6 +233,8 @@ class SocketTransport(asyncio.Transport):
         if not self._loop.is_closed():
             self._set_interest(0)
         self._sock = None
+        if self._loop._transports.get(self._fd) is self:
+            del self._loop._transports[self._fd]
         sock.close()
         self._protocol = None
         server, self._server = self._server, None
