@@ -66,6 +66,7 @@ struct reactor_epoll {
     int *ready_fds;
     uint32_t *ready;
     int64_t *codes;
+    int64_t *lens;
     uint32_t read_bits, write_bits;
     struct reactor_epoll_shared *shared;
     int stale_fd;
@@ -77,6 +78,16 @@ int reactor_epoll_set_stamps(struct reactor_epoll_shared *sh, struct reactor_sta
 int reactor_epoll_ctl(struct reactor_epoll *ep, int op, int fd, uint32_t events,
                       uint32_t interest);
 long long reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_ns);
+#define REACTOR_AUTOREAD ...
+#define REACTOR_NOT_READ ...
+struct reactor_reads {
+    char *buf;
+    long long size;
+    long long chunk;
+    long long first;
+};
+long long reactor_epoll_wait_read(struct reactor_epoll *ep, long long timeout_ns,
+                                  struct reactor_reads *rx);
 
 struct reactor_pollfds {
     int lock;

@@ -29,6 +29,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
@@ -174,13 +175,20 @@ static int reactor_epoll_create(void)
 /* Stale registrations (epoll(7) Q&A 6: an fd closed while a dup keeps its
  * file open stays registered under its old number) are recognised by a
  * stamp: each EPOLL_CTL_ADD of fd gets a new stamp, and epoll_data carries
- * (stamp << 34) | (interest << 32) | fd.  A wait drops, and counts, every
+ * (stamp << 35) | (interest << 32) | fd.  A wait drops, and counts, every
  * event whose stamp is not its fd's current one; `interest` is the readiness
  * bits the caller asked for, which mask what a wait reports.  DEL, and a
  * failed MOD (after which the caller forgets the fd), move the stamp on too,
  * so a registration the kernel kept (the DEL failed: the fd number was
  * already closed) is stale from then on. */
-#define REACTOR_STAMP_MASK 0x3FFFFFFFu
+#define REACTOR_STAMP_MASK 0x1FFFFFFFu
+
+/* Interest bit 2 (REACTOR_AUTOREAD) asks reactor_epoll_wait_read() to
+ * recv() from the fd when it is readable, so that a loop dispatching
+ * stream transports makes one native call per wait, not one per event. */
+#define REACTOR_AUTOREAD 4u
+/* lens[i] of an event that was not read for the caller. */
+#define REACTOR_NOT_READ (-1000003)
 
 /* One array of stamps, indexed by fd; replaced whole (never resized in
  * place) when a larger fd comes, so a wait reading it is never cut short. */
@@ -207,6 +215,8 @@ struct reactor_epoll {
     int *ready_fds;               /* out: fd of each live event */
     uint32_t *ready;              /* out: its readiness bits & interest */
     int64_t *codes;               /* out: REACTOR_ONE + ((fd << 2) | those bits) */
+    int64_t *lens;                /* out (reactor_epoll_wait_read): bytes read from
+                                     the fd, 0 at EOF, -errno, or REACTOR_NOT_READ */
     uint32_t read_bits, write_bits;
     struct reactor_epoll_shared *shared;
     int stale_fd;                 /* an fd with stale events in the last wait */
@@ -258,7 +268,7 @@ static int reactor_epoll_ctl(struct reactor_epoll *ep, int op, int fd, uint32_t 
     __atomic_store_n(&stamps->stamp[fd], stamp, __ATOMIC_RELAXED);
     memset(&ev, 0, sizeof ev);
     ev.events = events;
-    ev.data.u64 = ((uint64_t)stamp << 34) | ((uint64_t)(interest & 3u) << 32) | (uint32_t)fd;
+    ev.data.u64 = ((uint64_t)stamp << 35) | ((uint64_t)(interest & 7u) << 32) | (uint32_t)fd;
     if (epoll_ctl(ep->epfd, op, fd, &ev) < 0) {
         err = errno;
         if (op == EPOLL_CTL_ADD)  /* nothing was registered */
@@ -271,14 +281,58 @@ static int reactor_epoll_ctl(struct reactor_epoll *ep, int op, int fd, uint32_t 
     return -err;
 }
 
+/* Where reactor_epoll_wait_read() puts what it reads: `buf` holds `size`
+ * bytes, each recv() asks for `chunk`, and reads stop once less than
+ * `chunk` is left (the remaining events are reported unread). */
+struct reactor_reads {
+    char *buf;
+    long long size;
+    long long chunk;
+    long long first;              /* out: lens[0], where Python reads it fastest */
+};
+
+/* One recv() for the caller [REACTOR_AUTOREAD]: the byte count, 0 at EOF,
+ * or -errno (-EAGAIN: nothing after all). */
+static int64_t reactor_read_for_caller(int fd, struct reactor_reads *rx, long long *used)
+{
+    ssize_t got;
+    if (rx->size - *used < rx->chunk)
+        return REACTOR_NOT_READ;
+    got = recv(fd, rx->buf + *used, (size_t)rx->chunk, MSG_DONTWAIT);
+    if (got < 0)
+        return -errno;
+    *used += got;
+    return got;
+}
+
+static long long reactor_epoll_wait_core(struct reactor_epoll *ep, long long timeout_ns,
+                                         struct reactor_reads *rx);
+
 /* timeout_ns < 0 blocks, 0 polls.  Returns the number of live events
  * written to ready_fds/ready/codes; REACTOR_ESTALE when every event was stale;
  * REACTOR_EBUSY or REACTOR_EGROW (without waiting); or -errno. */
 static long long reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_ns)
 {
+    return reactor_epoll_wait_core(ep, timeout_ns, NULL);
+}
+
+/* reactor_epoll_wait(), and for every live event of a registration with
+ * REACTOR_AUTOREAD that is readable, one recv() into rx->buf (one after
+ * the other, in event order), its result in lens[i]; other events get
+ * REACTOR_NOT_READ.  The reads happen before the state is released. */
+static long long reactor_epoll_wait_read(struct reactor_epoll *ep, long long timeout_ns,
+                                         struct reactor_reads *rx)
+{
+    return reactor_epoll_wait_core(ep, timeout_ns, rx);
+}
+
+static long long reactor_epoll_wait_core(struct reactor_epoll *ep, long long timeout_ns,
+                                         struct reactor_reads *rx)
+{
     struct epoll_event *events = ep->events;
     const struct reactor_stamps *stamps;
     int n, i, err, count = 0, capacity = ep->capacity, stale_fd = -1, seen_again = 0;
+    long long used = 0;
     if (reactor_claim(&ep->owner))
         return REACTOR_EBUSY;
     if (__atomic_load_n(&ep->shared->want, __ATOMIC_RELAXED) > capacity)
@@ -305,7 +359,7 @@ static long long reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_
         int fd = (int)(uint32_t)data;
         uint32_t ready;
         if (fd >= stamps->len ||
-            __atomic_load_n(&stamps->stamp[fd], __ATOMIC_RELAXED) != (uint32_t)(data >> 34)) {
+            __atomic_load_n(&stamps->stamp[fd], __ATOMIC_RELAXED) != (uint32_t)(data >> 35)) {
             __atomic_fetch_add(&ep->shared->stale, 1, __ATOMIC_RELAXED);
             stale_fd = fd;
             seen_again |= fd == ep->stale_fd;
@@ -316,6 +370,9 @@ static long long reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_
         ep->ready_fds[count] = fd;
         ep->ready[count] = ready;
         ep->codes[count] = REACTOR_ONE + (((int64_t)fd << 2) | ready);
+        if (rx != NULL)
+            ep->lens[count] = ((data >> 32) & REACTOR_AUTOREAD) && (ready & 1u)
+                              ? reactor_read_for_caller(fd, rx, &used) : REACTOR_NOT_READ;
         count++;
     }
     /* A stale registration that stays ready shows up in wait after wait;
@@ -328,6 +385,8 @@ static long long reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_
         ep->stale_fd = stale_fd;
         ep->stale_streak = 1;
     }
+    if (rx != NULL && count > 0)
+        rx->first = ep->lens[0];
     if (count == 1)
         return reactor_finish(&ep->owner, ep->codes[0]);
     return reactor_finish(&ep->owner, (n > 0 && count == 0) ? REACTOR_ESTALE : count);

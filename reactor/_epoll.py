@@ -40,6 +40,12 @@ Facts about epoll this module relies on (numbers are referred to below):
      result when exactly one fd is ready); a change of the fd's key (register,
      modify, unregister) drops its entries.  Results are immutable tuples, so
      sharing them between calls is not observable except by identity.
+[E10] A registration may ask the wait to read for its owner
+     (REACTOR_AUTOREAD, reactor._native): reactor_epoll_wait_read() then
+     recv()s from each such fd that is readable, into one buffer, and
+     reports the byte counts beside the events.  The Reactor uses it for its
+     stream transports, so a message costs one native call for the wait and
+     the read of every ready socket; select() never reads.
 [E9] A stale registration [E1] that stays ready (level-triggered) wakes every
      wait at once with nothing to report: a loop around select() spins.  It
      cannot be removed, so it is reported: once stale events of one fd
@@ -87,6 +93,7 @@ _ADD, _MOD, _DEL = lib.EPOLL_CTL_ADD, lib.EPOLL_CTL_MOD, lib.EPOLL_CTL_DEL
 _epoll_ctl = lib.reactor_epoll_ctl
 _epoll_wait = lib.reactor_epoll_wait
 _EBUSY, _ESTALE, _ONE = lib.REACTOR_EBUSY, lib.REACTOR_ESTALE, lib.REACTOR_ONE
+_AUTOREAD = lib.REACTOR_AUTOREAD  # [E10]
 # Consecutive waits with stale events of one fd before it is reported [E9]:
 # a registration removed by an EPOLL_CTL_DEL racing a wait shows up once.
 _STALE_STREAK = 8
@@ -141,6 +148,7 @@ class EpollSelector(SelectorBase):
         self._grow_stamps(1023)
         self._state = self._new_wait()
         self._codes = self._state.codes
+        self._lens = self._state.lens
 
     def _grow_stamps(self, fd):
         """Make room for fd: reactor._native keeps a stamp per fd number [E1]
@@ -177,14 +185,17 @@ class EpollSelector(SelectorBase):
         ready_fds = ffi.new("int[]", capacity)
         ready = ffi.new("uint32_t[]", capacity)
         codes = ffi.new("int64_t[]", capacity)
+        lens = ffi.new("int64_t[]", capacity)
         state.events, state.ready_fds, state.ready, state.codes = events, ready_fds, ready, codes
+        state.lens = lens
         state.capacity = capacity
-        keep_alive(state, events, ready_fds, ready, codes)
+        keep_alive(state, events, ready_fds, ready, codes, lens)
 
     def _regrow_wait(self, state):
         state = super()._regrow_wait(state)
         if state is self._state:
             self._codes = state.codes  # select() reads them without a cdata lookup
+            self._lens = state.lens
         return state
 
     @property
@@ -291,6 +302,51 @@ class EpollSelector(SelectorBase):
             if events.__class__ is not int or self._odd_events:
                 self._note_odd_events(fd, events)
         return key
+
+    # -- for the Reactor's transports [E10] ----------------------------------------
+
+    def _register_autoread(self, fd, events, data):
+        """register() of an int fd whose readable events the Reactor's wait
+        reads for it [E10]."""
+        fd_to_key = self._fd_to_key
+        if fd in fd_to_key:
+            raise KeyError(f"{fd!r} (FD {fd}) is already registered")
+        if fd >= self._stamps_len:
+            self._grow_stamps(fd)
+        fd_to_key[fd] = key = _new_tuple(SelectorKey, (fd, fd, events, data))
+        if self._pairs:
+            self._drop_pairs(fd)
+        rc = _epoll_ctl(self._state, _ADD, fd, _INTEREST[events], events | _AUTOREAD)
+        if rc:
+            self._forget(fd)
+            raise self._ctl_failed(rc)
+        return key
+
+    def _modify_autoread(self, fd, events, data, autoread=True):
+        """modify() of a registration made by _register_autoread()."""
+        rc = _epoll_ctl(self._state, _MOD, fd, _INTEREST[events],
+                        events | _AUTOREAD if autoread else events)
+        if rc:
+            self._forget(fd)
+            raise self._ctl_failed(rc)
+        self._fd_to_key[fd] = key = _new_tuple(SelectorKey, (fd, fd, events, data))
+        if self._pairs:
+            self._drop_pairs(fd)
+        return key
+
+    def _pairs_of(self, codes):
+        """The (key, mask) of each event code, None where the fd is no longer
+        registered: one entry per code, for the Reactor's reads [E8][E10]."""
+        pairs, current = self._pairs, self._fd_to_key.get
+        out = []
+        for code in codes:
+            pair = pairs.get(code)
+            if pair is None:
+                key = current((code - _ONE) >> 2)
+                if key is not None:
+                    pair = self._keep_pair(code, key)
+            out.append(pair)
+        return out
 
     def _note_odd_events(self, fd, events):
         if events.__class__ is int:

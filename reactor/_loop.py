@@ -59,6 +59,14 @@ Facts this module relies on:
      ready queue is run from its head, so that an exception that leaves the
      loop (KeyboardInterrupt, SystemExit from a callback) loses nothing: what
      had not run yet runs in the next iteration, as in asyncio.
+[L11] On reactor's EpollSelector the loop waits with
+     reactor_epoll_wait_read() ([E10]): stream transports register their fd
+     so that the wait itself recv()s what is readable, and the loop hands
+     the bytes to the transport (one native call per wait, not one wait
+     plus one recv per message).  Other events are dispatched as usual.
+     Bytes read for a transport that an earlier callback of the batch
+     paused are kept for resume_reading(); for one closed meanwhile they
+     are dropped, as the kernel would drop them at close().
 [L10] An exception from a callback must never pass unseen: the default
      handle_exception() logs it with its traceback on the "reactor" logger,
      naming the callback, and reactor adds no handler of its own, so that
@@ -81,6 +89,7 @@ import sys
 import threading
 import warnings
 import weakref
+from math import ceil as _ceil
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -95,6 +104,14 @@ __all__ = ["Reactor", "Handle", "TimerHandle"]
 logger = logging.getLogger("reactor")
 
 _EVENT_READ = 1
+_ONE = _native.lib.REACTOR_ONE
+_NOT_READ = _native.lib.REACTOR_NOT_READ
+_wait_read = _native.lib.reactor_epoll_wait_read
+_unpack = _native.ffi.unpack
+# [L11] reads made for transports: one buffer per Reactor, each recv() asks
+# for up to asyncio's 256 KiB.
+_READ_BUFFER = 1 << 20
+_READ_CHUNK = 256 * 1024
 _WAKE = (1).to_bytes(8, "little")
 # Longest single wait: a timer days away (or at infinity) must not overflow
 # the selectors' timeout limits.
@@ -192,6 +209,10 @@ class Reactor:
         # Our selectors expose their fd -> key dict, so that [L2] costs a
         # dict lookup; any other BaseSelector goes through get_map().
         self._fd_to_key = getattr(self._selector, "_fd_to_key", None)
+        self._reads = None  # [L11]
+        self._read_chunk = _READ_CHUNK
+        if type(self._selector) is EpollSelector:
+            self._use_reads()
         self._ready: collections.deque[Handle] = collections.deque()
         self._timers: list[TimerHandle] = []
         self._timer_sequence = itertools.count()
@@ -416,7 +437,17 @@ class Reactor:
                 until = _MAX_WAIT  # the loop waits again; the timer is not early
             if timeout is None or until < timeout:
                 timeout = until
-        events = self._selector.select(timeout)
+        reads = self._reads
+        if reads is None:
+            events = self._selector.select(timeout)
+            n = 0
+        else:  # [L11]
+            timeout_ns = -1 if timeout is None else 0 if timeout <= 0 else _ceil(timeout * 1e9)
+            n = _wait_read(self._wait_state, timeout_ns, reads)
+            events = None
+            if n < 0:  # interrupted, buffers to grow, ...: the selector's rules
+                events = self._selector._results_of(n, timeout_ns)
+                n = 0
         if timers:
             # [L9] due timers wait in the ready queue, behind what was ready.
             now = monotonic()
@@ -429,7 +460,26 @@ class Reactor:
                     ready.append(timer)
         # [L1] what is ready now runs now; what these callbacks schedule waits.
         count = len(ready)
-        if events:
+        if n >= _ONE:  # one event: the common case, inlined [L11]
+            pair = self._pairs.get(n)
+            if pair is None:
+                pair = self._selector._one(n)
+                pair = pair[0] if pair else None
+            if pair is not None:
+                nread = reads.first
+                if nread > 0:
+                    handler = pair[0].data
+                    try:
+                        handler.__self__._data_read(self._read_view[:nread], pair[1])
+                    except Exception as exc:
+                        self.handle_exception(exc, handler)
+                elif nread == _NOT_READ:
+                    self._dispatch((pair,))
+                else:
+                    self._dispatch_read(n)
+        elif n:
+            self._dispatch_read(n)
+        elif events:
             self._dispatch(events)
         popleft = ready.popleft
         while count:
@@ -441,6 +491,57 @@ class Reactor:
                 handle._callback(*handle._args)
             except Exception as exc:
                 self.handle_exception(exc, handle._callback)
+
+    def _dispatch_read(self, n):
+        """Dispatch what reactor_epoll_wait_read() returned: bytes read for a
+        transport go to it, other events to their callbacks [L11]."""
+        selector = self._selector
+        if n >= _ONE:
+            pair = selector._pairs.get(n)
+            if pair is None:
+                pairs = selector._one(n)
+                if not pairs:
+                    return
+                pair = pairs[0]
+            nread = self._reads.first
+            key, mask = pair
+            if nread == _NOT_READ:
+                self._dispatch((pair,))
+                return
+            handler = key.data
+            try:
+                handler.__self__._read_done(nread, self._read_view, 0, mask)
+            except Exception as exc:
+                self.handle_exception(exc, handler)
+            return
+        state = self._wait_state
+        try:
+            codes = _unpack(selector._codes, n)
+            lens = _unpack(selector._lens, n)
+        finally:
+            state.owner = 0  # its arrays are read
+        current = selector._fd_to_key.get
+        offset = 0
+        view = self._read_view
+        for pair, nread in zip(selector._pairs_of(codes), lens):
+            if pair is None:
+                if nread > 0:
+                    offset += nread
+                continue
+            key, mask = pair
+            if nread == _NOT_READ:
+                if current(key.fd) is key:  # [L2]
+                    self._dispatch((pair,))
+                continue
+            # Read for a transport: its own state decides (closed since,
+            # paused since: the bytes are kept for resume_reading()).
+            handler = key.data
+            try:
+                handler.__self__._read_done(nread, view, offset, mask)
+            except Exception as exc:
+                self.handle_exception(exc, handler)
+            if nread > 0:
+                offset += nread
 
     def _dispatch(self, events):
         """Call each event's callback, skipping stale ones [L2]."""
@@ -629,6 +730,16 @@ class Reactor:
                     -1, writer.fileno()):  # pragma: no cover - someone else's hook
                 logger.warning("after fork() the signal wakeup fd was someone else's; "
                                "the Reactor replaced it")
+
+    def _use_reads(self):
+        """[L11] Wait with reactor_epoll_wait_read() on the selector's state."""
+        buffer = _native.ffi.new("char[]", _READ_BUFFER)
+        self._reads = _native.ffi.new("struct reactor_reads *", {
+            "buf": buffer, "size": _READ_BUFFER, "chunk": _READ_CHUNK})
+        self._read_buffer = buffer
+        self._read_view = _native.ffi.buffer(buffer)
+        self._wait_state = self._selector._state
+        self._pairs = self._selector._pairs  # [E8]: code -> (key, mask)
 
     def _replace_selector(self, inherited):
         """[L8] A selector of inherited's class with its keys, for this child."""

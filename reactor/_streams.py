@@ -61,12 +61,14 @@ __all__ = ["StreamTransport", "Server", "ConnectHandle", "create_server",
 _READ, _WRITE = 1, 2
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
+_RETRY = (-errno.EAGAIN, -errno.EINTR)  # a read for us that found nothing
 
 
 class StreamTransport(SocketTransport):
     """asyncio's transport for a connected stream socket (TCP or Unix)."""
 
-    __slots__ = ("_eof", "_read_eof", "_reading_started", "_buffered", "_read_size")
+    __slots__ = ("_eof", "_read_eof", "_reading_started", "_buffered", "_read_size",
+                 "_held")
 
     def __init__(self, loop, sock, protocol, extra=None, server=None, start=True):
         self._buffered = False
@@ -76,6 +78,7 @@ class StreamTransport(SocketTransport):
         self._eof = False            # write_eof() was called
         self._read_eof = False       # the peer's FIN came and we stay open [S2]
         self._reading_started = False
+        self._held = None  # bytes read for us while paused (reactor._loop [L11])
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # [S8]
         if start:
@@ -85,6 +88,18 @@ class StreamTransport(SocketTransport):
     def set_protocol(self, protocol):
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
         super().set_protocol(protocol)
+        self._update_autoread()
+
+    @property
+    def _reads_for_it(self):
+        # The loop's reads ask for its chunk (256 KiB): not for a transport
+        # held to less (reactor._tcp's read_size), nor a buffered protocol.
+        return not self._buffered and self._read_size >= self._loop._read_chunk
+
+    def _set_read_size(self, size):
+        """Ask at most `size` bytes of each recv()."""
+        self._read_size = size
+        self._update_autoread()
 
     def _start_reading(self):
         self._reading_started = True
@@ -106,8 +121,73 @@ class StreamTransport(SocketTransport):
         if self._closing or not self._paused:
             return
         self._paused = False
+        if self._held is not None:
+            self._loop.call_soon(self._deliver_held)
+        elif self._reading_started and not self._read_eof:
+            self._set_interest(self._interest | _READ)
+
+    def _deliver_held(self):
+        """What the loop read for us while we were paused [L11] (b"" is the
+        peer's EOF); then reading goes on."""
+        held, self._held = self._held, None
+        if held is None or self._conn_lost or self._closing:
+            return
+        for index, data in enumerate(held):
+            if self._paused:  # paused again by the protocol: keep the rest
+                self._held = held[index:]
+                return
+            if data:
+                self._deliver(data)
+            else:
+                self._on_eof()
+            if self._conn_lost or self._closing:
+                return
+        if self._paused:
+            return
         if self._reading_started and not self._read_eof:
             self._set_interest(self._interest | _READ)
+
+    def _data_read(self, data, mask):
+        """The loop read `data` for us [L11]: _read_done()'s common case."""
+        if self._paused or self._closing or self._held is not None:
+            self._read_done(len(data), data, 0, mask)
+            return
+        protocol = self._protocol
+        try:
+            protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, protocol.data_received)  # [X4]
+            return
+        if mask & _WRITE and self._buffer:
+            self._write_ready()
+
+    def _read_done(self, nread, view, offset, mask):
+        """The loop read `nread` bytes for us into view[offset:] (0: EOF,
+        < 0: -errno) [L11]."""
+        if nread > 0:
+            data = view[offset:offset + nread]
+            if self._paused or self._held is not None:
+                if not self._closing:
+                    self._hold(data)
+            elif not self._closing:
+                self._deliver(data)
+        elif nread == 0:
+            if self._paused or self._held is not None:
+                self._hold(b"")
+            elif not self._closing:
+                self._on_eof()
+        elif nread not in _RETRY and not self._conn_lost:
+            self._fatal_error(OSError(-nread, os.strerror(-nread)), f"recv() on {self!r}")
+            return
+        if mask & _WRITE and self._buffer:
+            self._write_ready()
+
+    def _hold(self, data):
+        if self._held is None:
+            self._held = []
+        self._held.append(data)
 
     def _on_ready(self, fd, mask):
         if mask & _READ:

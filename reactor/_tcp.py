@@ -10,7 +10,8 @@ Facts this module relies on (the transport's are in reactor._transports):
      high-water mark, pause_writing()) the connection stops reading from
      that peer, whose own sends then block in its kernel buffers; it reads
      again once the buffer drains to half (resume_writing()).  Memory per
-     connection is bounded by max_outbound + one read (`read_size`).
+     connection is bounded by max_outbound + one read (`read_size`, 256 KiB
+     by default, as asyncio's).
 [C2] The peer's FIN is a half-close: on_eof(connection) runs, then what is
      owed is sent, then the connection closes.  A reset closes at once.
      Connection.close() sends what is queued first; abort() does not.
@@ -87,7 +88,7 @@ class _ChapterProtocol(asyncio.Protocol):
 
     def connection_made(self, transport):
         server = self.server
-        transport._read_size = server.read_size
+        transport._set_read_size(server.read_size)
         transport.set_write_buffer_limits(high=server.max_outbound)  # [C1]
         connection = self.connection = Connection(server, transport)
         if server.idle_timeout is not None:
@@ -150,7 +151,7 @@ class TCPServer:
     def __init__(self, reactor, host="127.0.0.1", port=0, on_data=None, *,
                  on_connect=None, on_eof=None, on_close=None, backlog=1024,
                  max_connections=None, idle_timeout=None, max_outbound=1 << 20,
-                 read_size=65536, accepts_per_event=64, reuse_port=None, ssl=None):
+                 read_size=256 * 1024, accepts_per_event=64, reuse_port=None, ssl=None):
         if on_data is None:
             raise TypeError("on_data is required")
         for name, callback in (("on_data", on_data), ("on_connect", on_connect),

@@ -119,6 +119,11 @@ class TLSTransport(asyncio.Transport):
             layer._transport.resume_reading()
             layer._loop.call_soon(layer._read_pending)  # what the BIO already holds
 
+    def _set_read_size(self, size):
+        """Ask at most `size` bytes of each recv() of the socket beneath."""
+        if self._layer._transport is not None:
+            self._layer._transport._set_read_size(size)
+
     def set_write_buffer_limits(self, high=None, low=None):
         if self._layer._transport is not None:
             self._layer._transport.set_write_buffer_limits(high, low)

@@ -62,7 +62,11 @@ class SocketTransport(asyncio.Transport):
     # theirs in slots too (an attribute lookup per message is on the hot path).
     __slots__ = ("_loop", "_sock", "_fd", "_protocol", "_protocol_connected", "_server",
                  "_buffer", "_conn_lost", "_closing", "_paused", "_interest", "_on_ready_cb",
-                 "_high_water", "_low_water", "_protocol_paused", "__weakref__")
+                 "_high_water", "_low_water", "_protocol_paused", "_autoread", "__weakref__")
+
+    # Whether the loop may read for this kind of transport (reactor._loop
+    # [L11]); a stream transport says yes unless its protocol is buffered.
+    _reads_for_it = False
 
     max_size = 256 * 1024  # bytes asked of one recv(), as asyncio
 
@@ -92,6 +96,7 @@ class SocketTransport(asyncio.Transport):
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
         self._protocol_paused = False
+        self._autoread = False
         self.set_protocol(protocol)
         if server is not None:
             server._attach(self)
@@ -176,18 +181,33 @@ class SocketTransport(asyncio.Transport):
 
     def _set_interest(self, events):
         """Register, modify or unregister our fd so the selector watches
-        exactly `events`."""
+        exactly `events` (and reads for us, where the loop can [L11])."""
         old = self._interest
         if events == old:
             return
         selector = self._loop._selector
-        if not old:
-            selector.register(self._fd, events, self._on_ready_cb)
-        elif not events:
+        if not events:
             selector.unregister(self._fd)
-        else:
+        elif self._autoread:
+            if old:
+                selector._modify_autoread(self._fd, events, self._on_ready_cb)
+            else:
+                selector._register_autoread(self._fd, events, self._on_ready_cb)
+        elif old:
             selector.modify(self._fd, events, self._on_ready_cb)
+        else:
+            selector.register(self._fd, events, self._on_ready_cb)
         self._interest = events
+
+    def _update_autoread(self):
+        """Read for this transport in the loop's wait, or stop: after a
+        change of protocol (a buffered one reads itself)."""
+        autoread = self._reads_for_it and self._loop._reads is not None
+        if autoread != self._autoread:
+            self._autoread = autoread
+            if self._interest:
+                self._loop._selector._modify_autoread(self._fd, self._interest,
+                                                      self._on_ready_cb, autoread)
 
     def _on_ready(self, fd, mask):
         raise NotImplementedError
