@@ -33,6 +33,7 @@ import socket
 import stat
 import sys
 
+from ._streams import resolve
 from ._transports import SocketTransport, check_data
 
 __all__ = ["DatagramTransport", "create_datagram_endpoint"]
@@ -232,7 +233,7 @@ def _address_pairs(local_addr, remote_addr, family, proto, flags):
             continue
         if not (isinstance(address, tuple) and len(address) == 2):
             raise TypeError("2-tuple is expected")
-        infos = socket.getaddrinfo(*address, family, socket.SOCK_DGRAM, proto, flags)
+        infos = resolve(*address, family, socket.SOCK_DGRAM, proto, flags)
         if not infos:
             raise OSError("getaddrinfo() returned empty list")
         for af, _, pro, _, resolved in infos:

@@ -369,6 +369,7 @@ class Server:
         self._unix_paths = list(unix_paths)  # (path, (st_dev, st_ino)) [S9]
         self._transports = set()
         self._serving = False
+        self._watching = False  # the listening sockets are registered
         self._retry_timer = None
 
     def __repr__(self):
@@ -388,8 +389,19 @@ class Server:
     def _start_serving(self):
         for sock in self._sockets:
             sock.listen(self._backlog)
-            self._loop._selector.register(sock, _READ, self._on_accept)
+        self._watch()
         self._serving = True
+
+    def _watch(self):
+        for sock in self._sockets:
+            self._loop._selector.register(sock, _READ, self._on_accept)
+        self._watching = True
+
+    def _unwatch(self):
+        if self._watching:
+            self._watching = False
+            for sock in self._sockets:
+                self._loop._selector.unregister(sock)
 
     def _on_accept(self, listener, mask):
         for _ in range(self._accepts_per_event):  # [S6]
@@ -428,15 +440,13 @@ class Server:
                       on_error=self._loop.handle_exception)
 
     def _pause_accepting(self):
-        for sock in self._sockets:
-            self._loop._selector.unregister(sock)
+        self._unwatch()
         self._retry_timer = self._loop.call_later(self.ACCEPT_RETRY_DELAY, self._resume_accepting)
 
     def _resume_accepting(self):
         self._retry_timer = None
         if self._serving:
-            for sock in self._sockets:
-                self._loop._selector.register(sock, _READ, self._on_accept)
+            self._watch()
 
     def _attach(self, transport):
         self._transports.add(transport)
@@ -447,16 +457,15 @@ class Server:
     def close(self):
         """Stop listening and close the listening sockets; connections
         already accepted go on (close_clients() closes them)."""
-        sockets, self._sockets = self._sockets, []
-        if not sockets:
+        if not self._sockets:
             return
         self._serving = False
         if self._retry_timer is not None:
             self._retry_timer.cancel()
             self._retry_timer = None
-        elif not self._loop.is_closed():
-            for sock in sockets:
-                self._loop._selector.unregister(sock)
+        if not self._loop.is_closed():
+            self._unwatch()
+        sockets, self._sockets = self._sockets, []
         for sock in sockets:
             sock.close()
         for path, identity in self._unix_paths:  # [S9]
@@ -487,15 +496,17 @@ class Server:
 def _check_tls_options(ssl, ssl_handshake_timeout, server_side):
     if isinstance(ssl, bool) and server_side:
         raise TypeError("ssl argument must be an SSLContext or None")
-    if ssl is not None and not isinstance(ssl, bool):
+    if ssl and not isinstance(ssl, bool):  # a falsy one means no TLS, as in asyncio
         import ssl as ssl_module
         if not isinstance(ssl, ssl_module.SSLContext):
             raise TypeError(f"ssl argument must be an SSLContext or None, not "
                             f"{type(ssl).__name__}")
     if ssl_handshake_timeout is not None:
-        if not ssl:
+        # asyncio's two checks: a server's ssl must not be None, a client's
+        # must be true.
+        if (ssl is None) if server_side else (not ssl):
             raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-        if ssl_handshake_timeout <= 0:
+        if ssl and ssl_handshake_timeout <= 0:
             raise ValueError(f"ssl_handshake_timeout should be a positive number, "
                              f"got {ssl_handshake_timeout}")
 
@@ -505,8 +516,10 @@ def _check_stream_socket(sock):
         raise ValueError(f"A Stream Socket was expected, got {sock!r}")
 
 
-def _server_addresses(host, port, family, flags):
-    """(family, type, proto, address) to listen on [S7]."""
+def _server_addresses(host, port, family, flags, dual_stack):
+    """(family, type, proto, address) to listen on [S7]: what getaddrinfo()
+    gives for each host, as asyncio takes it, except that for host None,
+    where IPv6 works, one dual-stack "::" replaces the per-family list."""
     if host is None or host == "":
         hosts = [None]
     elif isinstance(host, str) or not hasattr(host, "__iter__"):
@@ -515,13 +528,12 @@ def _server_addresses(host, port, family, flags):
         hosts = list(host)
     result = []
     for one in hosts:
-        if one is None and family in (socket.AF_UNSPEC, socket.AF_INET6) and socket.has_ipv6:
-            candidates = [(socket.AF_INET6, socket.SOCK_STREAM, 0, "", ("::", port or 0))]
-            if family == socket.AF_UNSPEC and not _ipv6_works():
-                candidates = [(socket.AF_INET, socket.SOCK_STREAM, 0, "", ("0.0.0.0", port or 0))]
-        else:
-            candidates = socket.getaddrinfo(one, port, family, socket.SOCK_STREAM, 0, flags)
-        for af, kind, proto, _, address in candidates:
+        infos = resolve(one, port, family, socket.SOCK_STREAM, 0, flags)
+        if one is None and dual_stack:
+            wildcard = [info for info in infos if info[0] == socket.AF_INET6]
+            if wildcard and _ipv6_works():
+                infos = wildcard[:1]
+        for af, kind, proto, _, address in infos:
             entry = (af, kind, proto, address)
             if entry not in result:
                 result.append(entry)
@@ -553,13 +565,9 @@ def create_server(loop, protocol_factory, host=None, port=None, *, family=socket
             raise ValueError("host/port and sock can not be specified at the same time")
         if reuse_address is None:
             reuse_address = True
-        if dual_stack is False and (host is None or host == ""):
-            addresses = [(af, kind, proto, address) for af, kind, proto, _, address in
-                         socket.getaddrinfo(None, port, family, socket.SOCK_STREAM, 0, flags)]
-        else:
-            addresses = _server_addresses(host, port, family, flags)
-        sockets = _bind_all(addresses, reuse_address, reuse_port,
-                            dual=dual_stack is not False and (host is None or host == ""))
+        dual = dual_stack is not False and (host is None or host == "")
+        addresses = _server_addresses(host, port, family, flags, dual)
+        sockets = _bind_all(addresses, reuse_address, reuse_port, dual)
     else:
         if sock is None:
             raise ValueError("Neither host/port nor sock were specified")
@@ -567,7 +575,8 @@ def create_server(loop, protocol_factory, host=None, port=None, *, family=socket
         sockets = [sock]
     for one in sockets:
         one.setblocking(False)
-    server = Server(loop, sockets, protocol_factory, ssl, backlog, ssl_handshake_timeout)
+    server = Server(loop, sockets, protocol_factory, ssl or None, backlog,
+                    ssl_handshake_timeout)
     try:
         server._start_serving()
     except BaseException:
@@ -640,8 +649,8 @@ def create_unix_server(loop, protocol_factory, path=None, *, sock=None, backlog=
         if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
     sock.setblocking(False)
-    server = Server(loop, [sock], protocol_factory, ssl, backlog, ssl_handshake_timeout,
-                    unix_paths)
+    server = Server(loop, [sock], protocol_factory, ssl or None, backlog,
+                    ssl_handshake_timeout, unix_paths)
     try:
         server._start_serving()
     except BaseException:
@@ -710,36 +719,47 @@ class ConnectHandle:
     # -- resolving [S5] ----------------------------------------------------------
 
     def _resolve(self, host, port, family, proto, flags, local_addr):
-        pending = [(host, port)] + ([local_addr] if local_addr is not None else [])
+        """Resolve (host, port), then local_addr, then connect [S5], in
+        asyncio's order; whatever fails goes to on_error."""
+        pending = [(host, port)]
+        if local_addr is not None:
+            pending.append(local_addr)
         results = []
 
         def resolved(infos, exc):
             if self._cancelled or self._done:
                 return
+            if exc is None and not infos:
+                exc = OSError("getaddrinfo() returned empty list")
             if exc is not None:
                 self._fail(exc)
                 return
-            if not infos:
-                self._fail(OSError("getaddrinfo() returned empty list"))
-                return
             results.append(infos)
-            if len(results) == len(pending):
-                self._infos = list(results[0])
-                self._local_infos = results[1] if local_addr is not None else None
-                self._try_next()
-            else:
-                lookup(*pending[len(results)])
+            if len(results) < len(pending):
+                lookup(pending[len(results)])
+                return
+            self._infos = list(results[0])
+            self._local_infos = results[1] if local_addr is not None else None
+            self._try_next()
 
-        def lookup(one_host, one_port):
-            numeric = _numeric_addrinfo(one_host, one_port, family, proto, flags)
+        def lookup(address):
+            try:
+                one_host, one_port = address[:2]  # ValueError, TypeError as asyncio
+                numeric = numeric_addrinfo(one_host, one_port, family, socket.SOCK_STREAM,
+                                           proto)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # TypeError for a host that is no str...
+                self._loop.call_soon(resolved, None, exc)
+                return
             if numeric is not None:
-                self._loop.call_soon(resolved, numeric, None)
+                self._loop.call_soon(resolved, [numeric], None)
             else:
                 self._loop._run_in_thread(
                     socket.getaddrinfo,
                     (one_host, one_port, family, socket.SOCK_STREAM, proto, flags), resolved)
 
-        lookup(host, port)
+        lookup(pending[0])
 
     # -- connecting [S4] ---------------------------------------------------------
 
@@ -758,10 +778,15 @@ class ConnectHandle:
                     sock.close()
                 self._errors.append(exc)
                 continue
-            except BaseException:
+            except (SystemExit, KeyboardInterrupt):
                 if sock is not None:
                     sock.close()
                 raise
+            except BaseException as exc:  # a bad address (OverflowError...): asyncio stops here
+                if sock is not None:
+                    sock.close()
+                self._fail(exc)
+                return
             if err == 0:
                 self._connected(sock)
                 return
@@ -860,18 +885,48 @@ def _one_error(errors):
     return OSError("Multiple exceptions: {}".format(", ".join(str(exc) for exc in errors)))
 
 
-def _numeric_addrinfo(host, port, family, proto, flags):
-    """getaddrinfo() for a numeric host and port, which never blocks [S5];
-    None for a name (or a service name)."""
-    if host is None:
+def numeric_addrinfo(host, port, family, kind, proto=0):
+    """The one addrinfo for a host that is already an IP address, without
+    getaddrinfo() [S5]; None for a name, a service name or a zone index.
+    asyncio's rules (base_events._ipaddr_info), so that a bad port fails
+    where and as it fails there (at bind() or connect())."""
+    if host is None or proto not in (0, socket.IPPROTO_TCP, socket.IPPROTO_UDP):
         return None
-    try:
-        return socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, proto,
-                                  flags | socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)
-    except socket.gaierror:
+    if kind == socket.SOCK_STREAM:
+        proto = socket.IPPROTO_TCP
+    elif kind == socket.SOCK_DGRAM:
+        proto = socket.IPPROTO_UDP
+    else:
         return None
-    except (TypeError, UnicodeError) as exc:
-        raise TypeError(f"host must be a str or None, port an int, str or None: {exc}") from None
+    if port is None or port == "" or port == b"":
+        port = 0
+    else:
+        try:
+            port = int(port)
+        except (TypeError, ValueError):
+            return None  # a service name such as "http": getaddrinfo()
+    if isinstance(host, bytes):
+        host = host.decode("idna")
+    if "%" in host:  # a zone index (fe80::1%eth0): getaddrinfo(); TypeError for a non-str
+        return None
+    families = [socket.AF_INET, socket.AF_INET6] if family == socket.AF_UNSPEC else [family]
+    for af in families:
+        try:
+            socket.inet_pton(af, host)  # ValueError for a NUL: passed on, as asyncio
+        except OSError:
+            continue
+        if af == socket.AF_INET6:
+            return af, kind, proto, "", (host, port, 0, 0)
+        return af, kind, proto, "", (host, port)
+    return None
+
+
+def resolve(host, port, family, kind, proto, flags):
+    """getaddrinfo(), or the numeric shortcut; may block for a name [S5]."""
+    info = numeric_addrinfo(host, port, family, kind, proto)
+    if info is not None:
+        return [info]
+    return socket.getaddrinfo(host, port, family, kind, proto, flags)
 
 
 def _check_client_tls(ssl, server_hostname, ssl_handshake_timeout, host):
