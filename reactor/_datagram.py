@@ -33,7 +33,7 @@ import socket
 import stat
 import sys
 
-from ._streams import resolve
+from ._addresses import resolve
 from ._transports import SocketTransport, check_data
 
 __all__ = ["DatagramTransport", "create_datagram_endpoint"]

@@ -131,19 +131,15 @@ def serve(host="127.0.0.1", port=9999, backend="epoll", raw=False, max_connectio
     if max_connections is None:
         max_connections = max(fd_limit - SPARE_FDS, 1)
     context = tls_context(*tls) if tls else None
-    on_connect = on_close = None
-    if not raw:
-        def on_connect(connection):
-            log.info("new client %s", connection.address)
+    def on_connect(connection):
+        log.info("new client %s", connection.address)
 
-        def on_close(connection):
+    def on_close(connection):
+        if not raw:
             log.info("client %s closed", connection.address)
-            if stopping and not server.connections:
-                reactor.stop()
-    else:
-        def on_close(connection):
-            if stopping and not server.connections:
-                reactor.stop()
+        if stopping and not server.connections:
+            reactor.stop()  # [E2] the last connection drained
+
     stopping = []
 
     def stop():
@@ -159,7 +155,7 @@ def serve(host="127.0.0.1", port=9999, backend="epoll", raw=False, max_connectio
     with Reactor(_selector(backend)) as reactor:
         try:
             server = TCPServer(reactor, host, port, raw_reply if raw else chapter_reply,
-                               on_connect=on_connect, on_close=on_close,
+                               on_connect=None if raw else on_connect, on_close=on_close,
                                max_connections=max_connections, idle_timeout=idle_timeout,
                                max_outbound=max_outbound, ssl=context,
                                reuse_port=reuse_port or None)

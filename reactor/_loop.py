@@ -590,27 +590,27 @@ class Reactor:
     def create_server(self, protocol_factory: Callable[[], Any], host: Any = None,
                       port: Any = None, **options: Any) -> Any:
         """A server for `protocol_factory`, listening at once: asyncio's
-        create_server() without the coroutine (reactor._streams)."""
-        from ._streams import create_server
+        create_server() without the coroutine (reactor._servers)."""
+        from ._servers import create_server
         return create_server(self, protocol_factory, host, port, **options)
 
     def create_connection(self, protocol_factory: Callable[[], Any], host: Any = None,
                           port: Any = None, **options: Any) -> Any:
         """Connect, then call the protocol's connection_made(); failures go
-        to on_error(exc).  Returns a handle with cancel() (reactor._streams)."""
-        from ._streams import create_connection
+        to on_error(exc).  Returns a handle with cancel() (reactor._connect)."""
+        from ._connect import create_connection
         return create_connection(self, protocol_factory, host, port, **options)
 
     def create_unix_server(self, protocol_factory: Callable[[], Any], path: Any = None,
                            **options: Any) -> Any:
-        """create_server() on a Unix socket at `path` (reactor._streams)."""
-        from ._streams import create_unix_server
+        """create_server() on a Unix socket at `path` (reactor._servers)."""
+        from ._servers import create_unix_server
         return create_unix_server(self, protocol_factory, path, **options)
 
     def create_unix_connection(self, protocol_factory: Callable[[], Any], path: Any = None,
                                **options: Any) -> Any:
-        """create_connection() to a Unix socket at `path` (reactor._streams)."""
-        from ._streams import create_unix_connection
+        """create_connection() to a Unix socket at `path` (reactor._connect)."""
+        from ._connect import create_unix_connection
         return create_unix_connection(self, protocol_factory, path, **options)
 
     def create_datagram_endpoint(self, protocol_factory: Callable[[], Any],

@@ -1,5 +1,5 @@
 """The chapter's TCP server API, ``TCPServer(loop, host, port, on_data)``, as
-a thin layer over the Reactor's create_server() (reactor._streams): one small
+a thin layer over the Reactor's create_server() (reactor._servers): one small
 protocol per connection turns asyncio's protocol calls into the chapter's
 callbacks.
 
@@ -28,7 +28,7 @@ import operator
 from time import monotonic
 from typing import Any
 
-from ._streams import create_server
+from ._servers import create_server
 
 __all__ = ["TCPServer", "Connection"]
 

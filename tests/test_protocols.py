@@ -315,7 +315,6 @@ def test_every_resolved_address_is_tried_in_order(drv, monkeypatch):
     server, port = serve(drv, Echo)
     dead = closed_port()
     real = socket.getaddrinfo
-    tried = []
 
     def fake(host, port_, *args, **kwargs):
         if host == "two.example":
@@ -323,7 +322,6 @@ def test_every_resolved_address_is_tried_in_order(drv, monkeypatch):
                     (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
         return real(host, port_, *args, **kwargs)
     monkeypatch.setattr(socket, "getaddrinfo", fake)
-    original_connect_ex = socket.socket.connect_ex
     client = drv.connect(Recorder, "two.example", 80)
     drv.run_until(lambda: client.error is not None or (client.protocol is not None and
                                                        client.protocol.events))
@@ -331,7 +329,6 @@ def test_every_resolved_address_is_tried_in_order(drv, monkeypatch):
     assert client.transport.get_extra_info("peername") == ("127.0.0.1", port)
     client.transport.close()
     drv.run_until(lambda: client.protocol.lost_count)
-    del tried, original_connect_ex
 
 
 def test_all_addresses_failing_gives_asyncio_multiple_exceptions(drv, monkeypatch):
@@ -364,7 +361,7 @@ def test_cancel_before_connected_calls_nothing(drv):
         def connection_made(self, transport):
             made.append(transport)
             transport.close()
-    server, port = serve(drv, Echo)
+    _, port = serve(drv, Echo)
     numeric = drv.connect(Watch, "127.0.0.1", port)
     named = drv.connect(Watch, "localhost", port)
     drv.cancel(numeric)
@@ -385,7 +382,7 @@ def test_local_addr_binds_the_client(drv):
 
 def test_adopted_sockets(drv):
     listener = socket.create_server(("127.0.0.1", 0))
-    server = drv.server(Echo, host=None, port=None, sock=listener)
+    drv.server(Echo, host=None, port=None, sock=listener)
     port = listener.getsockname()[1]
     conn = socket.create_connection(("127.0.0.1", port))
     client = drv.connect(Recorder, host=None, port=None, sock=conn)
@@ -464,8 +461,6 @@ class Boom(Exception):
 @pytest.mark.parametrize("method", ["data_received", "eof_received", "connection_made",
                                     "connection_lost"])
 def test_protocol_exception_is_reported_and_others_are_served(drv, method):
-    failing = []
-
     class Faulty(Recorder):
         pass
 
@@ -497,7 +492,6 @@ def test_protocol_exception_is_reported_and_others_are_served(drv, method):
     for c in (bad, good):
         c.transport.close()
     drv.run_until(lambda: good.protocol.lost_count and bad.protocol.lost_count)
-    failing.append(method)
 
 
 def test_failing_protocol_factory_is_reported(drv):
