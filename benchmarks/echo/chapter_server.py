@@ -28,7 +28,7 @@ import sys
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9999)
+    parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--selector", choices=("stdlib", "reactor"), default="stdlib")
     args = parser.parse_args(argv)
 
@@ -88,7 +88,7 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     print(f"chapter echo ({type(sel).__module__}.{type(sel).__name__}): "
-          f"listening on {args.host}:{args.port}", file=sys.stderr, flush=True)
+          f"listening on {args.host}:{sock.getsockname()[1]}", file=sys.stderr, flush=True)
     try:
         while True:
             events = sel.select()
