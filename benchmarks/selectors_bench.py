@@ -28,6 +28,8 @@ a syscall: poll and select keep their interest sets in user space, so
 register, unregister and modify make none, nor does a data-only modify.
 """
 
+import atexit
+import importlib
 import itertools
 import json
 import os
@@ -48,7 +50,9 @@ FLOOR = {("select(0)", "epoll"): "epoll_wait", ("select(0)", "poll"): "poll",
          ("select(0)", "select"): "select", ("register+unregister", "epoll"): "epoll_add_del",
          ("modify(mask)", "epoll"): "epoll_mod"}
 _SOCKS: list[socket.socket] = []
+_FDS: list[int] = []
 _READY: set[int] = set()
+_SELECTORS: dict[tuple, selectors.BaseSelector] = {}
 
 
 def cases(sizes: str = SIZES) -> list[tuple]:
@@ -72,7 +76,8 @@ def stdlib_refuses(backend: str, n: int) -> bool:
 def _fds(count: int) -> list[int]:
     while len(_SOCKS) < count:
         _SOCKS.extend(socket.socketpair())
-    return [s.fileno() for s in _SOCKS[:count]]
+        _FDS.extend(s.fileno() for s in _SOCKS[-2:])
+    return _FDS[:count]
 
 
 def _set_ready(want: set[int]) -> None:
@@ -110,34 +115,37 @@ def _modify(loops, modify, fd, events, data, events2, data2):
     return time.perf_counter() - t0
 
 
-def time_case(loops, impl, op, backend, n, ready):
-    if impl == "reactor":
-        import reactor as module
-    else:
-        module = selectors
-    fds = _fds(n + 1)
-    sel = getattr(module, backend.capitalize() + "Selector")()
-    try:
-        for i, fd in enumerate(fds[:n]):
+def _selector(impl, op, backend, n):
+    """A selector with n fds registered (data: their index), made once per
+    process and case: pyperf calls time_case for every value and calibration."""
+    key = (impl, op, backend, n)
+    if key not in _SELECTORS:
+        module = importlib.import_module("reactor" if impl == "reactor" else "selectors")
+        sel = _SELECTORS[key] = getattr(module, backend.capitalize() + "Selector")()
+        atexit.register(sel.close)
+        for i, fd in enumerate(_fds(n)):
             sel.register(fd, READ, i)
-        if op == "select(0)":
-            _set_ready(set(range(n - ready, n)))
-            got = sorted((key.fd, key.data, events) for key, events in sel.select(0))
-            if got != [(fd, i, READ) for i, fd in enumerate(fds) if n - ready <= i < n]:
-                raise RuntimeError(f"{impl} {backend} select(0): {len(got)} events, want {ready}")
-            return _select(loops, sel.select)
-        if op == "register+unregister":
-            return _register_unregister(loops, sel.register, sel.unregister, fds[n])
-        target, data, other = fds[n // 2], object(), object()
-        sel.modify(target, READ, data)
-        first = (READ | WRITE, data) if op == "modify(mask)" else (READ, other)
-        dt = _modify(loops, sel.modify, target, *first, READ, data)
-        key = sel.get_key(target)
-        if key.events != READ or key.data is not data:
-            raise RuntimeError(f"{impl} {backend} {op}: wrong key after the loop: {key}")
-        return dt
-    finally:
-        sel.close()
+    return _SELECTORS[key]
+
+
+def time_case(loops, impl, op, backend, n, ready):
+    sel, fds = _selector(impl, op, backend, n), _fds(n + 1)
+    if op == "select(0)":
+        _set_ready(set(range(n - ready, n)))
+        got = sorted((key.fd, key.data, events) for key, events in sel.select(0))
+        if got != [(fd, i, READ) for i, fd in enumerate(fds) if n - ready <= i < n]:
+            raise RuntimeError(f"{impl} {backend} select(0): {len(got)} events, want {ready}")
+        return _select(loops, sel.select)
+    if op == "register+unregister":
+        return _register_unregister(loops, sel.register, sel.unregister, fds[n])
+    target, data, other = fds[n // 2], object(), object()
+    sel.modify(target, READ, data)
+    first = (READ | WRITE, data) if op == "modify(mask)" else (READ, other)
+    dt = _modify(loops, sel.modify, target, *first, READ, data)
+    key = sel.get_key(target)
+    if key.events != READ or key.data is not data:
+        raise RuntimeError(f"{impl} {backend} {op}: wrong key after the loop: {key}")
+    return dt
 
 
 def kernel(args, todo) -> None:
@@ -151,7 +159,7 @@ def kernel(args, todo) -> None:
     cpus = {int(c) for c in args.affinity.split(",")} if args.affinity else None
     runs: dict[str, list] = {name: [] for name in names.values()}
     argv = [compile_c("floor.c"), str(args.values), str(int(args.min_time * 1e9)), *names]
-    for _ in range(args.processes):
+    for _ in range(1 if args.in_process else args.processes):
         out = subprocess.run(argv, capture_output=True, text=True, check=True,
                              preexec_fn=cpus and (lambda: os.sched_setaffinity(0, cpus))).stdout
         for line in out.splitlines():

@@ -137,6 +137,11 @@ def main(argv=None):
         run()
     finally:
         server.close()
+        if args.impl != "reactor":  # the sock API's tasks end with the loop
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
         loop.close()
 
 
