@@ -78,7 +78,8 @@ def micro(section: str, mode: str, out: str, advance) -> dict:
     comparison, and why an implementation is missing."""
     module, impls = MICRO[section]
     opts = shlex.split(PYPERF[mode][section])
-    doc = {"command": f"python -m benchmarks.{module} --impl IMPL -o IMPL.json {' '.join(opts)}",
+    doc = {"command": " ".join([f"python -m benchmarks.{module} --impl {{{','.join(impls)}}}",
+                                "-o IMPL.json", f"--affinity={cpus()[1]}", *opts]),
            "files": {}, "unavailable": {}, "errors": [], "benchmarks": {}}
     os.makedirs(os.path.join(out, "pyperf"), exist_ok=True)
     order: list[str] = []

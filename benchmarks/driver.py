@@ -110,8 +110,8 @@ METRICS = ("msgs_per_s", "p50_us", "p99_us", "user_us_per_msg", "sys_us_per_msg"
            "cpu_us_per_msg", "server_cpu_pct", "client_cpu_pct", "other_cpu_pct", "rss_mib")
 
 
-class NotAvailable(Exception):
-    pass
+class NoEcho(RuntimeError):
+    """Not one message came back in the window."""
 
 
 @dataclasses.dataclass
@@ -242,7 +242,7 @@ def measure(server: Live, client_bin: str, size: int, conns: int, case: Case,
         finally:
             proc.kill()
     if not report["messages"]:
-        raise RuntimeError(f"no message came back in {case.duration} s: {report['errors']}")
+        raise NoEcho(f"no message came back in {case.duration} s: {report}")
     wall, user, system, client_s = (a - b for a, b in zip(after[:4], before[:4]))
     n = report["messages"]
     other = (after[4][0] - before[4][0] - user - system, after[4][1] - before[4][1] - client_s)
@@ -253,6 +253,22 @@ def measure(server: Live, client_bin: str, size: int, conns: int, case: Case,
             "client_cpu_pct": 100 * client_s / wall,
             "other_cpu_pct": max(0.0, 100 * max(other) / wall), "rss_mib": rss[-1][1] / MIB,
             "rss_samples": rss, "errors": report["errors"]["total"], "client": report}
+
+
+def _run(server: Live, tools: dict, name: str, size: int, conns: int, case: Case) -> dict:
+    """measure(), or the error; a run in which no message came back is made
+    once more (a loaded machine can starve a short window), and says so."""
+    for attempt in range(2):
+        try:
+            return {**measure(server, tools["{client}"], size, conns, case,
+                              "{cert}" in SERVERS[name]), "retried": attempt}
+        except NoEcho as exc:
+            error = exc
+        except (OSError, RuntimeError, ValueError, psutil.Error,
+                subprocess.SubprocessError) as exc:
+            error = exc
+            break
+    return {"error": f"{type(error).__name__}: {error}"}
 
 
 def run_case(case: Case, progress=lambda: None) -> dict:
@@ -270,14 +286,9 @@ def run_case(case: Case, progress=lambda: None) -> dict:
                     names = list(live)
                     k = (rep + i) % len(names) if names else 0
                     for name in names[k:] + names[:k]:
-                        run = {"server": name, "size": size, "connections": conns, "rep": rep}
-                        try:
-                            run.update(measure(live[name], tools["{client}"], size, conns, case,
-                                               "{cert}" in SERVERS[name]))
-                        except (OSError, RuntimeError, ValueError, psutil.Error,
-                                subprocess.SubprocessError) as exc:
-                            run["error"] = f"{type(exc).__name__}: {exc}"
-                        runs.append(run)
+                        runs.append({"server": name, "size": size, "connections": conns,
+                                     "rep": rep, **_run(live[name], tools, name, size, conns,
+                                                        case)})
                         progress()
         finally:
             for name, server in live.items():

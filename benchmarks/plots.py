@@ -6,7 +6,7 @@
 backend, reactor / stdlib / kernel, log-log.  ``loop.png``: loop dispatch per
 implementation.  ``<case>_<size>.png`` for each echo-driver case and message
 size: msgs/s, p50/p99 latency and server CPU per message (user and system)
-per server, grouped by connection count.
+per server, grouped by connection count; ``soak.png``: the server's RSS.
 """
 
 from __future__ import annotations
@@ -102,12 +102,24 @@ def echo(doc, section, size, path) -> None:
     axes[0].set_ylabel("messages per second\n(median; bars: min-max)")
     axes[1].set(ylabel="round trip (µs, log)\nsolid p50, light p99", yscale="log")
     axes[2].set_ylabel("server CPU per message (µs)\nsolid user, light system")
-    axes[2].set_xticks(range(len(conns)), [f"{c} connections" for c in conns])
+    axes[2].set_xticks(range(len(conns)), [f"{c} connection{'s' * (c != 1)}" for c in conns])
     axes[0].set_title(f"{section}, {size:,}-byte messages: median of {case['config']['repeat']} "
                       f"run(s) of {case['config']['duration']:g} s per server")
     axes[0].legend(fontsize=8, ncol=4)
     for ax in axes:
         ax.grid(True, axis="y", alpha=0.3)
+    _save(fig, doc, path)
+
+
+def memory(doc, section, path) -> None:
+    """The soak: the server's RSS over the run."""
+    run = next(r for r in doc[section]["runs"] if "rss_samples" in r)
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.plot([t for t, _ in run["rss_samples"]], [b / 2**20 for _, b in run["rss_samples"]])
+    ax.set(xlabel="seconds", ylabel="server RSS (MiB)", ylim=(0, None),
+           title=f"{section}: {run['server']}, {run['connections']:,} connections x "
+                 f"{run['size']:,} B, {run['client']['messages']:,} messages")
+    ax.grid(True, alpha=0.3)
     _save(fig, doc, path)
 
 
@@ -121,6 +133,10 @@ def draw_all(doc, out_dir) -> dict:
         files["loop"] = "loop.png"
         loop(doc, os.path.join(out_dir, "loop.png"))
     for section in (s for s in CASES if doc.get(s, {}).get("summary")):
+        if doc[section]["config"]["memory_check"]:
+            files[section] = f"{section}.png"
+            memory(doc, section, os.path.join(out_dir, files[section]))
+            continue
         for size in doc[section]["config"]["sizes"]:
             key = f"{section}_{size // 1024}KiB" if size % 1024 == 0 else f"{section}_{size}B"
             files[key] = f"{key}.png"

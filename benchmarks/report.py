@@ -121,14 +121,18 @@ def echo_section(section: str, doc: dict, plots: dict) -> list[str]:
                 f"{m['peak_rss_mib'] or 0:.1f} MiB ({m['growth_kib']:+,.0f} KiB, slope "
                 f"{m['slope_kib_per_min']:+,.0f} KiB/min: {'flat' if m['flat'] else 'NOT FLAT'}).",
                 ""]
+    if section in plots:
+        out += [f"![{section}]({plots[section]})", ""]
     for size in cfg["sizes"]:
         key = f"{section}_{size // 1024}KiB" if size % 1024 == 0 else f"{section}_{size}B"
         if key in plots:
             out += [f"![{section}, {size:,}-byte messages]({plots[key]})", ""]
         for conns in cfg["connections"]:
-            out += [f"{size:,}-byte messages, {conns} connections:", ""]
+            out += [f"{size:,}-byte messages, {conns} connection{'s' * (conns != 1)}:", ""]
             out += echo_table(doc, size, conns)
     out += ratio_lines(doc) if doc["ratios"] else []
+    out += [f"- {r['server']}, {r['size']:,} B x {r['connections']}: made twice, no message "
+            "came back the first time" for r in doc["runs"] if r.get("retried")]
     out += [f"- `{name}`: `{cmd}`" for name, cmd in doc["commands"].items()]
     return out + [""]
 

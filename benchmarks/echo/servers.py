@@ -33,12 +33,14 @@ class EchoProtocol(asyncio.Protocol):
 
 
 class BufferedEchoProtocol(asyncio.BufferedProtocol):
-    """Reads into one buffer; ``write`` gets a copy (the slice), because a
-    transport may keep what the kernel did not take yet."""
+    """Reads into one buffer that every connection shares (each read is
+    written back before the next one); ``write`` gets a copy (the slice),
+    because a transport may keep what the kernel did not take yet."""
+
+    buffer = bytearray(256 * 1024)  # asyncio's own read size
 
     def connection_made(self, transport):
         self.transport = transport
-        self.buffer = bytearray(256 * 1024)  # asyncio's own read size
 
     def get_buffer(self, sizehint):
         return self.buffer
