@@ -143,12 +143,14 @@ def _tools(tmp: str, needs_tls: bool) -> tuple[dict, str | None]:
         no_tls = f"the client was built without OpenSSL: {str(exc)[-200:]}"
     if needs_tls and not no_tls:
         cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-        res = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                              "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
-                              "/CN=localhost", "-keyout", key, "-out", cert],
-                             capture_output=True, text=True)
         tools.update({"{cert}": cert, "{key}": key})
-        no_tls = None if res.returncode == 0 else f"openssl req failed: {res.stderr[-200:]}"
+        try:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                            "/CN=localhost", "-keyout", key, "-out", cert],
+                           capture_output=True, text=True, check=True)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            no_tls = f"no certificate: openssl req: {getattr(exc, 'stderr', None) or exc}"
     return tools, no_tls
 
 
@@ -185,7 +187,7 @@ def start_all(names, tools, no_tls, cpu, tmp) -> tuple[dict, dict]:
 
 def stop(server: Live) -> dict:
     """SIGTERM (SIGKILL after 5 s); the exit status, the peak RSS (VmHWM:
-    psutil has no high-water mark) and whether a traceback was logged."""
+    psutil has no high-water mark) and the first traceback it logged."""
     peak = None
     if server.proc.poll() is None:
         with open(f"/proc/{server.proc.pid}/status") as f:
@@ -197,7 +199,8 @@ def stop(server: Live) -> dict:
             server.proc.kill()
             server.proc.wait()
     with open(server.log, errors="replace") as f:
-        traceback = "Traceback" in f.read()
+        log = f.read()
+    traceback = log[log.find("Traceback"):][:3000] if "Traceback" in log else None
     return {"exit": server.proc.returncode, "peak_rss_mib": peak, "traceback": traceback,
             "last_line": _last_line(server.log)}
 

@@ -107,7 +107,7 @@ def ratio_lines(doc: dict) -> list[str]:
     return out + [""]
 
 
-def echo_section(section: str, doc: dict, plots: dict) -> list[str]:
+def echo_section(section: str, doc: dict, plots: dict, commands: bool = True) -> list[str]:
     cfg = doc["config"]
     out = [f"{cfg['repeat']} run(s) per server and cell of {cfg['duration']:g} s after "
            f"{cfg['warmup']:g} s of load; servers interleaved, pinned to one core, the C client "
@@ -121,8 +121,8 @@ def echo_section(section: str, doc: dict, plots: dict) -> list[str]:
                 f"{m['peak_rss_mib'] or 0:.1f} MiB ({m['growth_kib']:+,.0f} KiB, slope "
                 f"{m['slope_kib_per_min']:+,.0f} KiB/min: {'flat' if m['flat'] else 'NOT FLAT'}).",
                 ""]
-    if section in plots:
-        out += [f"![{section}]({plots[section]})", ""]
+    out += ratio_lines(doc) if doc["ratios"] else []
+    out += [f"![{section}]({plots[section]})", ""] if section in plots else []
     for size in cfg["sizes"]:
         key = f"{section}_{size // 1024}KiB" if size % 1024 == 0 else f"{section}_{size}B"
         if key in plots:
@@ -130,10 +130,10 @@ def echo_section(section: str, doc: dict, plots: dict) -> list[str]:
         for conns in cfg["connections"]:
             out += [f"{size:,}-byte messages, {conns} connection{'s' * (conns != 1)}:", ""]
             out += echo_table(doc, size, conns)
-    out += ratio_lines(doc) if doc["ratios"] else []
     out += [f"- {r['server']}, {r['size']:,} B x {r['connections']}: made twice, no message "
             "came back the first time" for r in doc["runs"] if r.get("retried")]
-    out += [f"- `{name}`: `{cmd}`" for name, cmd in doc["commands"].items()]
+    if commands:
+        out += [f"- `{name}`: `{cmd}`" for name, cmd in doc["commands"].items()]
     return out + [""]
 
 
@@ -145,8 +145,9 @@ def failures(doc: dict) -> list[str]:
         out += [f"{section}: {r['server']} {r['size']} B x {r['connections']}: "
                 f"{r.get('error') or str(r['errors']) + ' echo errors'}"
                 for r in d["runs"] if "error" in r or r["errors"]]
-        out += [f"{section}: {n} exited with {e['exit']}{' and a traceback' * e['traceback']}: "
-                f"{e['last_line']}" for n, e in d["exits"].items() if e["exit"] or e["traceback"]]
+        out += [f"{section}: {n} exited with {e['exit']}: {e['last_line']}"
+                + (f"; it logged {e['traceback']}" if e["traceback"] else "")
+                for n, e in d["exits"].items() if e["exit"] or e["traceback"]]
         if "memory" in d and not d["memory"]["passed"]:
             out.append(f"{section}: memory or bytes check failed: {d['memory']}")
     return out
@@ -205,7 +206,7 @@ def readme_section(doc: dict, rel_dir: str) -> str:
             out += [f"![select(0) time vs registered fds]({rel_dir}/scaling.png)", ""]
         elif section in CASES:
             plots = {key: f"{rel_dir}/{name}" for key, name in doc["plots"].items()}
-            out += echo_section(section, d, plots)
+            out += echo_section(section, d, plots, commands=False)
         else:
             out += micro_table(section, d)
     return "\n".join(out)
