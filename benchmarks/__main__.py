@@ -56,9 +56,9 @@ PYPERF = {
     "full": {"selectors": "--processes 3 --values 4 --min-time 0.02",
              "loop": "--processes 3 --values 3 --min-time 0.05", "import": ""},
     # --in-process: no worker processes, so it takes seconds (import keeps its workers)
-    "quick": {"selectors": "--sizes 1,100,1000,10000 --in-process --values 3 --loops 4 "
+    "quick": {"selectors": "--sizes 1,100,1000,10000 --in-process --values 2 --loops 4 "
                            "--min-time 0.005",  # the kernel floor's batches
-              "loop": "--in-process --values 3 --min-time 0.01",
+              "loop": "--in-process --values 3 --loops 2000",
               "import": "--processes 1 --values 4"},
     "smoke": {"selectors": "--sizes 1,10000 --in-process --values 1 --warmups 0 --loops 4 "
                            "--min-time 0.001",
@@ -66,7 +66,7 @@ PYPERF = {
               "import": "--processes 1 --values 1 --warmups 0 --loops 1"},
 }
 ECHO = {  # how --quick and --smoke shrink the echo driver's cases
-    "quick": dict(repeat=1, duration=0.2, warmup=0.05),
+    "quick": dict(repeat=1, duration=0.15, warmup=0.05),
     "smoke": dict(repeat=1, duration=0.1, warmup=0.05, connections=(2,)),
 }
 SOAK = {"quick": dict(duration=3.0, connections=(50,)), "smoke": dict(duration=1.0,
