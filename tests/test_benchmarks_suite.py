@@ -107,9 +107,10 @@ def test_every_echo_server_ran_or_says_why_not(smoke, section):
     assert all(e["exit"] == 0 and not e["traceback"] for e in case["exits"].values()), case
     for row in case["summary"]:
         assert row["server"] not in case["unavailable"]
-        for metric in ("msgs_per_s", "p50_us", "cpu_us_per_msg", "rss_mib"):
+        for metric in ("msgs_per_s", "p50_us", "rss_mib"):
             assert _positive(row[metric]), (row["server"], metric)
-        assert row["p99_us"] >= row["p50_us"] and row["user_us_per_msg"] >= 0
+        # CPU times come in 10 ms ticks: a loaded machine may give a 0.1 s window none
+        assert row["p99_us"] >= row["p50_us"] and row["cpu_us_per_msg"] >= 0
     ran = {r["server"] for r in case["summary"]}
     assert ran | set(case["unavailable"]) == set(case["config"]["servers"])
     if section == "tls":
