@@ -53,8 +53,8 @@ FILES = importlib.util.find_spec("benchmarks.files_bench") is not None
 SECTIONS = (*MICRO, *driver.CASES, *["files"] * FILES)
 # pyperf options per mode; the full run stays under ~10 minutes on 2 cores
 PYPERF = {
-    "full": {"selectors": "--processes 3 --values 4 --min-time 0.02",
-             "loop": "--processes 3 --values 3 --min-time 0.05", "import": ""},
+    "full": {"selectors": "--processes 2 --values 5 --min-time 0.02",
+             "loop": "--processes 2 --values 4 --min-time 0.05", "import": ""},
     # --in-process: no worker processes, so it takes seconds (import keeps its workers)
     "quick": {"selectors": "--sizes 1,100,1000,10000 --in-process --values 2 --loops 4 "
                            "--min-time 0.005",  # the kernel floor's batches

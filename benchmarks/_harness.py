@@ -5,6 +5,7 @@ an ``--impl`` flag that every micro-benchmark script takes (as uvloop's do)."""
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import os
 import platform
@@ -16,6 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
 
 
+@functools.lru_cache(maxsize=None)  # the CPUs the process started with
 def cpus() -> tuple[int, int]:
     """(client CPU, measured CPU): the first two CPUs this process may use.
     Clients and the harness run on the first, which also takes more of the

@@ -279,11 +279,12 @@ def _run(server: Live, tools: dict, name: str, size: int, conns: int, case: Case
 def run_case(case: Case, progress=lambda: None) -> dict:
     """Start the case's servers, run every repetition x cell x server, stop them."""
     cells = [(size, conns) for size in case.sizes for conns in case.connections]
-    runs, exits = [], {}
+    runs, exits, allowed = [], {}, os.sched_getaffinity(0)
     with tempfile.TemporaryDirectory(prefix="reactor-bench-") as tmp:
         tools, no_tls = _tools(tmp, any("{cert}" in SERVERS[s] for s in case.servers))
         live, unavailable = start_all(case.servers, tools, no_tls, cpus()[1], tmp)
         try:
+            os.sched_setaffinity(0, {cpus()[0]})  # the driver waits on the client's core
             for _ in range(len(unavailable) * len(cells) * case.repeat):
                 progress()
             for rep in range(case.repeat):
@@ -298,6 +299,7 @@ def run_case(case: Case, progress=lambda: None) -> dict:
         finally:
             for name, server in live.items():
                 exits[name] = stop(server)
+            os.sched_setaffinity(0, allowed)
     return {"config": dataclasses.asdict(case), "unavailable": unavailable, "exits": exits,
             "commands": {s: " ".join(SERVERS[s]).replace(PY, "python") for s in case.servers},
             "runs": runs, **summarize(case, runs, unavailable, exits)}
