@@ -74,8 +74,8 @@ SOAK = {"quick": dict(duration=3.0, connections=(50,)), "smoke": dict(duration=1
 
 
 def micro(section: str, mode: str, out: str, advance) -> dict:
-    """Every implementation of one pyperf script; the means, pyperf's own
-    comparison, and why an implementation is missing."""
+    """Every implementation of one pyperf script: medians (robust on a shared
+    machine), pyperf's own comparison, and why an implementation is missing."""
     module, impls = MICRO[section]
     opts = shlex.split(PYPERF[mode][section])
     doc = {"command": " ".join([f"python -m benchmarks.{module} --impl {{{','.join(impls)}}}",
@@ -107,7 +107,8 @@ def micro(section: str, mode: str, out: str, advance) -> dict:
         doc["files"][impl] = path
         for bench in pyperf.BenchmarkSuite.load(os.path.join(out, path)).get_benchmarks():
             doc["benchmarks"].setdefault(bench.get_name(), {})[impl] = {
-                "mean": bench.mean(), "stdev": bench.stdev() if bench.get_nvalue() > 1 else 0.0}
+                "median": bench.median(),
+                "mad": bench.median_abs_dev() if bench.get_nvalue() > 1 else 0.0}
             names.append(bench.get_name())
         order = max(order, names, key=len)  # the implementation with every case
     doc["benchmarks"] = dict(sorted(doc["benchmarks"].items(), key=lambda kv: order.index(kv[0])

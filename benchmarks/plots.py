@@ -50,12 +50,12 @@ def scaling(doc, path) -> None:
             points = sorted((n, benchmarks[name][impl]) for name, op, b, n, ready in cases()
                             if b == backend and ready == 1 and impl in benchmarks.get(name, {}))
             if points:
-                ax.errorbar([n for n, _ in points], [v["mean"] * 1e6 for _, v in points],
-                            yerr=[v["stdev"] * 1e6 for _, v in points], color=COLORS[backend],
+                ax.errorbar([n for n, _ in points], [v["median"] * 1e6 for _, v in points],
+                            yerr=[v["mad"] * 1e6 for _, v in points], color=COLORS[backend],
                             label=f"{impl} {backend}", capsize=2, **style)
     ax.set(xscale="log", yscale="log", xlabel="registered fds (N), one of them ready",
            ylabel="one select(0) (µs, log)", title="select(0) with 1 ready fd: select and poll "
-           "scan all N, epoll pays for the ready one\n(pyperf mean; bars: standard deviation)")
+           "scan all N, epoll pays for the ready one\n(median; bars: median absolute deviation)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, ncol=3)
     _save(fig, doc, path)
@@ -67,10 +67,10 @@ def loop(doc, path) -> None:
                              squeeze=False)
     for ax, (name, by_impl) in zip(axes[0], benchmarks.items()):
         impls = list(by_impl)
-        ax.bar(impls, [by_impl[i]["mean"] * 1e6 for i in impls], yerr=[by_impl[i]["stdev"] * 1e6
+        ax.bar(impls, [by_impl[i]["median"] * 1e6 for i in impls], yerr=[by_impl[i]["mad"] * 1e6
                for i in impls], capsize=3, color=[f"C{k}" for k in range(len(impls))])
         ax.set_title(name)
-        ax.set_ylabel("µs per operation (pyperf mean)")
+        ax.set_ylabel("µs per operation (median; bars: MAD)")
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
         ax.grid(True, axis="y", alpha=0.3)
     _save(fig, doc, path)

@@ -62,11 +62,13 @@ def micro_table(section: str, doc: dict, names=None) -> list[str]:
         by_impl = doc["benchmarks"].get(name)
         if by_impl is None:
             continue
-        cells = [duration(by_impl[i]["mean"]) if i in by_impl else "n/a" for i in impls]
-        ratios = [f"{by_impl[a]['mean'] / by_impl[b]['mean']:.2f}x"
+        cells = [duration(by_impl[i]["median"]) if i in by_impl else "n/a" for i in impls]
+        ratios = [f"{by_impl[a]['median'] / by_impl[b]['median']:.2f}x"
                   if a in by_impl and b in by_impl else "-" for a, b in pairs]
         rows.append([label, *cells, *ratios])
-    out = table(["benchmark", *impls, *(f"{a} / {b}" for a, b in pairs)], rows)
+    out = ["pyperf's median per operation over its worker processes; `a / b`: a's time over "
+           "b's (> 1: b is faster).", ""]
+    out += table(["benchmark", *impls, *(f"{a} / {b}" for a, b in pairs)], rows)
     out += [f"- {impl}: not available: {why}" for impl, why in doc["unavailable"].items()]
     if section == "selectors" and "stdlib" in impls:
         out.append("- stdlib n/a: the stdlib's SelectSelector refuses fds >= 1024 (ValueError); "
