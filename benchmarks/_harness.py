@@ -66,7 +66,7 @@ def machine() -> dict:
                       if line.startswith("model name")), platform.machine())
     git = _git("rev-parse", "--short", "HEAD")
     if _git("status", "--porcelain", "--untracked-files=no", "--", "reactor", "_native",
-            "benchmarks", "setup.py"):
+            "benchmarks", ":!benchmarks/recorded", "setup.py"):
         git += "+dirty"
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cpu_model": model, "nproc": os.cpu_count(), "kernel": platform.release(),
