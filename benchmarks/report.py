@@ -1,298 +1,225 @@
-"""The suite's Markdown summary: headline tables first, then every figure.
+"""The suite's Markdown: ``summary.md`` (every table, each with its command)
+and the top-level README's Benchmarks section, from ``results.json`` alone.
 
-Reads only the results document that ``python -m benchmarks`` writes, so
-``python -m benchmarks.report DIR`` rebuilds DIR/summary.md from
-DIR/results.json.
+    python -m benchmarks.report DIR [README_SECTION.md]   # rebuild DIR/summary.md
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
 
-from benchmarks import echo_bench, loop_bench, selectors_bench
-from benchmarks._common import ROOT, echo_png, size_label
-from benchmarks.selectors_bench import fmt_ns
+from benchmarks._harness import ROOT
+from benchmarks.driver import CASES
 
-# (label, case, backend, N, ready) of the selector headline rows
 SELECTOR_HEADLINE = (
-    ("epoll: select(0), 1 of 10,000 ready", "select(0)", "Epoll", 10000, 1),
-    ("epoll: select(0), 1,000 of 1,000 ready", "select(0)", "Epoll", 1000, 1000),
-    ("epoll: register + unregister (1,000 registered)", "register+unregister", "Epoll", 1000, None),
-    ("epoll: modify(), mask change", "modify(mask)", "Epoll", 1000, None),
-    ("poll: select(0), 1 of 1,000 ready", "select(0)", "Poll", 1000, 1),
-    ("select: select(0), 1 of 1,000 ready", "select(0)", "Select", 1000, 1),
-    ("select: select(0), 1 of 10,000 ready", "select(0)", "Select", 10000, 1),
+    ("epoll: select(0), 1 of 10,000 ready", "epoll select(0) N=10000 ready=1"),
+    ("epoll: select(0), 1,000 of 1,000 ready", "epoll select(0) N=1000 ready=1000"),
+    ("epoll: register + unregister, 1,000 registered", "epoll register+unregister N=1000"),
+    ("epoll: modify(), mask change", "epoll modify(mask) N=1000"),
+    ("poll: select(0), 1 of 1,000 ready", "poll select(0) N=1000 ready=1"),
+    ("select: select(0), 1 of 1,000 ready", "select select(0) N=1000 ready=1"),
+    ("select: select(0), 1 of 10,000 ready", "select select(0) N=10000 ready=1"),
 )
+# time ratios a / b shown beside each micro-benchmark (> 1: b is faster)
+PAIRS = {"selectors": (("stdlib", "reactor"), ("reactor", "kernel")),
+         "loop": (("asyncio", "reactor"), ("asyncio-reactor", "reactor"), ("uvloop", "reactor")),
+         "import": (("reactor", "stdlib"),)}
+TITLES = {"selectors": "Selectors: reactor vs the stdlib vs the kernel",
+          "loop": "Loop dispatch", "import": "Import time",
+          "echo": "Echo: one asyncio.Protocol on four loops", "echo-sizes": "Echo: sizes",
+          "tls": "Echo over TLS", "models": "IO models", "soak": "Soak", "files": "File IO"}
 ECHO_COLUMNS = (("msgs/s", "msgs_per_s", 0), ("p50 µs", "p50_us", 0), ("p99 µs", "p99_us", 0),
                 ("user µs/msg", "user_us_per_msg", 2), ("sys µs/msg", "sys_us_per_msg", 2),
-                ("CPU µs/msg", "cpu_us_per_msg", 2))
+                ("CPU µs/msg", "cpu_us_per_msg", 2), ("RSS MiB", "rss_mib", 1),
+                ("other load %", "other_cpu_pct", 0))
+METRIC_NAMES = {"user_us_per_msg": "user CPU per message", "cpu_us_per_msg": "total CPU per "
+                "message", "msgs_per_s": "messages per second"}
 
 
-def _num(v, nd):
-    return f"{v:,.{nd}f}"
+def duration(seconds: float) -> str:
+    if seconds < 1e-6:
+        return f"{seconds * 1e9:,.0f} ns"
+    return f"{seconds * 1e6:,.1f} µs" if seconds < 1e-3 else f"{seconds * 1e3:,.2f} ms"
 
 
-def _rel(s, base, metric):
-    b = base[metric]["median"]
-    return f"{s[metric]['median'] / b:.2f}x" if b > 0 else "-"
-
-
-def _find(results, case, backend, n, ready):
-    for r in results:
-        if (r["case"], r["backend"], r["n"], r["ready"]) == (case, backend, n, ready):
-            return r
-    return None
+def table(header, rows) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1),
+            *("| " + " | ".join(map(str, row)) + " |" for row in rows), ""]
 
 
 def machine_line(meta) -> str:
     return (f"{meta['cpu_model']}, {meta['nproc']} cores, Linux {meta['kernel']}, "
-            f"{meta['python_impl']} {meta['python']}, git {meta['git']}, {meta['date']}")
+            f"{meta['python']}, git {meta['git']}, {meta['date']}")
 
 
-def selector_headline(doc) -> list[str]:
-    results = doc["selectors"]["results"]
-    out = ["| operation | reactor | stdlib | stdlib / reactor | kernel floor | "
-           "reactor / kernel | stdlib / kernel |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
-    for label, case, backend, n, ready in SELECTOR_HEADLINE:
-        r = _find(results, case, backend, n, ready)
-        if r is None:
+def micro_table(section: str, doc: dict, names=None) -> list[str]:
+    impls = [i for i in doc["files"]]
+    pairs = [(a, b) for a, b in PAIRS[section] if a in impls and b in impls]
+    rows = []
+    for label, name in names or [(n, n) for n in doc["benchmarks"]]:
+        by_impl = doc["benchmarks"].get(name)
+        if by_impl is None:
             continue
-        s, f = r["stdlib_ns"], r["floor_ns"]
-        out.append("| " + " | ".join((
-            label, f"{fmt_ns(r['ours_ns']['median'])} ns",
-            f"{fmt_ns(s['median'])} ns" if s else "n/a (fd >= 1024)",
-            f"**{r['ratio']:.2f}x**" if s else "-",
-            f"{fmt_ns(f['median'])} ns" if f else "no syscall",
-            f"{r['ours_x_floor']:.2f}x" if f else "-",
-            f"{r['stdlib_x_floor']:.2f}x" if f and s else "-")) + " |")
-    return out
+        cells = [duration(by_impl[i]["median"]) if i in by_impl else "n/a" for i in impls]
+        ratios = [f"{by_impl[a]['median'] / by_impl[b]['median']:.2f}x"
+                  if a in by_impl and b in by_impl else "-" for a, b in pairs]
+        rows.append([label, *cells, *ratios])
+    out = ["pyperf's median per operation over its worker processes; `a / b`: a's time over "
+           "b's (> 1: b is faster).", ""]
+    out += table(["benchmark", *impls, *(f"{a} / {b}" for a, b in pairs)], rows)
+    out += [f"- {impl}: not available: {why}" for impl, why in doc["unavailable"].items()]
+    if section == "selectors" and "stdlib" in impls:
+        out.append("- stdlib n/a: the stdlib's SelectSelector refuses fds >= 1024 (ValueError); "
+                   "kernel n/a: the operation makes no syscall")
+    return out + [""]
 
 
-def headline_cell(echo) -> dict | None:
-    for cell in echo["cells"]:
-        if cell["headline"]:
-            return cell
-    return echo["cells"][0] if echo["cells"] else None
+def echo_table(doc: dict, size: int, conns: int) -> list[str]:
+    rows = []
+    for name in doc["config"]["servers"]:
+        row = next((r for r in doc["summary"] if (r["server"], r["size"], r["connections"])
+                    == (name, size, conns)), None)
+        if row:
+            rows.append([name, *(f"{row[m]:,.{nd}f}" for _, m, nd in ECHO_COLUMNS)])
+        else:
+            why = doc["unavailable"].get(name) or next(
+                (r.get("error") or f"{r['errors']} echo errors" for r in doc["runs"]
+                 if r["server"] == name and r["size"] == size and r["connections"] == conns),
+                "no run")
+            rows.append([name, f"not available: {why}" if name in doc["unavailable"]
+                         else f"FAILED: {why}", *[""] * (len(ECHO_COLUMNS) - 1)])
+    return table(["server", *(c[0] for c in ECHO_COLUMNS)], rows)
 
 
-def echo_disturbance(echo) -> str:
-    """How much of the two cores other work took during the echo runs."""
-    other = [max(r["derived"].get("other_on_server_core_pct", 0),
-                 r["derived"].get("other_on_client_core_pct", 0))
-             for r in echo["runs"] if r["ok"]]
-    if not other:
-        return ""
-    busy = sum(1 for x in other if x > echo_bench.BUSY_PCT)
-    return (f"Other work on the machine took a median {statistics.median(other):.0f}% and at "
-            f"most {max(other):.0f}% of the server's or the client's core during the echo "
-            f"runs; {busy} of {len(other)} runs had more than {echo_bench.BUSY_PCT:g}% "
-            f"(re-run up to {echo['config']['retry_busy']} time(s) each while the "
-            f"{echo['config']['max_extra']} s allowance lasted, then kept).")
-
-
-def echo_table(echo, cell, vs="reactor") -> list[str]:
-    base = cell["summary"].get(vs)
-    out = ["| server | " + " | ".join(c[0] for c in ECHO_COLUMNS) +
-           f" | msgs/s vs {vs} | user CPU/msg vs {vs} | runs |",
-           "|---|" + "---:|" * (len(ECHO_COLUMNS) + 3)]
-    for name in echo["servers"]:
-        s = cell["summary"].get(name)
-        if s is None:
-            out.append(f"| {name} | all runs failed |" + " |" * (len(ECHO_COLUMNS) + 2))
+def ratio_lines(doc: dict) -> list[str]:
+    out = []
+    for r in doc["ratios"]:
+        what = (f"{r['numerator']} / {r['denominator']}, {METRIC_NAMES[r['metric']]}, "
+                f"{r['size']:,} B x {r['connections']}")
+        target = f" (issue 9's target: <= {r['target']})" if r["target"] else ""
+        if "ratio" not in r:
+            out.append(f"- {what}: n/a{target}: {r['why']}")
             continue
-        cells = [_num(s[m]["median"], nd) for _, m, nd in ECHO_COLUMNS]
-        rel = ["-", "-"]
-        if base and name != vs:
-            rel = [_rel(s, base, "msgs_per_s"), _rel(s, base, "user_us_per_msg")]
-        out.append(f"| {name} | " + " | ".join(cells + rel) + f" | {s['runs']} |")
-    for name, why in echo["skipped"].items():
-        out.append(f"| {name} | {why} |" + " |" * (len(ECHO_COLUMNS) + 2))
+        verdict = "" if not r["target"] else " met" if r["ratio"] <= r["target"] else " MISSED"
+        spread = (f" (runs: {min(r['paired']):.2f}-{max(r['paired']):.2f})"
+                  if len(r["paired"]) > 1 else "")
+        out.append(f"- {what}: **{r['ratio']:.2f}x**{spread}{target}{verdict}")
+    return out + [""]
+
+
+def echo_section(section: str, doc: dict, plots: dict, commands: bool = True) -> list[str]:
+    cfg = doc["config"]
+    out = [f"{cfg['repeat']} run(s) per server and cell of {cfg['duration']:g} s after "
+           f"{cfg['warmup']:g} s of load; servers interleaved, pinned to one core, the C client "
+           "to the other; medians. CPU per message is the server's, from psutil; 'other load' "
+           "is the most any other work took of either core during a run.", ""]
+    if section == "soak" and "memory" in doc:
+        m = doc["memory"]
+        out += [f"**{'PASSED' if m['passed'] else 'FAILED'}**: {m['messages']:,} messages, "
+                f"{m['errors']} byte errors; server RSS {m['rss_mib_start']:.1f} MiB after the "
+                f"first tenth, {m['rss_mib_end']:.1f} MiB at the end, peak "
+                f"{m['peak_rss_mib'] or 0:.1f} MiB ({m['growth_kib']:+,.0f} KiB, slope "
+                f"{m['slope_kib_per_min']:+,.0f} KiB/min: {'flat' if m['flat'] else 'NOT FLAT'}).",
+                ""]
+    out += ratio_lines(doc) if doc["ratios"] else []
+    out += [f"![{section}]({plots[section]})", ""] if section in plots else []
+    for size in cfg["sizes"]:
+        key = f"{section}_{size // 1024}KiB" if size % 1024 == 0 else f"{section}_{size}B"
+        if key in plots:
+            out += [f"![{section}, {size:,}-byte messages]({plots[key]})", ""]
+        for conns in cfg["connections"]:
+            out += [f"{size:,}-byte messages, {conns} connection{'s' * (conns != 1)}:", ""]
+            out += echo_table(doc, size, conns)
+    out += [f"- {r['server']}, {r['size']:,} B x {r['connections']}: made twice, no message "
+            "came back the first time" for r in doc["runs"] if r.get("retried")]
+    if commands:
+        out += [f"- `{name}`: `{cmd}`" for name, cmd in doc["commands"].items()]
+    return out + [""]
+
+
+def failures(doc: dict) -> list[str]:
+    """What makes the suite exit 2."""
+    out = [f"{s}: {e}" for s in PAIRS if s in doc for e in doc[s]["errors"]]
+    for section in (s for s in CASES if s in doc):
+        d = doc[section]
+        out += [f"{section}: {r['server']} {r['size']} B x {r['connections']}: "
+                f"{r.get('error') or str(r['errors']) + ' echo errors'}"
+                for r in d["runs"] if "error" in r or r["errors"]]
+        out += [f"{section}: {n} exited with {e['exit']}: {e['last_line']}"
+                + (f"; it logged {e['traceback']}" if e["traceback"] else "")
+                for n, e in d["exits"].items() if e["exit"] or e["traceback"]]
+        if "memory" in d and not d["memory"]["passed"]:
+            out.append(f"{section}: memory or bytes check failed: {d['memory']}")
     return out
 
 
-def loop_headline(loop) -> list[str]:
-    impls = list(loop["impls"]) + list(loop["skipped"])
-    out = ["| benchmark | " + " | ".join(impls) + " |", "|---|" + "---:|" * len(impls)]
-    for bench, by_impl in loop["results"].items():
-        cells = []
-        for impl in impls:
-            r = by_impl.get(impl)
-            if r is None:
-                cells.append("not installed" if impl in loop["skipped"] else "-")
-                continue
-            x = f" ({r['x_base']:.2f}x)" if "x_base" in r else ""
-            cells.append(f"{r['ns']['median'] / 1e3:,.2f} µs{x}")
-        out.append(f"| {bench}: {loop['benches'][bench]} | " + " | ".join(cells) + " |")
-    return out
-
-
-def _intro(title, command, method) -> list[str]:
-    return [f"## {title}", "", f"Same section alone: `{command}`. {method}", ""]
-
-
-def build(doc: dict) -> str:
-    meta, cmds = doc["meta"], doc["commands"]
-    L = [f"# reactor benchmarks: {meta['mode']} run", "",
-         f"Machine: {machine_line(meta)}. Load average at start {meta['loadavg_start']}, "
-         f"at end {meta.get('loadavg_end')}.", "",
-         f"Command (from the repository root): `{cmds['suite']}`, "
-         f"{meta.get('elapsed_s', 0):.0f} s.", ""]
+def summary(doc: dict) -> str:
+    meta = doc["meta"]
+    out = [f"# reactor benchmarks: {meta['mode']} run", "",
+           f"`{meta['command']}`, {meta['elapsed_s']:.0f} s, on {machine_line(meta)}; load "
+           f"average at start {meta['loadavg']}.", ""]
     if meta["mode"] != "full":
-        L += [f"**A {meta['mode']} run: counts are tiny, so the figures only show that "
-              "every benchmark runs; they mean nothing.**", ""]
-    for note in doc.get("notes", []):
-        L += [f"- {note}"]
-    if doc.get("notes"):
-        L.append("")
-
-    if doc.get("selectors"):
-        sel = doc["selectors"]
-        cfg = sel["config"]
-        L += _intro("Selectors: reactor vs the stdlib vs the kernel", cmds["selectors"],
-              f"{cfg['processes']} fresh worker processes x {cfg['rounds_per_process']} "
-              f"rounds of ~{cfg['batch_ms']:g} ms batches per case "
-              f"({cfg['warmup_batches']} warm-up batch), pinned "
-              f"({cfg['pinned']}); ours and the stdlib interleaved in each process. "
-              "Median ns per operation over all rounds; `stdlib / reactor` is the median of "
-              "the per-round paired ratios (> 1: reactor is faster); the kernel floor is the "
-              "same syscall on the same fds timed from C (`benchmarks/floor.c`), run after "
-              "each worker.")
-        L += selector_headline(doc) + [""]
-        L += ["![select(0) time vs registered fds, log-log](scaling.png)", ""]
-        L += ["All cases:", "", selectors_bench.format_markdown_table(sel["results"]), ""]
-        L += [f"- {n}" for n in selectors_bench.notes(sel["results"])]
-        L += [f"- {selectors_bench.targets_line(sel['results'])} (targets from the selectors "
-              "issue; `missed (within noise)`: the upper quartile of the paired ratios reaches it)"]
-        sc = sel.get("strace_check", {})
-        L += [f"- strace check, data-only `modify()` makes no `epoll_ctl`: {sc.get('status')}"
-              + (f" ({sc.get('reason')})" if sc.get("reason") else "")]
-        if sel["errors"]:
-            L += [f"- **SANITY ERRORS**: {'; '.join(sel['errors'])}"]
-        L.append("")
-
-    if doc.get("echo"):
-        echo = doc["echo"]
-        cfg = echo["config"]
-        head = headline_cell(echo)
-        L += _intro("Echo, end to end", cmds["echo"], "Every server pinned to CPU "
-              f"{echo['meta']['server_cpu']}, the compiled C client (`benchmarks/echo/client.c`, "
-              f"verifies every byte) to CPU {echo['meta']['client_cpu']}; each connection "
-              "ping-pongs one message at a time; each server warmed by one connection before "
-              f"each run; {cfg['warmup']:g} s of load, then {cfg['duration']:g} s measured; "
-              "servers interleaved. Medians over the runs; server CPU per message from "
-              "`/proc/PID/stat` (user and system, tick-sampled) and schedstat (total, exact). "
-              + echo_disturbance(echo))
-        if head:
-            L += [f"### Headline: {head['size']:,}-byte messages x {head['connections']} "
-                  f"connections, {head['repeat']} runs per server", ""]
-            L += echo_table(echo, head) + [""]
-            for row in head["ratios"]:
-                if row.get("ratio") is None:
-                    continue
-                tgt = (f" (target {row['op']} {row['target']}: {row['verdict']})"
-                       if row["target"] is not None else "")
-                paired = ", ".join(f"{p:.2f}" for p in row["paired"])
-                L.append(f"- {row['label']}: **{row['ratio']:.2f}x** [runs: {paired}]{tgt}")
-            L.append("")
-        sizes = list(dict.fromkeys(c["size"] for c in echo["cells"]))
-        for size in sizes:
-            L += [f"### {size:,}-byte messages", "",
-                  f"![echo, {size:,}-byte messages]({echo_png(size)})", ""]
-            for cell in echo["cells"]:
-                if cell["size"] == size and cell is not head:
-                    L += [f"{cell['connections']} connection(s), {cell['repeat']} run(s) per "
-                          "server:", ""] + echo_table(echo, cell) + [""]
-        warnings = [w for c in echo["cells"] for w in c["warnings"]]
-        failed = [r for r in echo["runs"] if not r["ok"]]
-        for w in warnings:
-            L.append(f"- warning: {w}")
-        for r in failed:
-            L.append(f"- **failed run**: {r['server']} ({r['connections']} x {r['size']} B): "
-                     f"{r['error']}")
-        L += ["", "Servers:", ""] + [f"- `{n}`: {s['description']} (`{s['command']}`)"
-                                      for n, s in echo["servers"].items()]
-        L.append("")
-
-    if doc.get("loop"):
-        loop = doc["loop"]
-        cfg = loop["config"]
-        L += _intro("Loop dispatch", cmds["loop"], f"{cfg['processes']} fresh pinned processes "
-              f"x {cfg['rounds_per_process']} rounds ({cfg['warmup_rounds']} discarded); median "
-              "µs per operation, in brackets the median per-round ratio to reactor.Reactor "
-              "(> 1: reactor is faster).")
-        L += loop_headline(loop) + ["", "![loop dispatch](loop.png)", "",
-                                    loop_bench.format_markdown_table(loop), ""]
-        L += [f"- `{i}`: {d}" for i, d in loop["impls"].items()]
-        L += [f"- `{i}`: {why}" for i, why in loop["skipped"].items()]
-        L.append("")
-    return "\n".join(L)
+        out += [f"**A {meta['mode']} run: the counts are tiny, so the figures only show that "
+                "every benchmark runs; they mean nothing.**", ""]
+    out += [f"- FAILED: {f}" for f in failures(doc)]
+    for section, title in TITLES.items():
+        if section not in doc:
+            continue
+        out += [f"## {title}", "", f"`{doc[section]['command']}`", ""]
+        if section in CASES:
+            out += echo_section(section, doc[section], doc["plots"])
+            continue
+        if section == "files":  # files_bench.run()'s dict, as it is
+            out += ["```json", json.dumps(doc[section], indent=1), "```", ""]
+            continue
+        if section == "selectors":
+            out += micro_table(section, doc[section], SELECTOR_HEADLINE)
+            out += ["![select(0) time vs registered fds](scaling.png)", "", "Every case:", ""]
+        elif section == "loop":
+            out += ["![loop dispatch](loop.png)", ""]
+        out += micro_table(section, doc[section])
+        if doc[section].get("compare_to"):
+            out += ["`python -m pyperf compare_to ... --table` (significance is pyperf's):", "",
+                    "```", doc[section]["compare_to"].rstrip(), "```", ""]
+    return "\n".join(out)
 
 
 def readme_section(doc: dict, rel_dir: str) -> str:
-    """The top-level README's results section, from a full run whose files
-    are committed in ``rel_dir`` (a path relative to the repository root)."""
-    meta, cmds = doc["meta"], doc["commands"]
-    L = ["## Benchmarks", "",
-         "Every figure is measured beside its baseline in the same run, by one command from "
-         "the repository root (`pip install -e '.[bench]'` first, for uvloop and matplotlib):",
-         "", "```sh",
-         "python -m benchmarks            # the whole suite, ~7.5 min on 2 cores",
-         "python -m benchmarks --quick    # the same at small counts, < 1 min",
-         "```", "",
-         "It prints its progress and writes JSON, a Markdown summary and PNG plots to "
-         "`benchmarks/results/`; method, cases and options in "
-         f"[benchmarks/README.md](benchmarks/README.md). The figures below are one {meta['mode']} "
-         "run, "
-         f"`{cmds['suite']}`, committed in [{rel_dir}/]({rel_dir}/) "
-         f"([summary.md]({rel_dir}/summary.md) has every table), on this machine: "
-         f"{meta['cpu_model']} ({meta['nproc']} cores, shared with other work), Linux "
-         f"{meta['kernel']}, {meta['python_impl']} {meta['python']}, {meta['date'][:10]}, "
-         f"git {meta['git']}.", ""]
-    if doc.get("selectors"):
-        L += ["### Selectors: reactor vs the stdlib vs the kernel", "",
-              f"This section alone: `{cmds['selectors']}`. Median ns per call over "
-              f"{doc['selectors']['config']['processes']} fresh pinned processes; "
-              "`stdlib / reactor` is the median of paired ratios timed back to back (> 1: "
-              "reactor is faster); the kernel floor is the same syscall on the same fds timed "
-              "from C.", ""]
-        L += selector_headline(doc) + [""]
-        L += ["One `select(0)` with one ready fd as idle fds grow: select and poll scan "
-              "every fd on every call, epoll pays only for the ready one.", "",
-              f"![select(0) time vs registered fds, log-log]({rel_dir}/scaling.png)", ""]
-    if doc.get("echo"):
-        echo = doc["echo"]
-        head = headline_cell(echo)
-        if head:
-            L += [f"### Echo: {head['size']:,}-byte messages, {head['connections']} connections",
-                  "", f"This section alone: `{cmds['echo']}`. Servers on CPU "
-                  f"{echo['meta']['server_cpu']}, the compiled C client on CPU "
-                  f"{echo['meta']['client_cpu']}; median of {head['repeat']} runs of "
-                  f"{echo['config']['duration']:g} s per server; server CPU per message, user "
-                  "and system, from /proc (user/system tick-sampled). " + echo_disturbance(echo),
-                  ""]
-            L += echo_table(echo, head) + [""]
-            sizes = list(dict.fromkeys(c["size"] for c in echo["cells"]))
-            L += ["All sizes and connection counts: " + ", ".join(
-                f"[{size_label(sz)}]({rel_dir}/{echo_png(sz)})"
-                for sz in sizes) + ".", ""]
-    if doc.get("loop"):
-        L += ["### Loop dispatch", "",
-              f"This section alone: `{cmds['loop']}`. Median µs per operation; in brackets "
-              "the ratio to reactor.Reactor (> 1: reactor is faster).", ""]
-        L += loop_headline(doc["loop"]) + [""]
-    return "\n".join(L)
+    """The README's Benchmarks section from a run committed in rel_dir."""
+    meta = doc["meta"]
+    out = ["## Benchmarks", "", "Every figure is measured beside its baseline in the same run, "
+           "from the repository root (`pip install -e '.[bench]'` first):", "", "```sh",
+           "python -m benchmarks            # everything, under 10 minutes on 2 cores",
+           "python -m benchmarks --quick    # the same at small counts, under a minute",
+           "```", "", f"It shows its progress and writes JSON (pyperf's too), a Markdown summary "
+           f"and PNG plots to `benchmarks/results/`; cases and method in "
+           f"[benchmarks/README.md](benchmarks/README.md). The figures below are one "
+           f"{meta['mode']} run, `{meta['command']}`, committed in [{rel_dir}/]({rel_dir}/) "
+           f"([summary.md]({rel_dir}/summary.md) has every table), on {machine_line(meta)}.", ""]
+    for section in ("selectors", "echo", "loop", "import", "soak"):
+        if section not in doc:
+            continue
+        d = doc[section]
+        out += [f"### {TITLES[section]}", "", f"`{d['command']}`", ""]
+        if section == "selectors":
+            out += micro_table(section, d, SELECTOR_HEADLINE)
+            out += [f"![select(0) time vs registered fds]({rel_dir}/scaling.png)", ""]
+        elif section in CASES:
+            plots = {key: f"{rel_dir}/{name}" for key, name in doc["plots"].items()}
+            out += echo_section(section, d, plots, commands=False)
+        else:
+            out += micro_table(section, d)
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join("benchmarks", "results")
-    with open(os.path.join(out, "results.json")) as f:
-        d = json.load(f)
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(build(d))
-    if len(sys.argv) > 2:  # python -m benchmarks.report DIR README_SECTION.md
+    out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join("benchmarks", "results")
+    with open(os.path.join(out_dir, "results.json")) as f:
+        results = json.load(f)
+    with open(os.path.join(out_dir, "summary.md"), "w") as f:
+        f.write(summary(results))
+    if len(sys.argv) > 2:
         with open(sys.argv[2], "w") as f:
-            f.write(readme_section(d, os.path.relpath(out, ROOT)) + "\n")
+            f.write(readme_section(results, os.path.relpath(os.path.abspath(out_dir), ROOT)))

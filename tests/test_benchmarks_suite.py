@@ -1,20 +1,23 @@
 """``python -m benchmarks``, the whole suite, at tiny counts (``--smoke``), so
-that no part of the benchmark code -- selectors with the C floor, every echo
-server, the loop benchmarks, the plots and the summary -- can rot unnoticed.
-The figures of a smoke run mean nothing; only their presence and sanity are
-checked."""
+that no part of the benchmark code -- the pyperf micro-benchmarks with the C
+floor, every echo server on the echo driver, the plots and the summary --
+can rot unnoticed.  The figures of a smoke run mean nothing; only their
+presence and sanity are checked."""
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 
 from test_smoke import ROOT, run
 
+sys.path.insert(0, str(ROOT))
+from benchmarks import driver, selectors_bench  # noqa: E402
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-ECHO_SERVERS = ("reactor", "chapter-selectors", "asyncio-protocol", "asyncio-protocol-reactor",
-                "asyncio-streams", "asyncio-streams-reactor", "uvloop", "c-epoll")
-LOOPS = ("reactor", "asyncio", "asyncio-reactor", "uvloop")
+ECHO_SECTIONS = ("echo", "echo-sizes", "tls", "models", "soak")
 
 
 def _positive(x):
@@ -27,6 +30,12 @@ def _check_png(path):
     assert len(data) > 10_000, f"{path} is suspiciously small ({len(data)} bytes)"
 
 
+def _pending(server, why):
+    """The Reactor's asyncio-style protocol API is being written (issue 9):
+    until it lands, its servers may be 'not available', saying why."""
+    return server.split("-")[0] == "reactor" and "create_server" in why
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
@@ -35,130 +44,139 @@ def smoke(tmp_path_factory):
     return out, proc, json.loads((out / "results.json").read_text())
 
 
-def test_writes_json_summary_and_plots(smoke):
+def test_writes_json_summary_plots_and_pyperf_files(smoke):
     out, proc, doc = smoke
     assert "Traceback" not in proc.stderr
-    for name in ("scaling.png", "echo_1KiB.png", "echo_100KiB.png", "loop.png"):
-        _check_png(out / name)
-    assert set(doc["files"].values()) == {p.name for p in out.iterdir()}
-    # progress was shown as it went, one line per section at least
-    for section in ("selectors", "echo", "loop"):
+    for section in (*ECHO_SECTIONS, "selectors", "loop", "import"):
         assert f"[suite] {section} done" in proc.stderr, proc.stderr
+    assert sorted(doc["plots"].values()) == sorted(p.name for p in out.glob("*.png"))
+    for name in ("scaling.png", "loop.png", "echo_1KiB.png", "echo-sizes_100KiB.png",
+                 "tls_1KiB.png", "models_1KiB.png", "soak.png"):
+        _check_png(out / name)
+    # pyperf's own tools read the micro-benchmarks' files
+    files = [str(out / doc["selectors"]["files"][i]) for i in ("stdlib", "reactor", "kernel")]
+    compare = subprocess.run([sys.executable, "-m", "pyperf", "compare_to", *files, "--table"],
+                             capture_output=True, text=True)
+    assert compare.returncode == 0, compare.stderr
+    assert "epoll select(0) N=1 ready=1" in compare.stdout
 
 
 def test_json_describes_the_machine_and_the_commands(smoke):
     _, _, doc = smoke
     meta = doc["meta"]
-    assert meta["mode"] == "smoke"
+    assert meta["mode"] == "smoke" and meta["command"].startswith("python -m benchmarks --smoke")
     for key in ("cpu_model", "nproc", "kernel", "python", "date", "git"):
         assert meta[key], key
-    assert doc["commands"]["suite"].startswith("python -m benchmarks --smoke")
-    for section in ("selectors", "echo", "loop"):
-        assert doc["commands"][section].startswith(f"python -m benchmarks.{section}_bench")
+    assert doc["selectors"]["command"].startswith("python -m benchmarks.selectors_bench --impl")
+    assert doc["echo"]["command"] == "python -m benchmarks --smoke --sections echo"
 
 
-def test_selectors_section_has_ratios_and_the_kernel_floor(smoke):
+def test_selectors_have_every_case_and_the_kernel_floor(smoke):
     _, _, doc = smoke
     sel = doc["selectors"]
-    assert sel["errors"] == []
-    assert sel["floor"]["error"] is None, sel["floor"]
-    results = sel["results"]
-    assert {r["backend"] for r in results} == {"Epoll", "Poll", "Select"}
-    cases = {(r["case"], r["backend"], r["n"], r["ready"]) for r in results}
-    for backend in ("Epoll", "Poll", "Select"):
-        for n, ready in ((1, 1), (100, 1), (100, 100), (10000, 1), (10000, 10000)):
-            assert ("select(0)", backend, n, ready) in cases
-        for case in ("register+unregister", "modify(mask)", "modify(data)"):
-            assert (case, backend, 1000, None) in cases
-    for r in results:
-        assert _positive(r["ours_ns"]["median"]), r
-        if r["stdlib_ns"] is None:  # the stdlib's select cannot watch fd >= 1024
-            assert r["backend"] == "Select" and r["n"] == 10000 and "1024" in r["stdlib_reason"]
-        else:
-            assert _positive(r["stdlib_ns"]["median"]) and _positive(r["ratio"]), r
-        if r["floor_case"]:  # a syscall: timed from C as well
-            assert _positive(r["floor_ns"]["median"]) and _positive(r["ours_x_floor"]), r
-        else:
-            assert r["floor_reason"].startswith("no syscall"), r
-    epoll = [r for r in results if r["backend"] == "Epoll" and r["case"] != "modify(data)"]
-    assert all(r["floor_case"] for r in epoll)
+    assert sel["errors"] == [] and sel["unavailable"] == {}
+    for name, op, backend, n, ready in selectors_bench.cases("1,10000"):
+        by_impl = sel["benchmarks"][name]
+        assert _positive(by_impl["reactor"]["median"]), name
+        # the stdlib's select refuses fds >= 1024; the floor only times syscalls
+        assert ("stdlib" in by_impl) == (not selectors_bench.stdlib_refuses(backend, n)), name
+        assert ("kernel" in by_impl) == ((op, backend) in selectors_bench.FLOOR), name
+        assert all(_positive(v["median"]) for v in by_impl.values()), name
 
 
-def test_echo_section_covers_every_server_and_size(smoke):
-    _, _, doc = smoke
-    echo = doc["echo"]
-    assert [(c["size"], c["connections"]) for c in echo["cells"]] == [(1024, 2), (102400, 2)]
-    for run_ in echo["runs"]:
-        assert run_["ok"], run_
-        assert run_["client"]["errors"]["total"] == 0, run_  # every byte verified
-    for cell in echo["cells"]:
-        for name in ECHO_SERVERS:
-            if name in echo["skipped"]:  # only uvloop may be absent, and says why
-                assert name == "uvloop" and "not installed" in echo["skipped"][name]
-                continue
-            s = cell["summary"][name]
-            for metric in ("msgs_per_s", "p50_us", "p99_us", "cpu_us_per_msg"):
-                assert _positive(s[metric]["median"]), (name, metric, s[metric])
-            assert s["p99_us"]["median"] >= s["p50_us"]["median"]
-            for metric in ("user_us_per_msg", "sys_us_per_msg"):  # tick-sampled: may be 0
-                assert s[metric]["median"] >= 0, (name, metric)
-    assert echo["meta"]["client_cpu"] != echo["meta"]["server_cpu"]
-
-
-def test_loop_section_has_every_benchmark(smoke):
+def test_loop_and_import_cover_every_implementation(smoke):
     _, _, doc = smoke
     loop = doc["loop"]
-    assert set(loop["results"]) == {"chain", "timers", "wakeups"}
-    for bench, by_impl in loop["results"].items():
-        for impl in LOOPS:
-            if impl in loop["skipped"]:
-                assert impl == "uvloop"
-                continue
-            assert _positive(by_impl[impl]["ns"]["median"]), (bench, impl)
-            if impl != "reactor":
-                assert _positive(by_impl[impl]["x_base"]), (bench, impl)
+    assert loop["errors"] == []
+    for impl, why in loop["unavailable"].items():  # only an optional module may be missing
+        assert impl == "uvloop" and "Error" in why
+    for bench in ("chain", "timers", "wakeups"):
+        assert set(loop["benchmarks"][bench]) == set(loop["files"]) >= {
+            "reactor", "asyncio", "asyncio-reactor"}
+        assert all(_positive(v["median"]) for v in loop["benchmarks"][bench].values())
+    assert set(doc["import"]["benchmarks"]["import"]) == {"stdlib", "reactor"}
 
 
-def test_summary_has_headlines_plots_and_commands(smoke):
+@pytest.mark.parametrize("section", ECHO_SECTIONS)
+def test_every_echo_server_ran_or_says_why_not(smoke, section):
+    _, _, doc = smoke
+    case = doc[section]
+    for server, why in case["unavailable"].items():
+        assert _pending(server, why) or (server.startswith("uvloop") and "uvloop" in why), why
+    assert not any("error" in r or r["errors"] for r in case["runs"]), case["runs"]
+    assert all(e["exit"] == 0 and not e["traceback"] for e in case["exits"].values()), case
+    for row in case["summary"]:
+        assert row["server"] not in case["unavailable"]
+        for metric in ("msgs_per_s", "p50_us", "rss_mib"):
+            assert _positive(row[metric]), (row["server"], metric)
+        # CPU times come in 10 ms ticks: a loaded machine may give a 0.1 s window none
+        assert row["p99_us"] >= row["p50_us"] and row["cpu_us_per_msg"] >= 0
+    ran = {r["server"] for r in case["summary"]}
+    assert ran | set(case["unavailable"]) == set(case["config"]["servers"])
+    if section == "tls":
+        assert all(r["client"]["tls"] for r in case["runs"]) and "asyncio-tls" in ran
+    if section == "soak":
+        assert case["memory"]["passed"], case["memory"]
+
+
+def test_issue_9_ratios_are_computed_or_say_why(smoke):
+    _, _, doc = smoke
+    rows = {(r["numerator"], r["denominator"], r["metric"]): r for r in doc["echo"]["ratios"]}
+    for num, den, metric, target in driver.RATIOS[:3]:
+        row = rows[num, den, metric]
+        assert row["target"] == target
+        # (CPU times come in 10 ms ticks: a smoke run may see none)
+        assert _positive(row.get("ratio")) or _pending(num, row["why"]) or \
+            "too short a run" in row["why"], row
+    assert _positive(rows["tcpserver", "c-epoll", "msgs_per_s"]["ratio"])
+
+
+def test_summary_has_every_section_with_its_command(smoke):
     out, _, doc = smoke
     md = (out / "summary.md").read_text()
     assert "smoke run" in md and "they mean nothing" in md
-    for text in ("## Selectors", "## Echo, end to end", "## Loop dispatch",
-                 "epoll: select(0), 1 of 10,000 ready", "n/a (fd >= 1024)",
-                 "(scaling.png)", "(echo_1KiB.png)", "(echo_100KiB.png)", "(loop.png)",
-                 doc["commands"]["suite"], doc["commands"]["selectors"],
-                 doc["commands"]["echo"], doc["commands"]["loop"], doc["meta"]["cpu_model"]):
+    for text in ("## Selectors", "## Loop dispatch", "## Import time", "## Echo: one asyncio",
+                 "## Echo over TLS", "## IO models", "## Soak", "**PASSED**", "n/a",
+                 "(scaling.png)", "(echo_1KiB.png)", "significance is pyperf's",
+                 "epoll: select(0), 1 of 10,000 ready", doc["meta"]["cpu_model"]):
+        assert text in md, text
+    for section in ("selectors", "loop", "import", *ECHO_SECTIONS):
+        assert doc[section]["command"] in md, section
+
+
+def test_readme_section_is_generated_from_the_json(smoke, tmp_path):
+    out, _, doc = smoke
+    section = tmp_path / "README_SECTION.md"
+    proc = run(["-m", "benchmarks.report", str(out), str(section)], timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    md = section.read_text()
+    assert md.startswith("## Benchmarks") and "python -m benchmarks --quick" in md
+    for text in ("/scaling.png)", "| benchmark | stdlib | reactor | kernel |", "| server | msgs/s",
+                 doc["selectors"]["command"], doc["echo"]["command"], doc["meta"]["kernel"]):
         assert text in md, text
 
 
 def test_runs_without_uvloop(tmp_path):
-    """uvloop is an optional extra: without it the suite says so and goes on."""
+    """uvloop is an optional extra: without it its rows say why, and the rest runs."""
     fake = tmp_path / "site"
     fake.mkdir()
     (fake / "uvloop.py").write_text("raise ImportError('uvloop hidden by the test')\n")
     out = tmp_path / "out"
-    proc = run(["-m", "benchmarks", "--smoke", "--sections", "echo,loop", "--out", str(out)],
+    proc = run(["-m", "benchmarks", "--smoke", "--sections", "loop,tls", "--out", str(out)],
                timeout=120, env={"PYTHONPATH": f"{fake}:{ROOT}"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "uvloop is not installed" in proc.stderr
     doc = json.loads((out / "results.json").read_text())
-    assert "not installed" in doc["echo"]["skipped"]["uvloop"]
-    assert "not installed" in doc["loop"]["skipped"]["uvloop"]
-    assert all("uvloop" not in c["summary"] for c in doc["echo"]["cells"])
-    assert "not installed" in (out / "summary.md").read_text()
-    _check_png(out / "loop.png")
+    assert "uvloop hidden by the test" in doc["loop"]["unavailable"]["uvloop"]
+    assert "uvloop hidden by the test" in doc["tls"]["unavailable"]["uvloop-tls"]
+    assert "asyncio-tls" in {r["server"] for r in doc["tls"]["summary"]}
+    assert "not available: ImportError: uvloop hidden" in (out / "summary.md").read_text()
 
 
-def test_readme_section_is_generated_from_the_json(smoke):
-    out, _, doc = smoke
-    section = out / "README_SECTION.md"
-    proc = run(["-m", "benchmarks.report", str(out), str(section)], timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    md = section.read_text()
-    assert md.startswith("## Benchmarks")
-    assert "/scaling.png)" in md and doc["commands"]["suite"] in md
-    for text in ("| operation | reactor | stdlib |", "| server | msgs/s |",
-                 "| benchmark | reactor |", doc["meta"]["cpu_model"], doc["meta"]["kernel"],
-                 doc["meta"]["python"]):
-        assert text in md, text
-    section.unlink()  # the summary's file list stays as the suite wrote it
+def test_a_server_that_does_not_start_is_a_row_not_a_crash(monkeypatch):
+    monkeypatch.setitem(driver.SERVERS, "broken", [sys.executable, "-c",
+                                                   "raise SystemExit('broken: no such API')"])
+    case = driver.Case(["broken", "c-epoll"], connections=(1,), duration=0.05, warmup=0)
+    result = driver.run_case(case)
+    assert result["unavailable"] == {"broken": "broken: no such API"}
+    assert [r["server"] for r in result["summary"]] == ["c-epoll"]
+    assert result["summary"][0]["msgs_per_s"] > 0

@@ -24,60 +24,65 @@ import signal
 import socket
 import sys
 
+sel = selectors.DefaultSelector()  # main() swaps in reactor's with --selector reactor
+pending = {}  # conn -> bytes the kernel did not take yet
+
+
+def accept(sock, mask):
+    conn, addr = sock.accept()  # Should be ready
+    conn.setblocking(False)
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sel.register(conn, selectors.EVENT_READ, read)
+
+
+def close(conn):
+    pending.pop(conn, None)
+    sel.unregister(conn)
+    conn.close()
+
+
+def send(conn, data):
+    try:
+        sent = conn.send(data)  # Hope it won't block
+    except BlockingIOError:
+        sent = 0
+    except ConnectionError:
+        close(conn)
+        return
+    if sent < len(data):  # it did: keep the rest, stop reading until it is out
+        pending[conn] = data[sent:]
+        sel.modify(conn, selectors.EVENT_WRITE, flush)
+    elif conn in pending:
+        del pending[conn]
+        sel.modify(conn, selectors.EVENT_READ, read)
+
+
+def flush(conn, mask):
+    send(conn, pending[conn])
+
+
+def read(conn, mask):
+    try:
+        data = conn.recv(65536)  # Should be ready
+    except ConnectionError:  # reset by the peer: treat as closed
+        data = b""
+    if data:
+        send(conn, data)
+    else:
+        close(conn)
+
 
 def main(argv=None):
+    global sel
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9999)
+    parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--selector", choices=("stdlib", "reactor"), default="stdlib")
     args = parser.parse_args(argv)
-
     if args.selector == "reactor":
         import reactor
+        sel.close()
         sel = reactor.DefaultSelector()
-    else:
-        sel = selectors.DefaultSelector()
-
-    def accept(sock, mask):
-        conn, addr = sock.accept()  # Should be ready
-        conn.setblocking(False)
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sel.register(conn, selectors.EVENT_READ, read)
-
-    pending = {}  # conn -> bytes the kernel did not take yet
-
-    def close(conn):
-        pending.pop(conn, None)
-        sel.unregister(conn)
-        conn.close()
-
-    def send(conn, data):
-        try:
-            sent = conn.send(data)  # Hope it won't block
-        except BlockingIOError:
-            sent = 0
-        except ConnectionError:
-            close(conn)
-            return
-        if sent < len(data):  # it did: keep the rest, stop reading until it is out
-            pending[conn] = data[sent:]
-            sel.modify(conn, selectors.EVENT_WRITE, flush)
-        elif conn in pending:
-            del pending[conn]
-            sel.modify(conn, selectors.EVENT_READ, read)
-
-    def flush(conn, mask):
-        send(conn, pending[conn])
-
-    def read(conn, mask):
-        try:
-            data = conn.recv(65536)  # Should be ready
-        except ConnectionError:  # reset by the peer: treat as closed
-            data = b""
-        if data:
-            send(conn, data)
-        else:
-            close(conn)
 
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -88,7 +93,7 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     print(f"chapter echo ({type(sel).__module__}.{type(sel).__name__}): "
-          f"listening on {args.host}:{args.port}", file=sys.stderr, flush=True)
+          f"listening on {args.host}:{sock.getsockname()[1]}", file=sys.stderr, flush=True)
     try:
         while True:
             events = sel.select()

@@ -1,7 +1,7 @@
 /*
- * Echo load client for benchmarks/echo_bench.py.
+ * Echo load client for benchmarks/driver.py.
  *
- *   client HOST PORT CONNECTIONS SIZE WARMUP_S DURATION_S [SERVER_PID]
+ *   client HOST PORT CONNECTIONS SIZE WARMUP_S DURATION_S [--sync] [--prime] [--tls]
  *
  * Opens CONNECTIONS TCP connections (TCP_NODELAY) to HOST:PORT and drives them
  * from one epoll loop.  Every connection does ping-pong: send SIZE bytes, wait
@@ -9,11 +9,16 @@
  * The first WARMUP_S seconds are not counted; then counters and the latency
  * histogram are reset and the next DURATION_S seconds are measured.
  *
- * When SERVER_PID is given the client reads the server's CPU times
- * (/proc/PID/stat utime+stime, and the precise total from
- * /proc/PID/task/ * /schedstat) exactly at the start and at the end of the
- * measured window, so the harness gets the server CPU used during the window
- * only.
+ * --sync   at the start of the measured window, print "measuring" on stdout and
+ *          wait for one byte on stdin, so the harness can read the server's CPU
+ *          times (psutil) at that instant; the window starts after the byte.
+ *          After the report, wait (idle, connections open) until stdin closes.
+ * --prime  first, one connection makes 10 verified round trips and closes
+ *          (asyncio's first large reads otherwise keep glibc mapping and
+ *          unmapping a 256 KiB buffer per read, CPython issue 85451).
+ * --tls    TLS over every connection (OpenSSL; the handshake is made at connect
+ *          time, before the load; the server's certificate is not verified:
+ *          loopback benchmark, self-signed certificate).
  *
  * Output: one JSON object on stdout.  Exit status 0 on a completed run
  * (errors are counted in the JSON), 2 on a setup failure.
@@ -24,7 +29,6 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -37,9 +41,14 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#ifndef NO_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#else
+typedef struct ssl_st SSL;
+#endif
 
 #define SUB_BITS 6
 #define SUB (1 << SUB_BITS)
@@ -51,6 +60,7 @@ struct conn {
     int idx;
     int alive;
     int want_out;      /* EPOLLOUT currently requested */
+    SSL *ssl;          /* NULL without --tls */
     size_t sent;       /* bytes of the current message sent */
     size_t got;        /* bytes of the current message received */
     uint64_t seq;      /* message number on this connection */
@@ -65,9 +75,13 @@ static unsigned char *rbuf;
 static size_t msg_size;
 static int epfd;
 static int n_alive;
+#ifndef NO_TLS
+static SSL_CTX *tls_ctx;
+#endif
 
 static uint64_t n_msgs, n_bytes, n_mismatch, n_closed, n_overrun, n_ioerr;
 static uint64_t lat_sum, lat_max;
+static uint64_t t_window; /* messages sent before (held up by --sync) are not counted */
 
 static uint64_t now_ns(void)
 {
@@ -116,92 +130,59 @@ static double percentile(double q)
     return bucket_value(NBUCKETS - 1);
 }
 
-struct cpu { long long utime, stime; long long sched_ns; int ok; };
-
-static void read_server_cpu(int pid, struct cpu *c)
+/* Plain or TLS, one convention: > 0 bytes moved; 0 the peer closed (recv);
+   -1 with errno EAGAIN when the socket is not ready, another errno on error. */
+#ifndef NO_TLS
+static ssize_t tls_result(SSL *ssl, int n)
 {
-    char path[64], buf[4096];
-    c->ok = 0;
-    c->utime = c->stime = c->sched_ns = 0;
-    if (pid <= 0)
-        return;
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return;
-    p += 2; /* field 3 (state) */
-    /* utime is field 14, stime field 15 */
-    int field = 3;
-    char *save = NULL;
-    for (char *tok = strtok_r(p, " ", &save); tok; tok = strtok_r(NULL, " ", &save), field++) {
-        if (field == 14)
-            c->utime = atoll(tok);
-        else if (field == 15) {
-            c->stime = atoll(tok);
-            break;
-        }
+    switch (SSL_get_error(ssl, n)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN: /* close_notify */
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        if (errno == 0) /* EOF without close_notify */
+            return 0;
+        return -1;
+    default:
+        errno = EPROTO;
+        return -1;
     }
-    /* precise on-CPU time, summed over the threads */
-    snprintf(path, sizeof path, "/proc/%d/task", pid);
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (de->d_name[0] == '.')
-                continue;
-            char sp[320];
-            snprintf(sp, sizeof sp, "/proc/%d/task/%s/schedstat", pid, de->d_name);
-            int sfd = open(sp, O_RDONLY);
-            if (sfd < 0)
-                continue;
-            ssize_t m = read(sfd, buf, sizeof buf - 1);
-            close(sfd);
-            if (m > 0) {
-                buf[m] = 0;
-                c->sched_ns += atoll(buf);
-            }
-        }
-        closedir(d);
+}
+#endif
+
+static ssize_t io_send(struct conn *c, const void *buf, size_t len)
+{
+#ifndef NO_TLS
+    if (c->ssl) {
+        int n = SSL_write(c->ssl, buf, (int)len);
+        return n > 0 ? n : tls_result(c->ssl, n);
     }
-    c->ok = 1;
+#endif
+    return send(c->fd, buf, len, MSG_NOSIGNAL);
 }
 
-/* Per-CPU times from /proc/stat (user nice system idle iowait irq softirq
-   steal, in USER_HZ ticks), to show how busy each core was in the window. */
-#define MAXCPU 64
-#define NCPUF 8
-struct cpustat { int n; long long v[MAXCPU][NCPUF]; };
-
-static void read_cpustat(struct cpustat *cs)
+static ssize_t io_recv(struct conn *c, void *buf, size_t len)
 {
-    cs->n = 0;
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        int cpu;
-        long long a[NCPUF] = {0};
-        if (strncmp(line, "cpu", 3) != 0 || line[3] < '0' || line[3] > '9')
-            continue;
-        if (sscanf(line + 3, "%d %lld %lld %lld %lld %lld %lld %lld %lld", &cpu,
-                   &a[0], &a[1], &a[2], &a[3], &a[4], &a[5], &a[6], &a[7]) < 5)
-            continue;
-        if (cpu < 0 || cpu >= MAXCPU)
-            continue;
-        memcpy(cs->v[cpu], a, sizeof a);
-        if (cpu + 1 > cs->n)
-            cs->n = cpu + 1;
+#ifndef NO_TLS
+    if (c->ssl) {
+        int n = SSL_read(c->ssl, buf, (int)len);
+        return n > 0 ? n : tls_result(c->ssl, n);
     }
-    fclose(f);
+#endif
+    return recv(c->fd, buf, len, 0);
+}
+
+static int tls_pending(struct conn *c)
+{
+#ifndef NO_TLS
+    return c->ssl && SSL_pending(c->ssl) > 0;
+#else
+    (void)c;
+    return 0;
+#endif
 }
 
 static void set_events(struct conn *c, int want_out)
@@ -213,6 +194,16 @@ static void set_events(struct conn *c, int want_out)
         c->want_out = want_out;
 }
 
+static void close_conn(struct conn *c)
+{
+#ifndef NO_TLS
+    if (c->ssl)
+        SSL_free(c->ssl);
+#endif
+    c->ssl = NULL;
+    close(c->fd);
+}
+
 static void kill_conn(struct conn *c)
 {
     if (!c->alive)
@@ -220,14 +211,14 @@ static void kill_conn(struct conn *c)
     c->alive = 0;
     n_alive--;
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
+    close_conn(c);
 }
 
 /* Write as much of the current message as the socket takes. */
 static void do_send(struct conn *c)
 {
     while (c->sent < msg_size) {
-        ssize_t n = send(c->fd, c->msg + c->sent, msg_size - c->sent, MSG_NOSIGNAL);
+        ssize_t n = io_send(c, c->msg + c->sent, msg_size - c->sent);
         if (n > 0) {
             c->sent += (size_t)n;
             continue;
@@ -258,14 +249,16 @@ static void start_msg(struct conn *c)
 /* One recv() per readiness event: when a message completes the next one is
    sent and its echo cannot be there yet, and a short read means the socket
    is drained (level-triggered epoll reports the rest), so looping until
-   EAGAIN would only add a failed syscall per message to the client. */
+   EAGAIN would only add a failed syscall per message to the client.  TLS
+   is the exception: bytes OpenSSL has already decrypted are invisible to
+   epoll, so they are read at once. */
 static void do_recv(struct conn *c)
 {
-    for (int tries = 0; tries < 2; tries++) {
+    for (int tries = 0; tries < 2 || tls_pending(c); tries++) {
         /* ask for more than outstanding so that a server that echoes too
            much is noticed */
         size_t room = msg_size - c->got + 1;
-        ssize_t n = recv(c->fd, rbuf, room, 0);
+        ssize_t n = io_recv(c, rbuf, room);
         if (n > 0) {
             size_t k = (size_t)n;
             if (c->got + k > msg_size) {
@@ -277,15 +270,16 @@ static void do_recv(struct conn *c)
                 n_mismatch++;
             c->got += k;
             if (c->got == msg_size) {
-                uint64_t t = now_ns();
-                uint64_t lat = t - c->t_start;
-                hist[bucket_of(lat)]++;
-                lat_sum += lat;
-                if (lat > lat_max)
-                    lat_max = lat;
-                n_msgs++;
-                n_bytes += msg_size;
-                c->done++;
+                uint64_t lat = now_ns() - c->t_start;
+                if (c->t_start >= t_window) { /* sent in the window: counted */
+                    hist[bucket_of(lat)]++;
+                    lat_sum += lat;
+                    if (lat > lat_max)
+                        lat_max = lat;
+                    n_msgs++;
+                    n_bytes += msg_size;
+                    c->done++;
+                }
                 if (c->sent != msg_size) { /* echoed bytes we never sent */
                     n_overrun++;
                     kill_conn(c);
@@ -293,7 +287,9 @@ static void do_recv(struct conn *c)
                 }
                 start_msg(c);
             }
-            return;
+            if (!tls_pending(c))
+                return;
+            continue;
         }
         if (n == 0) {
             n_closed++;
@@ -319,12 +315,79 @@ static void reset_counters(struct conn *conns, int nconn)
         conns[i].done = 0;
 }
 
-static double tv_s(struct timeval tv) { return (double)tv.tv_sec + (double)tv.tv_usec / 1e6; }
+/* A blocking connection (loopback: the kernel completes the handshake even
+   before the server accepts), with the TLS handshake made here when asked. */
+static int open_conn(struct conn *c, const struct sockaddr_in *sa, int tls)
+{
+    c->fd = -1;
+    for (int attempt = 0; attempt < 50 && c->fd < 0; attempt++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -1;
+        if (connect(fd, (const struct sockaddr *)sa, sizeof *sa) == 0) {
+            c->fd = fd;
+            break;
+        }
+        int e = errno;
+        close(fd);
+        if (e != ECONNREFUSED && e != EAGAIN && e != ETIMEDOUT && e != EINTR) {
+            errno = e;
+            return -1;
+        }
+        usleep(20000);
+    }
+    if (c->fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+#ifndef NO_TLS
+    if (tls) {
+        c->ssl = SSL_new(tls_ctx);
+        SSL_set_fd(c->ssl, c->fd);
+        if (SSL_connect(c->ssl) != 1) {
+            ERR_print_errors_fp(stderr);
+            errno = EPROTO;
+            return -1;
+        }
+    }
+#else
+    if (tls) {
+        errno = ENOTSUP;
+        return -1;
+    }
+#endif
+    return 0;
+}
+
+/* --prime: one connection, ten verified round trips, blocking. */
+static int prime(const struct sockaddr_in *sa, int tls)
+{
+    struct conn c = {0};
+    if (open_conn(&c, sa, tls) != 0)
+        return -1;
+    int ok = 1;
+    for (int round = 0; round < 10 && ok; round++) {
+        for (size_t off = 0; ok && off < msg_size;) {
+            ssize_t n = io_send(&c, pattern + round + off, msg_size - off);
+            ok = n > 0;
+            off += ok ? (size_t)n : 0;
+        }
+        for (size_t off = 0; ok && off < msg_size;) {
+            ssize_t n = io_recv(&c, rbuf + off, msg_size - off);
+            ok = n > 0;
+            off += ok ? (size_t)n : 0;
+        }
+        ok = ok && memcmp(rbuf, pattern + round, msg_size) == 0;
+    }
+    close_conn(&c);
+    return ok ? 0 : -1;
+}
 
 int main(int argc, char **argv)
 {
     if (argc < 7) {
-        fprintf(stderr, "usage: %s HOST PORT CONNECTIONS SIZE WARMUP_S DURATION_S [SERVER_PID]\n", argv[0]);
+        fprintf(stderr, "usage: %s HOST PORT CONNECTIONS SIZE WARMUP_S DURATION_S "
+                "[--sync] [--prime] [--tls]\n", argv[0]);
         return 2;
     }
     const char *host = argv[1];
@@ -333,12 +396,30 @@ int main(int argc, char **argv)
     msg_size = (size_t)atol(argv[4]);
     double warmup = atof(argv[5]);
     double duration = atof(argv[6]);
-    int server_pid = argc > 7 ? atoi(argv[7]) : 0;
+    int sync = 0, do_prime = 0, tls = 0;
+    for (int i = 7; i < argc; i++) {
+        if (!strcmp(argv[i], "--sync"))
+            sync = 1;
+        else if (!strcmp(argv[i], "--prime"))
+            do_prime = 1;
+        else if (!strcmp(argv[i], "--tls"))
+            tls = 1;
+        else {
+            fprintf(stderr, "unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
     if (nconn <= 0 || msg_size == 0 || duration <= 0 || warmup < 0) {
         fprintf(stderr, "bad arguments\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+#ifndef NO_TLS
+    if (tls) {
+        tls_ctx = SSL_CTX_new(TLS_client_method());
+        SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
+#endif
 
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)nconn + 64) {
@@ -364,62 +445,34 @@ int main(int argc, char **argv)
         fprintf(stderr, "bad host %s (an IPv4 address is expected)\n", host);
         return 2;
     }
+    if (do_prime && prime(&sa, tls) != 0) {
+        fprintf(stderr, "priming %s:%d failed: %s\n", host, port, strerror(errno));
+        return 2;
+    }
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0) {
         perror("epoll_create1");
         return 2;
     }
-    /* Blocking connects (loopback: the kernel completes the handshake even
-       before the server accepts), then non-blocking for the run. */
     for (int i = 0; i < nconn; i++) {
-        int fd = -1;
-        for (int attempt = 0; attempt < 50; attempt++) {
-            fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            if (fd < 0) {
-                perror("socket");
-                return 2;
-            }
-            if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
-                break;
-            int e = errno;
-            close(fd);
-            fd = -1;
-            if (e != ECONNREFUSED && e != EAGAIN && e != ETIMEDOUT && e != EINTR) {
-                fprintf(stderr, "connect %s:%d: %s\n", host, port, strerror(e));
-                return 2;
-            }
-            usleep(20000);
-        }
-        if (fd < 0) {
-            fprintf(stderr, "connect %s:%d: gave up after retries\n", host, port);
+        conns[i] = (struct conn){.idx = i, .alive = 1};
+        if (open_conn(&conns[i], &sa, tls) != 0) {
+            fprintf(stderr, "connect %s:%d: %s\n", host, port, strerror(errno));
             return 2;
         }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-        conns[i] = (struct conn){.fd = fd, .idx = i, .alive = 1};
+        fcntl(conns[i].fd, F_SETFL, fcntl(conns[i].fd, F_GETFL) | O_NONBLOCK);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &conns[i]};
-        if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, conns[i].fd, &ev) != 0) {
             perror("epoll_ctl");
             return 2;
         }
     }
 
-    struct cpu cpu0 = {0}, cpu1 = {0};
-    struct rusage ru0, ru1;
-    static struct cpustat cs0, cs1;
     uint64_t t_begin = now_ns();
     uint64_t t_measure = t_begin + (uint64_t)(warmup * 1e9);
     uint64_t t_end = t_measure + (uint64_t)(duration * 1e9);
-    uint64_t t_m0 = 0, t_m1 = 0;
+    uint64_t t_m0 = t_begin, t_m1 = 0;
     int measuring = 0;
-    if (warmup == 0) {
-        measuring = 1;
-        read_server_cpu(server_pid, &cpu0);
-        getrusage(RUSAGE_SELF, &ru0);
-        read_cpustat(&cs0);
-        t_m0 = now_ns();
-    }
 
     n_alive = nconn;
     for (int i = 0; i < nconn; i++)
@@ -431,33 +484,24 @@ int main(int argc, char **argv)
     for (;;) {
         uint64_t t = now_ns();
         if (!measuring && t >= t_measure) {
-            read_server_cpu(server_pid, &cpu0);
-            getrusage(RUSAGE_SELF, &ru0);
-            read_cpustat(&cs0);
+            if (sync) { /* the harness reads the server's CPU, then says go */
+                char go;
+                printf("measuring\n");
+                fflush(stdout);
+                if (read(0, &go, 1) != 1) {
+                    fprintf(stderr, "--sync: no go byte on stdin\n");
+                    return 2;
+                }
+            }
             reset_counters(conns, nconn);
             epoll_calls = 0;
-            t_m0 = now_ns();
+            t_m0 = t_window = now_ns();
+            t_end = t_m0 + (uint64_t)(duration * 1e9);
             measuring = 1;
         }
-        if (measuring && t >= t_end) {
+        if ((measuring && t >= t_end) || n_alive == 0) {
+            /* done, or every connection failed: report what we have */
             t_m1 = now_ns();
-            read_server_cpu(server_pid, &cpu1);
-            getrusage(RUSAGE_SELF, &ru1);
-            read_cpustat(&cs1);
-            break;
-        }
-        if (n_alive == 0) {
-            /* every connection failed: stop now, report what we have */
-            t_m1 = now_ns();
-            if (!measuring) {
-                read_server_cpu(server_pid, &cpu0);
-                getrusage(RUSAGE_SELF, &ru0);
-                read_cpustat(&cs0);
-                t_m0 = t_m1;
-            }
-            read_server_cpu(server_pid, &cpu1);
-            getrusage(RUSAGE_SELF, &ru1);
-            read_cpustat(&cs1);
             break;
         }
         uint64_t until = measuring ? t_end : t_measure;
@@ -478,8 +522,11 @@ int main(int argc, char **argv)
                 continue;
             if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
                 do_recv(c);
-            if (c->alive && (evs[i].events & EPOLLOUT))
+            if (c->alive && (evs[i].events & EPOLLOUT)) {
                 do_send(c);
+                if (c->alive && c->ssl) /* a TLS read may have waited for EPOLLOUT */
+                    do_recv(c);
+            }
         }
     }
 
@@ -487,16 +534,13 @@ int main(int argc, char **argv)
     for (int i = 0; i < nconn; i++) {
         if (conns[i].done < per_min) per_min = conns[i].done;
         if (conns[i].done > per_max) per_max = conns[i].done;
-        if (conns[i].alive)
-            close(conns[i].fd);
     }
-    double secs = (double)(t_m1 - t_m0) / 1e9;
-    long tck = sysconf(_SC_CLK_TCK);
-    printf("{\"connections\": %d, \"size\": %zu, \"warmup_s\": %.3f, \"duration_s\": %.6f, "
+    double secs = measuring ? (double)(t_m1 - t_m0) / 1e9 : 0.0;
+    printf("{\"connections\": %d, \"size\": %zu, \"tls\": %s, \"warmup_s\": %.3f, \"duration_s\": %.6f, "
            "\"messages\": %llu, \"bytes\": %llu, \"msgs_per_s\": %.1f, "
            "\"errors\": {\"total\": %llu, \"mismatch\": %llu, \"closed\": %llu, \"overrun\": %llu, \"io\": %llu}, "
            "\"alive_connections\": %d, \"per_conn_min\": %llu, \"per_conn_max\": %llu, ",
-           nconn, msg_size, warmup, secs,
+           nconn, msg_size, tls ? "true" : "false", warmup, secs,
            (unsigned long long)n_msgs, (unsigned long long)n_bytes, secs > 0 ? (double)n_msgs / secs : 0.0,
            (unsigned long long)(n_mismatch + n_closed + n_overrun + n_ioerr),
            (unsigned long long)n_mismatch, (unsigned long long)n_closed,
@@ -505,20 +549,12 @@ int main(int argc, char **argv)
     printf("\"latency_us\": {\"p50\": %.2f, \"p90\": %.2f, \"p99\": %.2f, \"p999\": %.2f, \"mean\": %.2f, \"max\": %.2f}, ",
            percentile(0.50) / 1e3, percentile(0.90) / 1e3, percentile(0.99) / 1e3, percentile(0.999) / 1e3,
            n_msgs ? (double)lat_sum / (double)n_msgs / 1e3 : 0.0, (double)lat_max / 1e3);
-    printf("\"server_cpu\": {\"ok\": %s, \"clk_tck\": %ld, \"utime_ticks\": %lld, \"stime_ticks\": %lld, \"sched_ns\": %lld}, ",
-           (cpu0.ok && cpu1.ok) ? "true" : "false", tck,
-           cpu1.utime - cpu0.utime, cpu1.stime - cpu0.stime, cpu1.sched_ns - cpu0.sched_ns);
-    printf("\"cpu_ticks\": {\"fields\": [\"user\", \"nice\", \"system\", \"idle\", \"iowait\", \"irq\", \"softirq\", \"steal\"]");
-    for (int i = 0; i < cs1.n && i < cs0.n; i++) {
-        printf(", \"cpu%d\": [", i);
-        for (int j = 0; j < NCPUF; j++)
-            printf("%s%lld", j ? ", " : "", cs1.v[i][j] - cs0.v[i][j]);
-        printf("]");
-    }
-    printf("}, ");
-    printf("\"client_cpu\": {\"user_s\": %.6f, \"sys_s\": %.6f}, \"epoll_waits\": %llu}\n",
-           tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime), tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime),
-           (unsigned long long)epoll_calls);
+    printf("\"epoll_waits\": %llu}\n", (unsigned long long)epoll_calls);
     fflush(stdout);
+    if (sync) { /* idle, connections open, until the harness has read the CPU times */
+        char done;
+        if (read(0, &done, 1) < 0)
+            perror("--sync: stdin");
+    }
     return 0;
 }

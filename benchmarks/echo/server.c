@@ -1,7 +1,7 @@
 /*
- * Minimal epoll echo server: the floor for benchmarks/echo_bench.py.
+ * Minimal epoll echo server: the floor for benchmarks/driver.py.
  *
- *   server HOST PORT
+ *   server HOST PORT       (PORT 0: any free port, the one chosen is logged)
  *
  * Level-triggered epoll, one recv() of up to 256 KiB per readiness event
  * (asyncio's read size: with 64 KiB a 100 KiB message took two reads and
@@ -83,7 +83,9 @@ int main(int argc, char **argv)
     int epfd = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &ev);
-    fprintf(stderr, "c-epoll echo: listening on %s:%s\n", argv[1], argv[2]);
+    socklen_t salen = sizeof sa;
+    getsockname(lfd, (struct sockaddr *)&sa, &salen);
+    fprintf(stderr, "c-epoll echo: listening on %s:%d\n", argv[1], ntohs(sa.sin_port));
 
     struct epoll_event evs[256];
     while (!stop) {
