@@ -105,3 +105,23 @@ def test_soak_quick(tmp_path):
     assert doc["memory"]["peak_rss_kib"] >= doc["memory"]["rss_kib_at_end"] > 0
     assert len(doc["memory"]["rss_kib_samples"]) >= 3
     assert "PASSED" in proc.stdout
+
+
+def test_demo_compare_warms_up_alternates_and_takes_medians():
+    import selectors
+
+    import reactor
+    from reactor import _demo
+
+    calls = []
+    values = {selectors.PollSelector: iter([99, 5, 1, 3, 2, 4]),
+              reactor.PollSelector: iter([99, 10, 30, 20, 50, 40])}
+
+    def measure(cls):
+        calls.append("stdlib" if cls is selectors.PollSelector else "reactor")
+        return next(values[cls])
+
+    assert _demo.compare(measure, "PollSelector", rounds=5) == (3, 30)
+    assert calls[:2] == ["stdlib", "reactor"]  # the warm-up, not counted
+    rounds = [calls[i:i + 2] for i in range(2, len(calls), 2)]
+    assert rounds == [["stdlib", "reactor"], ["reactor", "stdlib"]] * 2 + [["stdlib", "reactor"]]
