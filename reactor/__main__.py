@@ -1,7 +1,8 @@
-"""python -m reactor echo | demo
+"""python -m reactor echo | demo | models
 
 echo: the IO-multiplexing chapter's echo server on the Reactor.
 demo: reactor's selectors next to the stdlib's, measured on this machine.
+models: the chapter's five IO models, one server each, measured side by side.
 """
 
 import argparse
@@ -27,9 +28,16 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     _echo.add_arguments(echo_parser)
     sub.add_parser("demo", help="show reactor's selectors next to the stdlib's")
+    from reactor.models import _cli as models
+    models_parser = sub.add_parser("models", help="the five IO models, measured side by side",
+                                   description=models.__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    models.add_arguments(models_parser)
     args = parser.parse_args(argv)
     if args.command == "echo":
         return _echo.main(args)
+    if args.command == "models":
+        return models.main(args)
     from reactor import _demo
     _demo.main()
     return 0

@@ -100,4 +100,5 @@ def main():
         print(f"   {name:15} stdlib {std * 1e3:6.3f} ms   reactor {ours * 1e3:6.3f} ms")
     print("\n3. SelectSelector watching fd 1050 (FD_SETSIZE is 1024)")
     print(f"   {high_fd_select()}")
-    print("\nFigures from a shared machine; benchmarks/ measures properly.")
+    print("\nFigures from a shared machine; benchmarks/ measures properly, and "
+          "`python -m reactor models` measures the five IO models.")
