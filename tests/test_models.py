@@ -301,9 +301,11 @@ def test_models_smoke_pass(tmp_path):
         if row["server"] == "one-at-a-time" and row["kind"] == "active+idle":
             assert row["runs"] == 0 and "serves one connection" in row["why"]
             continue
-        assert row["runs"] == 1 and row["msgs_per_s"] > 0, row
-        expected = 1 if row["server"] == "one-at-a-time" else row["connections"]
-        assert row["served"] == expected, row
+        assert row["runs"] == 1 and row["msgs_per_s"] > 0, (row, proc.stdout)
+        if row["server"] == "one-at-a-time":
+            assert row["served"] == 1, row  # of 1 or 10: the others wait
+        else:  # all of them, or at least more than one in a 0.1 s window
+            assert row["served"] == row["connections"] or row["served"] > 1, row
     assert not _runner.exits(result["runs"])
     assert "# The five IO models, measured" in (out / "summary.md").read_text()
     assert "Messages per second" in proc.stdout

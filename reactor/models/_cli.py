@@ -13,6 +13,7 @@ About 8 minutes; --quick under a minute (figures from tiny windows);
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -63,8 +64,10 @@ def main(args) -> int:
         print(_report.progress_line(run, count[0], total, time.monotonic() - start), flush=True)
 
     print(f"{command}: {len(servers)} servers, {total} measurements\n", flush=True)
+    loadavg_at_start = [round(x, 2) for x in os.getloadavg()]
     result = _runner.run(plan, progress, servers)
     result.update(command=command, machine=_report.machine(), select_check=select_check())
+    result["machine"]["loadavg_at_start"] = loadavg_at_start
     files = _report.write(result, args.out)
     print("\n" + _report.tables(result))
     for note in _report.notes(result):

@@ -86,7 +86,10 @@ def tables(result: dict) -> str:
         _table(result, "Latency, microseconds: p50 / p99", load, "{:,.0f} / {:,.0f}",
                ("p50_us", "p99_us")),
         _table(result, "Connections that got any reply (of those opened)",
-               load, "{:.0f}", ("served",)),
+               load, "{:,.0f}", ("served",)),
+        _table(result, "Share of the server's CPU that other work took while it was "
+               "measured, % (a shared machine: read the figures above with it)",
+               load, "{:.0f} %", ("other_pct",)),
         _table(result, f"Server CPU while {plan['idle_cpu_connections']:,} connections sit "
                "silent, % of one core", [(f"{plan['idle_cpu_connections']:,} idle",
                                           plan["idle_cpu_connections"], 0)],
@@ -118,7 +121,9 @@ def markdown(result: dict) -> str:
     head = [
         "# The five IO models, measured", "",
         f"`{result['command']}` at {m['git']}, {m['date']}: {m['cpu']} ({m['nproc']} CPUs), "
-        f"Linux {m['kernel']}, Python {m['python']}, load average {m['loadavg']}.", "",
+        f"Linux {m['kernel']}, Python {m['python']}, load average {m['loadavg']} at the end"
+        f"{', ' + str(m['loadavg_at_start']) + ' at the start' if 'loadavg_at_start' in m else ''}"
+        ".", "",
         f"Each server on CPU {result['cpus'][1]}, the compiled load client on CPU "
         f"{result['cpus'][0]}; {plan['size']:,}-byte messages, every byte compared; "
         f"{plan['warmup']} s warm-up, {plan['duration']} s measured; medians of "
@@ -139,6 +144,7 @@ def markdown(result: dict) -> str:
 def write(result: dict, out: str) -> list:
     """results.json, summary.md and the plots in `out`; the files written."""
     os.makedirs(out, exist_ok=True)
+    result["notes"] = [n for n in result.get("notes", []) if not n.startswith("plots skipped")]
     result["plots"] = plots(result, out)
     written = [os.path.join(out, p) for p in result["plots"]]
     with open(os.path.join(out, "results.json"), "w") as f:
@@ -216,3 +222,9 @@ def _idle_plot(plt, result, out):
     fig.tight_layout()
     fig.savefig(os.path.join(out, "idle.png"), dpi=90)
     plt.close(fig)
+
+
+if __name__ == "__main__":  # python -m reactor.models._report DIR: summary and plots again
+    import sys
+    with open(os.path.join(sys.argv[1], "results.json")) as f:
+        print("\n".join(write(json.load(f), sys.argv[1])))
