@@ -87,6 +87,7 @@ static SSL_CTX *tls_ctx;
 
 static uint64_t n_msgs, n_bytes, n_mismatch, n_closed, n_overrun, n_ioerr;
 static uint64_t lat_sum, lat_max;
+static uint64_t t_window; /* messages sent before (held up by --sync) are not counted */
 
 static uint64_t now_ns(void)
 {
@@ -275,15 +276,16 @@ static void do_recv(struct conn *c)
                 n_mismatch++;
             c->got += k;
             if (c->got == msg_size) {
-                uint64_t t = now_ns();
-                uint64_t lat = t - c->t_start;
-                hist[bucket_of(lat)]++;
-                lat_sum += lat;
-                if (lat > lat_max)
-                    lat_max = lat;
-                n_msgs++;
-                n_bytes += msg_size;
-                c->done++;
+                uint64_t lat = now_ns() - c->t_start;
+                if (c->t_start >= t_window) { /* sent in the window: counted */
+                    hist[bucket_of(lat)]++;
+                    lat_sum += lat;
+                    if (lat > lat_max)
+                        lat_max = lat;
+                    n_msgs++;
+                    n_bytes += msg_size;
+                    c->done++;
+                }
                 if (c->sent != msg_size) { /* echoed bytes we never sent */
                     n_overrun++;
                     kill_conn(c);
@@ -509,7 +511,7 @@ int main(int argc, char **argv)
             }
             reset_counters(conns, nconn);
             epoll_calls = 0;
-            t_m0 = now_ns();
+            t_m0 = t_window = now_ns();
             t_end = t_m0 + (uint64_t)(duration * 1e9);
             measuring = 1;
         }
