@@ -132,5 +132,21 @@ int reactor_select_add(struct reactor_fdsets *sets, int fd, uint32_t events);
 int reactor_select_remove(struct reactor_fdsets *sets, int fd);
 long long reactor_select_wait(struct reactor_select *s, long long timeout_ns);
 
+/* ==== signal-driven IO (signals.c) =========================================
+ * signalfd, and F_SETSIG, the fcntl command (Linux's own: _GNU_SOURCE) that
+ * routes a socket's readiness to a real-time signal carrying its fd;
+ * reactor/models/signaldriven.py explains them. */
+struct signalfd_siginfo {
+    uint32_t ssi_signo;
+    int32_t ssi_fd;
+    ...;
+};
+#define SFD_CLOEXEC ...
+#define SFD_NONBLOCK ...
+#define F_SETSIG ...
+int reactor_signalfd(int fd, const int *signals, int count, int flags);
+int reactor_signalfd_read(int fd, struct signalfd_siginfo *buf, int max, uint32_t *signo,
+                          int32_t *fds);
+
 int reactor_eventfd(unsigned int initval, int flags);
 int reactor_close(int fd);

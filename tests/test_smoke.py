@@ -52,3 +52,23 @@ def test_demo_runs_with_its_three_sections():
         assert out.count(name) >= 2, out  # in sections 1 and 2
     assert out.index("1. ") < out.index("2. ") < out.index("3. ")
     assert "Traceback" not in proc.stderr
+
+
+def test_demo_compare_warms_up_alternates_and_takes_medians():
+    import selectors
+
+    import reactor
+    from reactor import _demo
+
+    calls = []
+    values = {selectors.PollSelector: iter([99, 5, 1, 3, 2, 4]),
+              reactor.PollSelector: iter([99, 10, 30, 20, 50, 40])}
+
+    def measure(cls):
+        calls.append("stdlib" if cls is selectors.PollSelector else "reactor")
+        return next(values[cls])
+
+    assert _demo.compare(measure, "PollSelector", rounds=5) == (3, 30)
+    assert calls[:2] == ["stdlib", "reactor"]  # the warm-up, not counted
+    rounds = [calls[i:i + 2] for i in range(2, len(calls), 2)]
+    assert rounds == [["stdlib", "reactor"], ["reactor", "stdlib"]] * 2 + [["stdlib", "reactor"]]
