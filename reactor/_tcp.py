@@ -186,6 +186,9 @@ class TCPServer:
         self._sweep_timer = None
         self._server = create_server(reactor, self._new_protocol, host, port,
                                      backlog=backlog, reuse_port=reuse_port, ssl=ssl)
+        if not self._server.sockets:  # host=[]: asyncio listens on nothing
+            self._server.close()
+            raise ValueError(f"host {host!r} gives no address to listen on")
         self._server._accepts_per_event = accepts_per_event
         self._server.ACCEPT_RETRY_DELAY = 0.1  # [C4]
         self.sock = self._server.sockets[0]

@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from _loops import LOOP_KINDS, Recorder, closed_port, make_driver
+from _loops import LOOP_KINDS, Recorder, closed_port, make_driver, skip_asyncio_310
 
 BIG = 4 * 1024 * 1024 + 70  # the 4,194,342 bytes
 
@@ -176,6 +176,7 @@ def test_write_argument_checks(drv):
 
 
 def test_flow_control_pauses_and_resumes_the_writer(drv):
+    skip_asyncio_310(drv, "starts reading after a pause_reading() in connection_made()")
     class Flooder(Recorder):
         def connection_made(self, transport):
             super().connection_made(transport)
@@ -212,6 +213,7 @@ def test_flow_control_pauses_and_resumes_the_writer(drv):
 
 
 def test_pause_reading_holds_data_until_resumed(drv):
+    skip_asyncio_310(drv, "starts reading after a pause_reading() in connection_made()")
     class Pauser(Recorder):
         def connection_made(self, transport):
             super().connection_made(transport)

@@ -8,6 +8,8 @@ import ssl
 import pytest
 import trustme
 
+import sys
+
 from _loops import LOOP_KINDS, Recorder, make_driver
 from test_protocols import BIG, Closer, Echo, pattern
 
@@ -64,8 +66,12 @@ def test_tls_echo_and_extra_info(drv, server_context, client_context):
     transport.close()
     assert transport.is_closing()
     drv.run_until(lambda: client.protocol.lost_count)
-    # asyncio calls eof_received() once the peer answered our close_notify.
-    assert client.protocol.kinds() == ["made", "data", "eof", "lost"]
+    # asyncio calls eof_received() once the peer answered our close_notify
+    # (3.11's sslproto; 3.10's did not, and the Reactor follows 3.11).
+    if drv.kind == "asyncio" and sys.version_info < (3, 11):
+        assert client.protocol.kinds() == ["made", "data", "lost"]
+    else:
+        assert client.protocol.kinds() == ["made", "data", "eof", "lost"]
     assert client.protocol.lost is None
 
 
