@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -65,6 +66,10 @@ PYPERF = {
               "loop": "--in-process --values 1 --warmups 0 --loops 50",
               "import": "--processes 1 --values 1 --warmups 0 --loops 1"},
 }
+# pyperf runs a benchmark in the calling process from 2.11, which needs Python
+# 3.11; on 3.10 the quick modes take one worker process instead.
+_PYPERF_IN_PROCESS = tuple(
+    int(part) for part in importlib.metadata.version("pyperf").split(".")[:2]) >= (2, 11)
 ECHO = {  # how --quick and --smoke shrink the echo driver's cases
     "quick": dict(repeat=1, duration=0.15, warmup=0.05),
     "smoke": dict(repeat=1, duration=0.1, warmup=0.05, connections=(2,)),
@@ -78,6 +83,8 @@ def micro(section: str, mode: str, out: str, advance) -> dict:
     machine), pyperf's own comparison, and why an implementation is missing."""
     module, impls = MICRO[section]
     opts = shlex.split(PYPERF[mode][section])
+    if "--in-process" in opts and not _PYPERF_IN_PROCESS:  # pyperf < 2.11 (Python 3.10)
+        opts[opts.index("--in-process")] = "--processes=1"
     doc = {"command": " ".join([f"python -m benchmarks.{module} --impl {{{','.join(impls)}}}",
                                 "-o IMPL.json", f"--affinity={cpus()[1]}", *opts]),
            "files": {}, "unavailable": {}, "errors": [], "benchmarks": {}}
