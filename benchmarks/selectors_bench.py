@@ -159,7 +159,7 @@ def kernel(args, todo) -> None:
     cpus = {int(c) for c in args.affinity.split(",")} if args.affinity else None
     runs: dict[str, list] = {name: [] for name in names.values()}
     argv = [compile_c("floor.c"), str(args.values), str(int(args.min_time * 1e9)), *names]
-    for _ in range(1 if args.in_process else args.processes):
+    for _ in range(1 if getattr(args, "in_process", False) else args.processes):  # pyperf < 2.11: none
         out = subprocess.run(argv, capture_output=True, text=True, check=True,
                              preexec_fn=cpus and (lambda: os.sched_setaffinity(0, cpus))).stdout
         for line in out.splitlines():

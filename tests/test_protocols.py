@@ -642,6 +642,7 @@ def test_udp_error_received_for_a_closed_port(drv):
 
 
 def test_datagram_endpoint_argument_errors(drv):
+    skip_asyncio_310(drv, "checks a datagram address with assert (AssertionError)")
     with pytest.raises(ValueError):
         drv.datagram(DatagramRecorder)
     with pytest.raises(TypeError):
