@@ -260,9 +260,10 @@ class AsyncioDriver(_Driver):
 
 
 def skip_asyncio_310(driver, why):
-    """asyncio 3.10 as the reference, where it differs from 3.11+ (which the
-    Reactor follows on every version)."""
-    if driver.kind == "asyncio" and sys.version_info < (3, 11):
+    """asyncio 3.10 as the reference (`driver`, or its kind), where it
+    differs from 3.11+ (which the Reactor follows on every version)."""
+    kind = getattr(driver, "kind", driver)
+    if kind == "asyncio" and sys.version_info < (3, 11):
         pytest.skip(f"asyncio 3.10 {why}; the Reactor follows 3.11+")
 
 

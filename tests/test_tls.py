@@ -33,9 +33,10 @@ def client_context(ca):
 
 @pytest.fixture(params=LOOP_KINDS)
 def drv(request):
+    skip_asyncio_310(request.param, "has the sslproto that 3.11 replaced (no "
+                                    "eof_received() after a close, transports left to the "
+                                    "garbage collector)")
     driver = make_driver(request.param)
-    skip_asyncio_310(driver, "has the sslproto that 3.11 replaced (no eof_received() after "
-                             "a close, transports left to the garbage collector)")
     yield driver
     driver.close()
 
