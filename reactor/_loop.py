@@ -520,28 +520,36 @@ class Reactor:
             lens = _unpack(selector._lens, n)
         finally:
             state.owner = 0  # its arrays are read
+        # Every event's (key, mask) as the wait saw it, before any callback
+        # of the batch runs [L2]: bytes read for a transport go to it, even
+        # if an earlier callback replaced its registration.
+        pairs = list(map(self._pairs.get, codes))
+        if None in pairs:  # a result not kept yet, or an fd no longer registered [E8]
+            pairs = selector._pairs_of(codes)
         current = selector._fd_to_key.get
         offset = 0
         view = self._read_view
-        for pair, nread in zip(selector._pairs_of(codes), lens):
-            if pair is None:
-                if nread > 0:
-                    offset += nread
+        for pair, nread in zip(pairs, lens):
+            if nread > 0:  # read for a transport: its own state decides
+                end = offset + nread
+                if pair is not None:
+                    handler = pair[0].data
+                    try:
+                        handler.__self__._data_read(view[offset:end], pair[1])
+                    except Exception as exc:
+                        self.handle_exception(exc, handler)
+                offset = end
+            elif pair is None:
                 continue
-            key, mask = pair
-            if nread == _NOT_READ:
-                if current(key.fd) is key:  # [L2]
+            elif nread == _NOT_READ:
+                if current(pair[0].fd) is pair[0]:  # [L2]
                     self._dispatch((pair,))
-                continue
-            # Read for a transport: its own state decides (closed since,
-            # paused since: the bytes are kept for resume_reading()).
-            handler = key.data
-            try:
-                handler.__self__._read_done(nread, view, offset, mask)
-            except Exception as exc:
-                self.handle_exception(exc, handler)
-            if nread > 0:
-                offset += nread
+            else:  # EOF or an error, for a transport
+                handler = pair[0].data
+                try:
+                    handler.__self__._read_done(nread, view, offset, pair[1])
+                except Exception as exc:
+                    self.handle_exception(exc, handler)
 
     def _dispatch(self, events):
         """Call each event's callback, skipping stale ones [L2]."""
