@@ -891,6 +891,92 @@ def test_fork_child_of_closed_selector(make_socketpair):
     assert run_in_child(child) == ["ValueError", True]
 
 
+def _lowest_free_fd():
+    fd = os.open(os.devnull, os.O_RDONLY)
+    os.close(fd)
+    return fd
+
+
+def test_fork_without_an_fd_for_the_childs_epoll_leaves_the_selector_unusable(
+        make_socketpair):
+    # The child's rebuild [E2] could not make an epoll fd (EMFILE): Python
+    # printed "Exception ignored" from the at-fork hook and the child went
+    # on with the parent's epoll instance, changing the parent's
+    # registrations.  Now the inherited fd is closed, every call that needs
+    # the kernel raises OSError saying why, cleanup still works, and
+    # nothing is printed.
+    a, b = make_socketpair()
+    c, _ = make_socketpair()
+    sel = reactor.EpollSelector()
+    unraisable = []
+    previous_hook = sys.unraisablehook
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        key = sel.register(a, EVENT_READ, "a")
+        parent_epfd = sel.fileno()
+        parent_interest = kernel_interest(parent_epfd)
+        r, w = os.pipe()
+        sys.unraisablehook = unraisable.append
+        # No fd can be opened from here: the lowest free one is at the limit.
+        pid = None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_lowest_free_fd(), hard))
+        try:
+            pid = os.fork()
+        finally:
+            if pid:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+                sys.unraisablehook = previous_hook
+        if pid == 0:  # the child
+            report = {}
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+                report["unraisable"] = [repr(u.exc_value) for u in unraisable]
+                report["inherited_open"] = os.path.exists(f"/proc/self/fd/{parent_epfd}")
+                report["get_key"] = sel.get_key(a).data  # needs no kernel
+                for name, call in [("select", lambda: sel.select(0)),
+                                   ("register", lambda: sel.register(c, EVENT_READ)),
+                                   ("modify", lambda: sel.modify(a, BOTH)),
+                                   ("fileno", sel.fileno)]:
+                    try:
+                        call()
+                        report[name] = "returned"
+                    except OSError as exc:
+                        report[name] = [exc.errno, str(exc)]
+                report["c_registered"] = c.fileno() in sel.get_map()
+                # close() closes nothing else (this new fd may well have
+                # the old number).
+                reused = os.open(os.devnull, os.O_RDONLY)
+                sel.close()
+                os.fstat(reused)
+                report["closed"] = sel.get_map() is None
+                os.write(w, json.dumps(report).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            report = json.loads(f.read() or b"{}")
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert report["unraisable"] == []
+        assert report["inherited_open"] is False
+        assert report["get_key"] == "a"
+        for name in ("select", "register", "fileno"):
+            assert report[name][0] == errno.EMFILE, report
+            assert "fork()" in report[name][1], report
+        # A failed mask change forgets the key, as any failed modify().
+        assert report["modify"][0] == errno.EMFILE
+        assert report["c_registered"] is False
+        assert report["closed"] is True
+        # The parent's instance is untouched and works.
+        assert kernel_interest(parent_epfd) == parent_interest
+        b.send(b"x")
+        assert sel.select(5) == [(key, EVENT_READ)]
+    finally:
+        sys.unraisablehook = previous_hook
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        sel.close()
+
+
 def test_fork_poll_and_select_selectors_keep_working(make_socketpair):
     a, b = make_socketpair()
     sels = [reactor.PollSelector(), reactor.SelectSelector()]

@@ -201,3 +201,157 @@ def test_stdlib_premise_storm_does_not_break_stdlib_either(storm):
         finally:
             a.close()
             b.close()
+
+
+# --------------------------------------------------------------------------
+# Regressions (issue 10): what a signal leaves behind in the C layer.
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.fixture
+def sigalrm():
+    """Install a SIGALRM handler; always stop the timer and restore."""
+    old = signal.getsignal(signal.SIGALRM)
+
+    def install(handler, first, interval=0.0):
+        signal.signal(signal.SIGALRM, handler)
+        signal.setitimer(signal.ITIMER_REAL, first, interval)
+
+    yield install
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def _in_thread(fn):
+    """fn() run in another thread: its result, or the exception it raised."""
+    out = []
+
+    def target():
+        try:
+            out.append(("return", fn()))
+        except Exception as exc:  # noqa: BLE001 - the exception is the result
+            out.append(("raise", exc))
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(5)
+    assert out, "the thread did not finish"
+    return out[0]
+
+
+def test_a_raising_signal_handler_leaves_the_wait_state_free(sel, socketpair, sigalrm):
+    # The wait returned -EINTR, which keeps the state claimed until the
+    # caller waits again; the handler's exception left select() first, and
+    # the state stayed claimed by this thread: poll refused every select()
+    # from another thread ("concurrent poll() invocation", the stdlib's
+    # returns []), epoll and select made new buffers for each one.
+    a, _ = socketpair
+    sel.register(a, selectors.EVENT_READ)
+
+    def handler(signum, frame):
+        raise Interrupted
+
+    sigalrm(handler, 0.02)
+    with pytest.raises(Interrupted):
+        sel.select(5)
+    made = []
+    new_wait = sel._new_wait
+    sel._new_wait = lambda: made.append(1) or new_wait()
+    try:
+        assert _in_thread(lambda: sel.select(0)) == ("return", [])
+        assert made == [], "another thread's select() found the buffers taken"
+        assert sel._state.owner == 0
+    finally:
+        del sel._new_wait
+
+
+def test_select_in_a_signal_handler_keeps_the_interrupted_selects_deadline(
+        sel, socketpair, sigalrm):
+    # A handler that selects on the same selector while an outer select()
+    # of the thread is between two waits (after -EINTR) used the outer
+    # call's state: its deadline was overwritten and the outer select()
+    # returned [] at the first signal, 0.05 s into a 0.4 s wait.  Now the
+    # inner call waits aside (or, on poll, raises RuntimeError as the
+    # stdlib's poll does), and the outer wait is untouched.
+    a, _ = socketpair
+    sel.register(a, selectors.EVENT_READ)
+    inner = []
+
+    def handler(signum, frame):
+        try:
+            inner.append(sel.select(0.001))
+        except RuntimeError as exc:
+            inner.append(str(exc))
+
+    sigalrm(handler, 0.05)
+    start = time.monotonic()
+    assert sel.select(0.4) == []
+    elapsed = time.monotonic() - start
+    assert elapsed >= 0.4
+    if isinstance(sel, reactor.PollSelector):
+        assert inner == ["concurrent poll() invocation"]
+    else:
+        assert inner == [[]]
+    assert sel._state.owner == 0
+
+
+def test_stdlib_premise_poll_refuses_a_select_from_a_signal_handler(socketpair, sigalrm):
+    a, _ = socketpair
+    inner = []
+
+    def handler(signum, frame):
+        try:
+            inner.append(sel.select(0.001))
+        except RuntimeError as exc:
+            inner.append(str(exc))
+
+    with selectors.PollSelector() as sel:
+        sel.register(a, selectors.EVENT_READ)
+        sigalrm(handler, 0.02)
+        assert sel.select(0.1) == []
+    assert inner == ["concurrent poll() invocation"]
+
+
+# The largest timeout each backend takes: INT_MAX ms for epoll and poll (as
+# epoll_wait() and poll() do), 2**63 - 1 ns for select, minus its rounding.
+LONGEST = {"epoll": 2147483.647, "poll": 2147483.647, "select": 9223372036.85}
+
+
+@pytest.mark.parametrize("kind", list(BACKENDS))
+def test_longest_timeout_keeps_waiting_through_a_signal(kind, socketpair, sigalrm):
+    # now + timeout_ns overflowed an int64 in the resume deadline (undefined
+    # behaviour; UBSan aborts on it): SelectSelector().select(9223372036.85)
+    # returned [] at the first signal.  The data comes with the second.
+    a, b = socketpair
+    calls = []
+
+    def handler(signum, frame):
+        calls.append(1)
+        if len(calls) == 2:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            b.send(b"x")
+
+    with BACKENDS[kind]() as sel:
+        key = sel.register(a, selectors.EVENT_READ)
+        sigalrm(handler, 0.02, 0.02)
+        assert sel.select(LONGEST[kind]) == [(key, selectors.EVENT_READ)]
+    assert len(calls) == 2
+
+
+def test_stdlib_premise_longest_select_timeout_keeps_waiting(socketpair, sigalrm):
+    a, b = socketpair
+    calls = []
+
+    def handler(signum, frame):
+        calls.append(1)
+        if len(calls) == 2:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            b.send(b"x")
+
+    with selectors.SelectSelector() as sel:
+        key = sel.register(a, selectors.EVENT_READ)
+        sigalrm(handler, 0.02, 0.02)
+        assert sel.select(LONGEST["select"]) == [(key, selectors.EVENT_READ)]
