@@ -14,7 +14,6 @@ import selectors
 import signal
 import socket
 import warnings
-import statistics
 import subprocess
 import sys
 import time
@@ -257,7 +256,10 @@ def test_sub_millisecond_timeout(backend, sel, socketpair, timeout):
         assert sel.select(timeout) == []
         durations.append(time.perf_counter() - start)
     assert min(durations) >= timeout
-    assert statistics.median(durations) < 0.0009
+    # Rounded up to 1 ms, no wait could be shorter; a loaded machine can
+    # delay most wakeups (the median failed beside busy loops), so the
+    # fastest of 20 is what tells the two apart.
+    assert min(durations) < 0.0009, durations
 
 
 def test_timeout_just_over_a_millisecond_waits_long_enough(sel, socketpair):
