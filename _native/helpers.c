@@ -207,17 +207,20 @@ static int reactor_epoll_create(void)
  * keeps fd -> code), so memory follows the number of registrations, not fd
  * numbers.  A slot's generation `gen` counts up on every take and every
  * release: odd while the slot holds a registration, even while it is free.
- * epoll_data.u64 of a registration is its code with the readiness bits
- * replaced by the caller's interest (EVENT_* bits):
+ * Each event is reported with a code:
  *
- *     code = gen << 31 | slot << 2 | readiness bits     (bits 0-1)
+ *     code = gen << 31 | slot << 3 | readiness bits (bits 0-1; bit 2 is 0)
  *
- * gen takes bits 31-62 and slot bits 2-30 (so codes are positive int64s),
+ * gen takes bits 31-62 and slot bits 3-30 (so codes are positive int64s),
  * and since gen >= 1 every code is >= REACTOR_ONE: a wait that finds one
- * event returns its code.  `code & ~3` is the registration's code base,
+ * event returns its code.  `code & ~7` is the registration's code base,
  * which reactor_epoll_add returns and which names that registration for as
  * long as it lasts (reactor_epoll_modify keeps it): a later registration of
  * the same fd number, in the same slot or another, has another one.
+ * epoll_data.u64 of a registration is its code base | the `interest`
+ * argument's bits 0-2: the EVENT_* bits asked for (which mask what waits
+ * report) and bit 2, left to the caller (a wait that reads for its caller
+ * can mark the registrations it reads for there).
  *
  * Stale registrations (epoll(7) Q&A 6: an fd closed while a dup keeps its
  * file open stays registered under its old number) are recognised by the
@@ -227,7 +230,7 @@ static int reactor_epoll_create(void)
  * registration the kernel kept (DEL failed: the fd number was already
  * closed) is stale from then on.  A stale registration's generation comes
  * back only after 2**31 more registrations in its slot. */
-#define REACTOR_SLOT_BITS 29
+#define REACTOR_SLOT_BITS 28
 #define REACTOR_SLOT_MAX (1 << REACTOR_SLOT_BITS)   /* registrations per selector */
 #define REACTOR_NO_SLOT 0xFFFFFFFFu
 
@@ -286,7 +289,7 @@ static uint64_t reactor_slot_entry(uint32_t gen, uint32_t low)
 
 static uint64_t reactor_epoll_data(uint32_t gen, int slot, uint32_t low_bits)
 {
-    return (uint64_t)gen << 31 | (uint64_t)slot << 2 | (low_bits & 3u);
+    return (uint64_t)gen << 31 | (uint64_t)slot << 3 | (low_bits & 7u);
 }
 
 /* Publishes `next` as the slots, copying the current ones into it and
@@ -333,7 +336,7 @@ static void reactor_slot_release(struct reactor_epoll_shared *sh, int slot, uint
  * it.  Under the lock. */
 static int reactor_slot_of(struct reactor_epoll_shared *sh, int fd, long long code)
 {
-    int slot = (int)(((uint64_t)code >> 2) & (REACTOR_SLOT_MAX - 1));
+    int slot = (int)(((uint64_t)code >> 3) & (REACTOR_SLOT_MAX - 1));
     uint32_t gen = (uint32_t)((uint64_t)code >> 31);
     if (code < REACTOR_ONE || !(gen & 1u) || slot >= sh->slots->len ||
         sh->slots->slot[slot] != reactor_slot_entry(gen, (uint32_t)fd))
@@ -347,9 +350,9 @@ static uint32_t reactor_epoll_events(uint32_t flags, uint32_t interest)
            ((interest & 2u) ? (uint32_t)EPOLLOUT : 0u) | flags;
 }
 
-/* A new registration of fd: `interest` (EVENT_* bits) and `flags`
- * (EPOLLET & co.) make its epoll events, and the interest also masks what
- * waits report.  Returns its code base; REACTOR_EGROW when no slot is free
+/* A new registration of fd: `interest` (EVENT_* bits, and bit 2 for the
+ * caller: see above) and `flags` (EPOLLET & co.) make its epoll events, and
+ * the interest also masks what waits report.  Returns its code base; REACTOR_EGROW when no slot is free
  * (the caller adds slots with reactor_epoll_set_slots and calls again);
  * -ENOSPC past REACTOR_SLOT_MAX registrations; -EBADF after
  * reactor_epoll_close; or -errno.  The slot is filled in before the
@@ -387,7 +390,7 @@ static long long reactor_epoll_add(struct reactor_epoll_shared *sh, int fd, uint
         return -err;
     }
     reactor_unlock(&sh->lock);
-    return (long long)(ev.data.u64 & ~(uint64_t)3);
+    return (long long)(ev.data.u64 & ~(uint64_t)7);
 }
 
 /* New events for registration `code` of fd (as for reactor_epoll_add).
@@ -494,7 +497,7 @@ static int reactor_epoll_forget_fd(struct reactor_epoll_shared *sh, int fd)
 static int reactor_epoll_fd_of(struct reactor_epoll_shared *sh, long long code)
 {
     const struct reactor_slots *slots = __atomic_load_n(&sh->slots, __ATOMIC_ACQUIRE);
-    int slot = (int)(((uint64_t)code >> 2) & (REACTOR_SLOT_MAX - 1));
+    int slot = (int)(((uint64_t)code >> 3) & (REACTOR_SLOT_MAX - 1));
     uint64_t entry;
     if (code < REACTOR_ONE || slot >= slots->len)
         return -1;
@@ -610,7 +613,7 @@ static long long reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_
     slots = __atomic_load_n(&sh->slots, __ATOMIC_ACQUIRE);
     for (i = 0; i < n; i++) {
         uint64_t data = events[i].data.u64, entry = 0;
-        int slot = (int)((data >> 2) & (REACTOR_SLOT_MAX - 1));
+        int slot = (int)((data >> 3) & (REACTOR_SLOT_MAX - 1));
         uint32_t ready;
         if (slot < slots->len)
             entry = __atomic_load_n(&slots->slot[slot], __ATOMIC_RELAXED);
@@ -624,7 +627,7 @@ static long long reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_
         ready = reactor_ready_bits(events[i].events, ep->read_bits, ep->write_bits)
                 & (uint32_t)(data & 3u);
         ep->ready_fds[count] = (int)(uint32_t)entry;
-        ep->codes[count] = (int64_t)((data & ~(uint64_t)3) | ready);
+        ep->codes[count] = (int64_t)((data & ~(uint64_t)7) | ready);
         count++;
     }
     /* A stale registration that stays ready shows up in wait after wait;
