@@ -1066,10 +1066,14 @@ def test_exception_from_signal_handler_propagates(sel, socketpair, sigalrm, time
     sel.register(a, EVENT_READ)
 
     def handler(signum, frame):
+        signal.setitimer(signal.ITIMER_REAL, 0)
         raise Interrupted
 
     sigalrm(handler)
-    signal.setitimer(signal.ITIMER_REAL, 0.05)
+    # Repeating until the handler has run: a single signal that lands just
+    # before the wait's syscall is handled only once the wait ends (after
+    # 5 s, or never for None), the next one interrupts it.
+    signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
     start = time.monotonic()
     with pytest.raises(Interrupted):
         sel.select(timeout)

@@ -213,16 +213,33 @@ class Interrupted(Exception):
 
 @pytest.fixture
 def sigalrm():
-    """Install a SIGALRM handler; always stop the timer and restore."""
+    """Install a SIGALRM handler and a timer repeating every `period` s;
+    always stop the timer and restore.  The timer repeats because a signal
+    that lands just before a wait's syscall is handled only once the wait
+    ends: the next one interrupts it."""
     old = signal.getsignal(signal.SIGALRM)
 
-    def install(handler, first, interval=0.0):
+    def install(handler, period):
         signal.signal(signal.SIGALRM, handler)
-        signal.setitimer(signal.ITIMER_REAL, first, interval)
+        signal.setitimer(signal.ITIMER_REAL, period, period)
 
     yield install
     signal.setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGALRM, old)
+
+
+def once(action):
+    """A signal handler that stops the timer and runs action() the first
+    time only."""
+    done = []
+
+    def handler(signum, frame):
+        if not done:
+            done.append(1)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            action()
+
+    return handler
 
 
 def _in_thread(fn):
@@ -251,10 +268,10 @@ def test_a_raising_signal_handler_leaves_the_wait_state_free(sel, socketpair, si
     a, _ = socketpair
     sel.register(a, selectors.EVENT_READ)
 
-    def handler(signum, frame):
+    def interrupt():
         raise Interrupted
 
-    sigalrm(handler, 0.02)
+    sigalrm(once(interrupt), 0.02)
     with pytest.raises(Interrupted):
         sel.select(5)
     made = []
@@ -280,13 +297,13 @@ def test_select_in_a_signal_handler_keeps_the_interrupted_selects_deadline(
     sel.register(a, selectors.EVENT_READ)
     inner = []
 
-    def handler(signum, frame):
+    def select_inside():
         try:
             inner.append(sel.select(0.001))
         except RuntimeError as exc:
             inner.append(str(exc))
 
-    sigalrm(handler, 0.05)
+    sigalrm(once(select_inside), 0.05)
     start = time.monotonic()
     assert sel.select(0.4) == []
     elapsed = time.monotonic() - start
@@ -302,7 +319,7 @@ def test_stdlib_premise_poll_refuses_a_select_from_a_signal_handler(socketpair, 
     a, _ = socketpair
     inner = []
 
-    def handler(signum, frame):
+    def select_inside():
         try:
             inner.append(sel.select(0.001))
         except RuntimeError as exc:
@@ -310,7 +327,7 @@ def test_stdlib_premise_poll_refuses_a_select_from_a_signal_handler(socketpair, 
 
     with selectors.PollSelector() as sel:
         sel.register(a, selectors.EVENT_READ)
-        sigalrm(handler, 0.02)
+        sigalrm(once(select_inside), 0.02)
         assert sel.select(0.1) == []
     assert inner == ["concurrent poll() invocation"]
 
@@ -336,7 +353,7 @@ def test_longest_timeout_keeps_waiting_through_a_signal(kind, socketpair, sigalr
 
     with BACKENDS[kind]() as sel:
         key = sel.register(a, selectors.EVENT_READ)
-        sigalrm(handler, 0.02, 0.02)
+        sigalrm(handler, 0.02)
         assert sel.select(LONGEST[kind]) == [(key, selectors.EVENT_READ)]
     assert len(calls) == 2
 
@@ -353,5 +370,5 @@ def test_stdlib_premise_longest_select_timeout_keeps_waiting(socketpair, sigalrm
 
     with selectors.SelectSelector() as sel:
         key = sel.register(a, selectors.EVENT_READ)
-        sigalrm(handler, 0.02, 0.02)
+        sigalrm(handler, 0.02)
         assert sel.select(LONGEST["select"]) == [(key, selectors.EVENT_READ)]
