@@ -142,6 +142,8 @@ class SelectSelector(SelectorBase):
 
     def select(self, timeout: Optional[float] = None) -> List[Tuple[SelectorKey, int]]:
         if self._out_of_range:
+            if timeout is not None:
+                self._timeout_ns(timeout)  # the stdlib's timeout errors come first
             if max(self._out_of_range) > INT_MAX:  # the stdlib's fd conversion fails first
                 raise OverflowError("Python int too large to convert to C int")
             raise ValueError(f"file descriptor {min(self._out_of_range)} out of "
