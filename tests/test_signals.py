@@ -20,8 +20,15 @@ import reactor
 BACKENDS = {"epoll": reactor.EpollSelector, "poll": reactor.PollSelector,
             "select": reactor.SelectSelector}
 PERIOD = 0.001  # 1 kHz
-# How late a wait may return on this shared 2-core machine.
-SLACK = 0.5
+# How late a wait may return on this shared 2-core machine: generous, since
+# what fails here is a wait that never ends (one that restarts its whole
+# timeout at every signal) or ends early, which the lower bounds check
+# exactly.  (0.5 s failed beside busy loops on both cores.)
+SLACK = 2.0
+# Signals the Python handler must have seen for a 0.3-0.5 s storm to count
+# as one: a loaded machine delivers the 1 kHz timer's signals late, and the
+# kernel merges those pending at once, so far fewer than 300-500 arrive.
+STORM_HITS = 10
 
 
 class Storm:
@@ -73,7 +80,7 @@ def test_timeout_honoured_during_storm(storm, sel, socketpair, timeout):
     elapsed = time.monotonic() - start
     assert timeout <= elapsed < timeout + SLACK
     if timeout >= 0.3:
-        assert storm.count - before >= 50, "the storm did not hit the wait"
+        assert storm.count - before >= STORM_HITS, "the storm did not hit the wait"
 
 
 def test_no_readiness_lost_during_storm(storm, sel, socketpair):
@@ -101,7 +108,7 @@ def test_no_readiness_lost_during_storm(storm, sel, socketpair):
             assert [(key.fileobj, mask) for key, mask in ready] == [(a, selectors.EVENT_READ)]
             assert a.recv(1) == b"x"
             rounds += 1
-        assert storm.count - before >= 100
+        assert storm.count - before >= STORM_HITS
     finally:
         a.send(b"q")
         thread.join(5)
@@ -141,17 +148,27 @@ def test_reactor_run_through_storm(storm, kind, socketpair):
                 loop.call_soon_threadsafe(wakes.append, i)
             b.send(b"done")
 
+        def stop_when_all_came():
+            # Not at a fixed time: on a loaded machine the waker's 50 sleeps
+            # can outlast any guess (a lost wakeup then shows as a timeout).
+            if thread.is_alive() or len(early) + len(late) < 4 or not got:
+                loop.call_later(0.05, stop_when_all_came)
+            else:
+                loop.stop()
+
         thread = threading.Thread(target=waker)
         thread.start()
-        loop.call_later(0.4, loop.stop)
+        loop.call_later(0.4, stop_when_all_came)
+        guard = loop.call_later(30, loop.stop)
         before = storm.count
         loop.run()
+        guard.cancel()
         thread.join(5)
         assert early == []
         assert len(late) == 4 and max(late) < SLACK, late
         assert wakes == list(range(50))
         assert b"".join(got) == b"done"
-        assert storm.count - before >= 100
+        assert storm.count - before >= STORM_HITS
     finally:
         loop.close()
 
@@ -178,15 +195,15 @@ def test_reactor_signal_handler_under_storm():
         loop.add_signal_handler(signal.SIGALRM, seen.append, 1)
         try:
             signal.setitimer(signal.ITIMER_REAL, PERIOD, PERIOD)
+            start = time.monotonic()  # before the timer's own clock read
             loop.call_later(0.3, loop.stop)
-            start = time.monotonic()
             loop.run()
             elapsed = time.monotonic() - start
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0, 0)
             loop.remove_signal_handler(signal.SIGALRM)
         assert 0.3 <= elapsed < 0.3 + SLACK
-        assert len(seen) >= 50
+        assert len(seen) >= STORM_HITS
 
 
 def test_stdlib_premise_storm_does_not_break_stdlib_either(storm):
