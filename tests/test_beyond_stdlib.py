@@ -1028,15 +1028,18 @@ def test_signal_during_select_resumes_with_remaining_time(sel, socketpair, sigal
             signal.setitimer(signal.ITIMER_REAL, 0)
 
     sigalrm(handler)
-    signal.setitimer(signal.ITIMER_REAL, 0.1, 0.1)
+    signal.setitimer(signal.ITIMER_REAL, 0.35, 0.05)
     start = time.monotonic()
     assert sel.select(0.5) == []
-    elapsed = time.monotonic() - start
-    assert len(calls) == 3
-    assert elapsed >= 0.5
-    # Semantic bound, generous: a wait restarted with the full timeout after
-    # each signal would take 0.3 + 0.5 s.
-    assert elapsed < 0.75
+    end = time.monotonic()
+    assert 1 <= len(calls) <= 3  # a loaded machine can merge signals
+    assert end - start >= 0.5
+    # A wait restarted with the full timeout ends 0.5 s after the last
+    # handler ran, at the earliest; resumed, it ends at start + 0.5, ~0.05 s
+    # after it.  (Measured from `start`, "elapsed < 0.75" failed beside busy
+    # loops: this bound holds for any delay up to ~0.45 s, and is still
+    # exact for the restarting wait.)
+    assert end - calls[-1] < 0.5, (end - start, [c - start for c in calls])
 
 
 def test_signal_during_select_none_keeps_waiting(sel, socketpair, sigalrm):
