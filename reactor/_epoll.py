@@ -323,27 +323,30 @@ class EpollSelector(SelectorBase):
             return self._modify_with_flags(key, events, data, flags)
         # The stdlib's modify: ask the kernel only for a new mask (a mask
         # with other bits is accepted, as there); compare data either way.
-        changed = False
-        if events != key.events:
-            interest = events & _VALID_EVENTS  # TypeError first, as in the stdlib
-            try:
-                rc = _epoll_modify(self._shared, fd, self._fd_to_code[fd], 0, interest)
-            except BaseException:
-                self._modify_interrupted(fd)
-                raise
-            if rc:
-                self._forget(fd)  # reactor._native released the registration
-                raise self._ctl_failed(rc)
-            changed = True
-        if data != key.data:
-            changed = True
-        if changed:
-            self._fd_to_key[fd] = key = _new_tuple(SelectorKey,
-                                                   (key.fileobj, fd, events, data))
-            if self._pairs:
-                self._drop_pairs(self._fd_to_code[fd])  # [E8]
-            if events.__class__ is not int or self._odd_events:
-                self._note_odd_events(fd, events)
+        if events == key.events:
+            if data != key.data:  # no syscall
+                self._fd_to_key[fd] = key = _new_tuple(SelectorKey,
+                                                       (key.fileobj, fd, events, data))
+                if self._pairs:
+                    self._drop_pairs(self._fd_to_code[fd])  # [E8]
+                if events.__class__ is not int or self._odd_events:
+                    self._note_odd_events(fd, events)
+            return key
+        interest = events & _VALID_EVENTS  # TypeError first, as in the stdlib
+        code = self._fd_to_code[fd]
+        try:
+            rc = _epoll_modify(self._shared, fd, code, 0, interest)
+        except BaseException:
+            self._modify_interrupted(fd)
+            raise
+        if rc:
+            self._forget(fd)  # reactor._native released the registration
+            raise self._ctl_failed(rc)
+        self._fd_to_key[fd] = key = _new_tuple(SelectorKey, (key.fileobj, fd, events, data))
+        if self._pairs:
+            self._drop_pairs(code)  # [E8]
+        if events.__class__ is not int or self._odd_events:
+            self._note_odd_events(fd, events)
         return key
 
     def _modify_interrupted(self, fd):
