@@ -82,9 +82,9 @@ struct reactor_epoll {
 int reactor_epoll_set_slots(struct reactor_epoll_shared *sh, struct reactor_slots *next);
 long long reactor_epoll_add(struct reactor_epoll_shared *sh, int fd, uint32_t flags,
                             uint32_t interest);
-int reactor_epoll_modify(struct reactor_epoll_shared *sh, int fd, long long code,
-                         uint32_t flags, uint32_t interest);
-int reactor_epoll_delete(struct reactor_epoll_shared *sh, int fd, long long code);
+int reactor_epoll_modify(struct reactor_epoll_shared *sh, long long code, uint32_t flags,
+                         uint32_t interest);
+int reactor_epoll_delete(struct reactor_epoll_shared *sh, long long code);
 int reactor_epoll_readd(struct reactor_epoll_shared *sh, int fd, long long code,
                         uint32_t flags, uint32_t interest);
 int reactor_epoll_forget_fd(struct reactor_epoll_shared *sh, int fd);

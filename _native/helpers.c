@@ -332,14 +332,14 @@ static void reactor_slot_release(struct reactor_epoll_shared *sh, int slot, uint
     sh->free_slot = slot;
 }
 
-/* The slot of registration `code` made for fd, or -1 when no slot holds
- * it.  Under the lock. */
-static int reactor_slot_of(struct reactor_epoll_shared *sh, int fd, long long code)
+/* The slot that holds registration `code`, or -1 when none does (it was
+ * released).  Under the lock. */
+static int reactor_slot_of(struct reactor_epoll_shared *sh, long long code)
 {
     int slot = (int)(((uint64_t)code >> 3) & (REACTOR_SLOT_MAX - 1));
     uint32_t gen = (uint32_t)((uint64_t)code >> 31);
     if (code < REACTOR_ONE || !(gen & 1u) || slot >= sh->slots->len ||
-        sh->slots->slot[slot] != reactor_slot_entry(gen, (uint32_t)fd))
+        (uint32_t)(sh->slots->slot[slot] >> 32) != gen)
         return -1;
     return slot;
 }
@@ -352,10 +352,10 @@ static uint32_t reactor_epoll_events(uint32_t flags, uint32_t interest)
 
 /* A new registration of fd: `interest` (EVENT_* bits, and bit 2 for the
  * caller: see above) and `flags` (EPOLLET & co.) make its epoll events, and
- * the interest also masks what waits report.  Returns its code base; REACTOR_EGROW when no slot is free
- * (the caller adds slots with reactor_epoll_set_slots and calls again);
- * -ENOSPC past REACTOR_SLOT_MAX registrations; -EBADF after
- * reactor_epoll_close; or -errno.  The slot is filled in before the
+ * the interest also masks what waits report.  Returns its code base;
+ * REACTOR_EGROW when no slot is free (the caller adds slots with
+ * reactor_epoll_set_slots and calls again); -ENOSPC past REACTOR_SLOT_MAX
+ * registrations; -EBADF after reactor_epoll_close; or -errno.  The slot is filled in before the
  * syscall: an event of the new registration can reach a wait in another
  * thread as soon as the kernel has it. */
 static long long reactor_epoll_add(struct reactor_epoll_shared *sh, int fd, uint32_t flags,
@@ -393,24 +393,25 @@ static long long reactor_epoll_add(struct reactor_epoll_shared *sh, int fd, uint
     return (long long)(ev.data.u64 & ~(uint64_t)7);
 }
 
-/* New events for registration `code` of fd (as for reactor_epoll_add).
- * 0, or -errno, after which the registration is released (the caller
- * forgets it); -ENOENT without a syscall when no slot holds `code`; -EBADF
- * after reactor_epoll_close. */
-static int reactor_epoll_modify(struct reactor_epoll_shared *sh, int fd, long long code,
+/* New events for registration `code` (as for reactor_epoll_add) of the fd
+ * it was made for.  0, or -errno, after which the registration is released
+ * (the caller forgets it); -ENOENT without a syscall when no slot holds
+ * `code`; -EBADF after reactor_epoll_close. */
+static int reactor_epoll_modify(struct reactor_epoll_shared *sh, long long code,
                                 uint32_t flags, uint32_t interest)
 {
     struct epoll_event ev;
     uint32_t gen = (uint32_t)((uint64_t)code >> 31);
-    int slot, err = 0;
+    int slot, fd, err = 0;
     memset(&ev, 0, sizeof ev);
     ev.events = reactor_epoll_events(flags, interest);
     reactor_lock(&sh->lock);
     if (__atomic_load_n(&sh->users, __ATOMIC_RELAXED) & REACTOR_CLOSED) {
         err = EBADF;
-    } else if ((slot = reactor_slot_of(sh, fd, code)) < 0) {
+    } else if ((slot = reactor_slot_of(sh, code)) < 0) {
         err = ENOENT;
     } else {
+        fd = (int)(uint32_t)sh->slots->slot[slot];
         ev.data.u64 = reactor_epoll_data(gen, slot, interest);
         if (epoll_ctl(sh->epfd, EPOLL_CTL_MOD, fd, &ev) < 0) {
             err = errno;
@@ -421,20 +422,22 @@ static int reactor_epoll_modify(struct reactor_epoll_shared *sh, int fd, long lo
     return -err;
 }
 
-/* Releases registration `code` of fd and removes it from the kernel.  0 or
- * -errno (the registration is released either way); -ENOENT without a
- * syscall when no slot holds `code`; -EBADF after reactor_epoll_close. */
-static int reactor_epoll_delete(struct reactor_epoll_shared *sh, int fd, long long code)
+/* Releases registration `code` and removes it from the kernel (EPOLL_CTL_DEL
+ * of the fd it was made for).  0 or -errno (the registration is released
+ * either way); -ENOENT without a syscall when no slot holds `code`; -EBADF
+ * after reactor_epoll_close. */
+static int reactor_epoll_delete(struct reactor_epoll_shared *sh, long long code)
 {
     struct epoll_event ev;
-    int slot, err = 0;
+    int slot, fd, err = 0;
     memset(&ev, 0, sizeof ev);
     reactor_lock(&sh->lock);
     if (__atomic_load_n(&sh->users, __ATOMIC_RELAXED) & REACTOR_CLOSED) {
         err = EBADF;
-    } else if ((slot = reactor_slot_of(sh, fd, code)) < 0) {
+    } else if ((slot = reactor_slot_of(sh, code)) < 0) {
         err = ENOENT;
     } else {
+        fd = (int)(uint32_t)sh->slots->slot[slot];
         reactor_slot_release(sh, slot, (uint32_t)((uint64_t)code >> 31));
         if (epoll_ctl(sh->epfd, EPOLL_CTL_DEL, fd, &ev) < 0)
             err = errno;
@@ -454,10 +457,10 @@ static int reactor_epoll_readd(struct reactor_epoll_shared *sh, int fd, long lon
     memset(&ev, 0, sizeof ev);
     ev.events = reactor_epoll_events(flags, interest);
     reactor_lock(&sh->lock);
-    slot = reactor_slot_of(sh, fd, code);
+    slot = reactor_slot_of(sh, code);
     if (__atomic_load_n(&sh->users, __ATOMIC_RELAXED) & REACTOR_CLOSED) {
         rc = -EBADF;
-    } else if (slot < 0) {
+    } else if (slot < 0 || (uint32_t)sh->slots->slot[slot] != (uint32_t)fd) {
         rc = -ENOENT;
     } else {
         ev.data.u64 = reactor_epoll_data((uint32_t)((uint64_t)code >> 31), slot, interest);

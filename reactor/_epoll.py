@@ -279,7 +279,7 @@ class EpollSelector(SelectorBase):
         in the kernel too if the EPOLL_CTL_ADD was made."""
         code = self._fd_to_code.get(fd)
         if code is not None:
-            _epoll_delete(self._shared, fd, code)
+            _epoll_delete(self._shared, code)
         elif 0 <= fd <= INT_MAX:  # the code was lost with the exception
             lib.reactor_epoll_forget_fd(self._shared, fd)
         self._forget(fd)
@@ -305,7 +305,7 @@ class EpollSelector(SelectorBase):
         # does: the fd may have been closed since it was registered (the
         # kernel then dropped the registration, or it is stale [E1]).  The
         # registration's slot is released either way.
-        _epoll_delete(self._shared, fd, code)
+        _epoll_delete(self._shared, code)
         return key
 
     def modify(self, fileobj: FileDescriptorLike, events: int, data: Any = None, *,
@@ -335,7 +335,7 @@ class EpollSelector(SelectorBase):
         interest = events & _VALID_EVENTS  # TypeError first, as in the stdlib
         code = self._fd_to_code[fd]
         try:
-            rc = _epoll_modify(self._shared, fd, code, 0, interest)
+            rc = _epoll_modify(self._shared, code, 0, interest)
         except BaseException:
             self._modify_interrupted(fd)
             raise
@@ -355,7 +355,7 @@ class EpollSelector(SelectorBase):
         forgotten, as the stdlib does on any exception there."""
         code = self._fd_to_code.get(fd)
         if code is not None:
-            _epoll_delete(self._shared, fd, code)
+            _epoll_delete(self._shared, code)
         self._forget(fd)
 
     def _note_odd_events(self, fd, events):
@@ -381,7 +381,7 @@ class EpollSelector(SelectorBase):
             new_flags = old_flags if flags is None else flags
             interest = events & _VALID_EVENTS  # TypeError first, as in the stdlib
             try:
-                rc = _epoll_modify(self._shared, fd, self._fd_to_code[fd], new_flags, interest)
+                rc = _epoll_modify(self._shared, self._fd_to_code[fd], new_flags, interest)
             except BaseException:
                 self._modify_interrupted(fd)
                 raise

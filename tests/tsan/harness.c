@@ -311,17 +311,17 @@ static void *epoll_registrar(void *arg)
                 codes[k] = rc > 0 ? rc : 0;
                 CHECK(closed || reactor_epoll_fd_of(&w->sh, rc) == fd, "fd_of disagrees");
             } else if ((k + round) % 3 == 0) {
-                rc = reactor_epoll_modify(&w->sh, fd, codes[k], 0, 3u);
+                rc = reactor_epoll_modify(&w->sh, codes[k], 0, 3u);
                 if (rc == -EBADF && __atomic_load_n(&w->closed, __ATOMIC_ACQUIRE))
                     return NULL;
                 CHECK(rc == 0, "modify failed: %lld", rc);
             } else {
-                rc = reactor_epoll_delete(&w->sh, fd, codes[k]);
+                rc = reactor_epoll_delete(&w->sh, codes[k]);
                 if (rc == -EBADF && __atomic_load_n(&w->closed, __ATOMIC_ACQUIRE))
                     return NULL;
                 CHECK(rc == 0, "delete failed: %lld", rc);
                 CHECK(reactor_epoll_fd_of(&w->sh, codes[k]) == -1, "deleted but live");
-                rc = reactor_epoll_delete(&w->sh, fd, codes[k]);
+                rc = reactor_epoll_delete(&w->sh, codes[k]);
                 CHECK(rc == -ENOENT || rc == -EBADF, "deleted twice: %lld", rc);
                 codes[k] = 0;
             }
