@@ -1,10 +1,11 @@
 /* What Python sees of reactor._native.  Every constant and struct layout is
- * `...`: the compiler fills them in from the system headers (struct
- * epoll_event is packed to 12 bytes on x86-64; a hand-written layout would
- * silently get 16). */
+ * `...`: the compiler fills them in from the system headers and helpers.c
+ * (struct epoll_event is packed to 12 bytes on x86-64; a hand-written
+ * layout would silently get 16).  Fields listed are the ones Python reads
+ * or writes; what each means is documented in helpers.c. */
 
 struct epoll_event { uint32_t events; ...; };
-struct pollfd { int fd; short events; short revents; };
+struct pollfd { int fd; short events; short revents; ...; };
 
 #define EPOLLIN ...
 #define EPOLLOUT ...
@@ -34,6 +35,7 @@ struct pollfd { int fd; short events; short revents; };
 #define EINTR ...
 #define EBADF ...
 #define ENOENT ...
+#define EINVAL ...
 
 /* 1 when the headers offer epoll_pwait2; the kernel may still say ENOSYS,
  * which reactor_pwait2_available() reports after the first timed wait. */
@@ -42,41 +44,54 @@ struct pollfd { int fd; short events; short revents; };
 
 int reactor_pwait2_available(void);
 
-/* Returned by the waits (below any -errno): see helpers.c. */
+/* Returned by the waits (below any -errno), and the one-fd results: see
+ * "sharing with other threads" in helpers.c. */
 #define REACTOR_EGROW ...
 #define REACTOR_ESTALE ...
 #define REACTOR_EBUSY ...
 #define REACTOR_ONE ...
+void reactor_release(unsigned long *owner);
 
 int reactor_epoll_create(void);
-struct reactor_stamps {
+#define REACTOR_SLOT_MAX ...
+struct reactor_slots {
     int len;
-    uint32_t *stamp;
+    uint64_t *slot;
+    ...;
 };
 struct reactor_epoll_shared {
     int lock;
-    struct reactor_stamps *stamps;
-    int want;
+    int epfd;
+    unsigned int users;
     unsigned long long stale;
+    ...;
 };
 struct reactor_epoll {
-    int epfd;
     int capacity;
     struct epoll_event *events;
     int *ready_fds;
-    uint32_t *ready;
     int64_t *codes;
     int64_t *lens;
     uint32_t read_bits, write_bits;
     struct reactor_epoll_shared *shared;
-    int stale_fd;
+    uint64_t stale_data;
     int stale_streak;
     unsigned long owner;
     long long deadline_ns;
+    ...;
 };
-int reactor_epoll_set_stamps(struct reactor_epoll_shared *sh, struct reactor_stamps *next);
-int reactor_epoll_ctl(struct reactor_epoll *ep, int op, int fd, uint32_t events,
-                      uint32_t interest);
+int reactor_epoll_set_slots(struct reactor_epoll_shared *sh, struct reactor_slots *next);
+long long reactor_epoll_add(struct reactor_epoll_shared *sh, int fd, uint32_t flags,
+                            uint32_t interest);
+int reactor_epoll_modify(struct reactor_epoll_shared *sh, long long code, uint32_t flags,
+                         uint32_t interest);
+int reactor_epoll_delete(struct reactor_epoll_shared *sh, long long code);
+int reactor_epoll_readd(struct reactor_epoll_shared *sh, int fd, long long code,
+                        uint32_t flags, uint32_t interest);
+int reactor_epoll_forget_fd(struct reactor_epoll_shared *sh, int fd);
+int reactor_epoll_fd_of(struct reactor_epoll_shared *sh, long long code);
+int reactor_epoll_close(struct reactor_epoll_shared *sh);
+int reactor_epoll_forked(struct reactor_epoll_shared *sh);
 long long reactor_epoll_wait(struct reactor_epoll *ep, long long timeout_ns);
 #define REACTOR_AUTOREAD ...
 #define REACTOR_NOT_READ ...
@@ -85,6 +100,7 @@ struct reactor_reads {
     long long size;
     long long chunk;
     long long first;
+    ...;
 };
 long long reactor_epoll_wait_read(struct reactor_epoll *ep, long long timeout_ns,
                                   struct reactor_reads *rx);
@@ -94,6 +110,7 @@ struct reactor_pollfds {
     int capacity;
     int nfds;
     struct pollfd *fds;
+    ...;
 };
 struct reactor_poll {
     struct reactor_pollfds *list;
@@ -104,6 +121,7 @@ struct reactor_poll {
     uint32_t read_bits, write_bits;
     unsigned long owner;
     long long deadline_ns;
+    ...;
 };
 long long reactor_poll_wait(struct reactor_poll *p, long long timeout_ns);
 int reactor_poll_set_array(struct reactor_pollfds *list, struct pollfd *fds, int capacity);
@@ -115,16 +133,20 @@ struct reactor_fdsets {
     int lock;
     int capacity;
     int nfds;
+    int count;
     unsigned long *readers, *writers;
+    ...;
 };
 struct reactor_select {
     struct reactor_fdsets *sets;
     int capacity;
     unsigned long *rwork, *wwork;
+    int ready_capacity;
     int *ready_fds;
     uint32_t *ready;
     unsigned long owner;
     long long deadline_ns;
+    ...;
 };
 int reactor_select_set_arrays(struct reactor_fdsets *sets, unsigned long *readers,
                               unsigned long *writers, int capacity);

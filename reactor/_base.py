@@ -20,9 +20,12 @@ selectors are a drop-in:
 Threads (README, "Threads"): another thread may register, modify and
 unregister while one waits, and may close the selector; reactor._native
 keeps the kernel away from memory that changes under it (see "sharing with
-other threads" in _native/helpers.c).  A wait's buffers serve one thread at
-a time: a second thread in select() gets buffers of its own (poll refuses,
-as the stdlib's does).
+other threads" in _native/helpers.c).  A wait's buffers (its state) serve
+one select() at a time: a second one, in another thread or in a signal
+handler that runs while the first holds them, waits with a spare state
+(poll refuses, as the stdlib's does).  A state a select() holds when an
+exception leaves it (a signal handler raising as the wait is interrupted)
+is released on the way out.
 """
 
 from __future__ import annotations
@@ -40,16 +43,31 @@ from ._native import ffi, lib
 
 _unpack = ffi.unpack
 _EGROW, _EBUSY, _ESTALE = lib.REACTOR_EGROW, lib.REACTOR_EBUSY, lib.REACTOR_ESTALE
-_ONE = lib.REACTOR_ONE  # a wait's result: _ONE + ((fd << 2) | bits) for one fd
+# A wait's result >= _ONE is the code of the one fd ready: _ONE + ((fd << 2)
+# | bits) for poll and select, a registration's code for epoll (helpers.c).
+_ONE = lib.REACTOR_ONE
+_addressof = ffi.addressof
+_release_owner = lib.reactor_release
+
+
+def release(state):
+    """Free a wait state if this thread holds it (helpers.c): for a select()
+    that an exception leaves while its wait kept the state."""
+    _release_owner(_addressof(state, "owner"))
 
 # A wait state -> the arrays its pointers point into, alive as long as it is.
-_arrays_of: "weakref.WeakKeyDictionary[Any, tuple]" = weakref.WeakKeyDictionary()
+_arrays_of: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
-def keep_alive(state, *arrays):
+def keep_alive(state, **arrays):
     """Keep `arrays` alive as long as the wait state `state` (a cdata struct
-    whose pointer fields point into them)."""
-    _arrays_of[state] = arrays
+    whose pointer fields point into them), each in place of the array kept
+    under its name before."""
+    kept = _arrays_of.get(state)
+    if kept is None:
+        _arrays_of[state] = arrays
+    else:
+        kept.update(arrays)
 
 # typing costs ~2 ms at import, more than the selectors module itself: it is
 # imported for type checkers only (which treat TYPE_CHECKING as true).
@@ -63,7 +81,7 @@ if TYPE_CHECKING:
     FileDescriptorLike = Union[int, HasFileno]
 
 __all__ = ["EVENT_READ", "EVENT_WRITE", "FD_LIMIT", "INT_MAX", "FileDescriptorLike", "SelectorKey",
-           "SelectorBase", "keep_alive", "make_key"]
+           "SelectorBase", "keep_alive", "make_key", "release"]
 
 _VALID_EVENTS = EVENT_READ | EVENT_WRITE
 _EINTR = errno.EINTR
@@ -182,25 +200,22 @@ class SelectorBase(BaseSelector):
         raise NotImplementedError
 
     def _size_wait(self, state):
-        """Give `state` buffers for the interest list as it is now."""
+        """Give `state` (which the caller holds) buffers for the interest
+        list as it is now."""
         raise NotImplementedError
 
-    def _regrow_wait(self, state):
-        """A state with buffers long enough (after REACTOR_EGROW): the main
-        state is resized (its caller owns it), a private one replaced."""
-        if state is not self._state:
-            return self._new_wait()
-        self._size_wait(state)
-        return state
-
-    def _select_concurrently(self, timeout_ns):
-        """select() while another thread's select() holds the main state:
-        wait with a state of our own."""
-        state = self._new_wait()
-        n = self._native_wait(state, timeout_ns)
-        if n < 0:
-            n, state = self._wait_failed(n, timeout_ns, state)
-        return self._decode(n, state)
+    def _select_aside(self, timeout_ns):
+        """select() while another select() holds the main state (another
+        thread's, or an outer one of this thread when a signal handler
+        selects): wait with a spare state, kept for the next time, so that
+        concurrent waits do not allocate either."""
+        spares = self._spares
+        state = spares.pop() if spares else self._new_wait()
+        try:
+            return self._results_of(self._native_wait(state, timeout_ns), state, timeout_ns)
+        finally:
+            state.owner = 0  # released already unless an exception came out
+            spares.append(state)
 
     # The struct whose spin lock guards the interest list (helpers.c).
     _locked: Any
@@ -209,11 +224,13 @@ class SelectorBase(BaseSelector):
         # fd -> SelectorKey: the one record of what is registered.
         self._fd_to_key: dict[int, SelectorKey] = {}
         self._map: Optional[_SelectorMapping] = _SelectorMapping(self)
+        self._spares: list = []  # wait states for concurrent select()s
         _live_selectors.add(self)
 
     def _after_fork_in_child(self):
         """The threads that held this selector's lock or wait state, if
-        any, did not come into this child: free both."""
+        any, did not come into this child: free both (spare states that
+        another thread was using did not come back to `_spares`)."""
         self._locked.lock = 0
         self._state.owner = 0
 
@@ -306,8 +323,21 @@ class SelectorBase(BaseSelector):
     _TIMEOUT_LIMIT_NS = _MAX_MS_TIMEOUT_NS
 
     def select(self, timeout: Optional[float] = None) -> List[Tuple[SelectorKey, int]]:
-        timeout_ns = -1 if timeout is None else self._timeout_ns(timeout)
-        n = self._native_wait(self._state, timeout_ns)
+        if timeout is None:
+            timeout_ns = -1
+        elif timeout <= 0:  # TypeError for a non-number, as in _timeout_ns()
+            timeout_ns = 0
+        else:
+            timeout_ns = self._timeout_ns(timeout)
+        state = self._state
+        try:
+            n = self._native_wait(state, timeout_ns)
+        except BaseException:
+            # A signal handler raised as the wait returned, which may have
+            # kept the state (-EINTR): free it, or every later select()
+            # would find it taken (helpers.c).
+            release(state)
+            raise
         if n >= _ONE:
             # The common case: one fd, in the result itself (helpers.c);
             # _decode()'s first branch, inlined: a call costs a tenth here.
@@ -316,16 +346,48 @@ class SelectorBase(BaseSelector):
             return [] if key is None else [(key, code & 3 & key.events)]
         if n == 0:
             return []
-        return self._results_of(n, timeout_ns)
+        return self._results_of(n, state, timeout_ns)
 
-    def _results_of(self, n, timeout_ns):
-        """select()'s list for what the main state's wait returned."""
+    def _results_of(self, n, state, timeout_ns):
+        """select()'s list for a wait's result n in `state` (helpers.c).
+
+        REACTOR_EBUSY: another select() holds the state; wait aside.
+        REACTOR_EGROW: the buffers are resized and the wait made again.
+        REACTOR_ESTALE (epoll): every event was stale; nothing is ready.
+        EINTR (PEP 475): Python has run the signal handler (if it raised,
+        the exception has left select() already, see select()); wait again
+        for the time left, and when none is left report nothing ready, as
+        the stdlib does.
+        Before waiting again the state is released: the new wait claims it
+        afresh, and may find that another thread took it meanwhile.
+        """
         if n == _EBUSY:
-            return self._select_concurrently(timeout_ns)
-        state = self._state
-        if n < 0:
-            n, state = self._wait_failed(n, timeout_ns, state)
-        return self._decode(n, state)
+            return self._select_aside(timeout_ns)
+        try:
+            while n < 0:
+                if n == -_EINTR:
+                    if timeout_ns > 0:
+                        timeout_ns = state.deadline_ns - monotonic_ns()
+                        if timeout_ns <= 0:
+                            state.owner = 0
+                            return []
+                elif n == _EGROW:
+                    self._size_wait(state)
+                elif n == _EBUSY:  # taken while we released it to wait again
+                    break
+                elif n == _ESTALE:
+                    self._stale_only(state)
+                    return []
+                else:
+                    raise self._wait_error(n)
+                state.owner = 0
+                n = self._native_wait(state, timeout_ns)
+            else:
+                return self._decode(n, state)
+        except BaseException:
+            release(state)
+            raise
+        return self._select_aside(timeout_ns)
 
     def _decode(self, n, state):
         """The (key, mask) list for a wait's result n >= 0 in `state`; the
@@ -364,33 +426,6 @@ class SelectorBase(BaseSelector):
             if key is not None:
                 ready.append((key, mask & key.events))
         return ready
-
-    def _wait_failed(self, result, timeout_ns, state):
-        """The wait's result (>= 0), and the state that holds it, for a wait
-        that returned a negative code.
-
-        REACTOR_EGROW: the buffers are resized and the wait made again.
-        REACTOR_ESTALE (epoll): every event was stale; nothing is ready.
-        EINTR (PEP 475): Python has run (or is about to run, at this call's
-        boundary) the signal handler; if it raised, the exception has left
-        select() already.  Otherwise wait again for the time left; when none
-        is left, report nothing ready, as the stdlib does.
-        """
-        while result < 0:
-            if result == -_EINTR:
-                if timeout_ns > 0:
-                    timeout_ns = state.deadline_ns - monotonic_ns()
-                    if timeout_ns <= 0:
-                        return 0, state
-            elif result == _EGROW:
-                state = self._regrow_wait(state)
-            elif result == _ESTALE:
-                self._stale_only(state)
-                return 0, state
-            else:
-                raise self._wait_error(result)
-            result = self._native_wait(state, timeout_ns)
-        return result, state
 
     def _wait_error(self, result):
         """The exception for a wait that failed with -errno `result`."""

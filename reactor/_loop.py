@@ -96,7 +96,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from . import _native
 if TYPE_CHECKING:
     from ._base import FileDescriptorLike
-from ._base import SelectorBase
+from ._base import SelectorBase, release as _release
 from ._epoll import EpollSelector
 
 __all__ = ["Reactor", "Handle", "TimerHandle"]
@@ -443,10 +443,15 @@ class Reactor:
             n = 0
         else:  # [L11]
             timeout_ns = -1 if timeout is None else 0 if timeout <= 0 else _ceil(timeout * 1e9)
-            n = _wait_read(self._wait_state, timeout_ns, reads)
+            state = self._wait_state
+            try:
+                n = _wait_read(state, timeout_ns, reads)
+            except BaseException:  # a signal handler raised as the wait returned
+                _release(state)
+                raise
             events = None
             if n < 0:  # interrupted, buffers to grow, ...: the selector's rules
-                events = self._selector._results_of(n, timeout_ns)
+                events = self._selector._results_of(n, state, timeout_ns)
                 n = 0
         if timers:
             # [L9] due timers wait in the ready queue, behind what was ready.

@@ -42,6 +42,7 @@ _READ_BITS = 0xFFFF & ~lib.POLLOUT   # [P3]
 _WRITE_BITS = 0xFFFF & ~lib.POLLIN
 assert (EVENT_READ, EVENT_WRITE) == (1, 2)  # the bits reactor._native writes
 _EGROW = lib.REACTOR_EGROW
+_ENOENT = lib.ENOENT
 
 
 class PollSelector(SelectorBase):
@@ -76,16 +77,37 @@ class PollSelector(SelectorBase):
         ready = ffi.new("uint32_t[]", capacity)
         state.work, state.ready_fds, state.ready = work, ready_fds, ready
         state.capacity = capacity
-        keep_alive(state, work, ready_fds, ready)
+        keep_alive(state, work=work, ready_fds=ready_fds, ready=ready)
 
-    def _select_concurrently(self, timeout_ns):
-        raise RuntimeError("concurrent poll() invocation")  # as the stdlib's
+    def _buffer_sizes(self):
+        """Entries in the pollfd array and in the main wait state's copy of
+        it (for tests: both follow the registrations [P1])."""
+        return {"entries": self._list.capacity, "wait": self._state.capacity}
+
+    def _select_aside(self, timeout_ns):
+        # As the stdlib's, which refuses a second poll() on one object, from
+        # another thread or from a signal handler during the first.
+        raise RuntimeError("concurrent poll() invocation")
+
+    def _set_events(self, fd, events):
+        """New events for fd's entry in the pollfd array."""
+        rc = lib.reactor_poll_set_events(self._list, self._fd_to_index[fd], fd,
+                                         _INTEREST[events & _VALID_EVENTS])
+        if rc:
+            raise self._lost_entry(fd)
+
+    def _lost_entry(self, fd):
+        # -ENOENT: _fd_to_index and the array disagree, which only
+        # registrations changed from two threads at once can do (README,
+        # "Threads": not supported).  Said, not ignored.
+        return RuntimeError(f"PollSelector: fd {fd} is not at index "
+                            f"{self._fd_to_index.get(fd)} of its pollfd array (were "
+                            "registrations changed from two threads at once?)")
 
     def _add(self, fd, events):
-        index = self._fd_to_index.get(fd)
-        if index is not None:
+        if fd in self._fd_to_index:
             # Still in the array from before close() (see there).
-            lib.reactor_poll_set_events(self._list, index, fd, _INTEREST[events])
+            self._set_events(fd, events)
             return
         # An fd that does not fit a C int fails here (OverflowError), before
         # anything is recorded, as the stdlib's poll.register() does.
@@ -96,8 +118,11 @@ class PollSelector(SelectorBase):
         self._fd_to_index[fd] = index
 
     def _remove(self, fd):
-        index = self._fd_to_index.pop(fd)
+        index = self._fd_to_index[fd]
         moved_fd = lib.reactor_poll_remove(self._list, index, fd)
+        if moved_fd == -_ENOENT:
+            raise self._lost_entry(fd)
+        del self._fd_to_index[fd]
         if moved_fd >= 0:
             self._fd_to_index[moved_fd] = index
 
@@ -106,8 +131,7 @@ class PollSelector(SelectorBase):
         changed = False
         if events != key.events:
             # No syscall: the next poll() reads the new mask [P1].
-            lib.reactor_poll_set_events(self._list, self._fd_to_index[key.fd], key.fd,
-                                        _INTEREST[events & _VALID_EVENTS])
+            self._set_events(key.fd, events)
             changed = True
         if data != key.data:
             changed = True

@@ -20,7 +20,11 @@ Facts about select this module relies on:
      select() time, as the stdlib refuses fds >= 1024; registering it works,
      as in the stdlib.
 [S4] The kernel's cost grows with nfds, the highest registered fd + 1, so
-     that is kept exact (found in C when the highest fd leaves).
+     that is kept exact (found in C when the highest fd leaves).  The sets
+     themselves must hold a bit for every fd number up to the highest (1 bit
+     per number: 128 KiB per set at fs.nr_open = 2**20); the arrays of
+     results, which take 8 bytes per ready fd, are sized by the number of
+     fds in the sets instead (doubling as it grows).
 [S5] select() takes a timeval (microseconds); pselect() takes a timespec,
      so timeouts are exact to the nanosecond.
 """
@@ -36,7 +40,7 @@ from ._native import ffi, lib
 
 TYPE_CHECKING = False  # see _base.py
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, List, Optional, Tuple
 
     from ._base import FileDescriptorLike
 
@@ -45,7 +49,8 @@ _VALID_EVENTS = EVENT_READ | EVENT_WRITE
 
 
 
-_select_wait = lib.reactor_select_wait
+# Result entries of a new wait state; they double as registrations grow [S4].
+_FIRST_READY = 16
 
 
 class SelectSelector(SelectorBase):
@@ -53,6 +58,8 @@ class SelectSelector(SelectorBase):
 
     # The stdlib's limit: select.select() takes int64 nanoseconds.
     _TIMEOUT_LIMIT_NS = 2**63 - 1
+
+    _native_wait = staticmethod(lib.reactor_select_wait)
 
     def __init__(self):
         super().__init__()
@@ -78,17 +85,29 @@ class SelectSelector(SelectorBase):
         return state
 
     def _size_wait(self, state):
-        # Scratch sets and results for every fd the interest sets can hold
-        # (fewer than nfds fds can be ready: bits set before close() stay).
+        # Scratch sets for every fd the interest sets can hold [S2], results
+        # for as many fds as they hold [S4] (bits set before close() stay
+        # and count too).
         nbits = self._sets.capacity
-        words = nbits // _BITS
-        rwork = ffi.new("unsigned long[]", words)
-        wwork = ffi.new("unsigned long[]", words)
-        ready_fds = ffi.new("int[]", nbits)
-        ready = ffi.new("uint32_t[]", nbits)
-        state.rwork, state.wwork, state.ready_fds, state.ready = rwork, wwork, ready_fds, ready
-        state.capacity = nbits
-        keep_alive(state, rwork, wwork, ready_fds, ready)
+        if state.capacity != nbits:
+            words = nbits // _BITS
+            rwork = ffi.new("unsigned long[]", words)
+            wwork = ffi.new("unsigned long[]", words)
+            state.rwork, state.wwork, state.capacity = rwork, wwork, nbits
+            keep_alive(state, rwork=rwork, wwork=wwork)
+        count = self._sets.count
+        if state.ready_capacity < max(count, 1):
+            length = max(_FIRST_READY, 2 * state.ready_capacity, count)
+            ready_fds = ffi.new("int[]", length)
+            ready = ffi.new("uint32_t[]", length)
+            state.ready_fds, state.ready, state.ready_capacity = ready_fds, ready, length
+            keep_alive(state, ready_fds=ready_fds, ready=ready)
+
+    def _buffer_sizes(self):
+        """Bits in the interest sets and entries in the main wait state's
+        arrays (for tests: result arrays follow the registrations [S4])."""
+        return {"fd_bits": self._capacity, "wait_bits": self._state.capacity,
+                "ready": self._state.ready_capacity}
 
     def _add(self, fd, events):
         capacity = self._capacity
@@ -97,13 +116,15 @@ class SelectSelector(SelectorBase):
                 self._out_of_range.add(fd)
                 return
             self._grow(min(max(fd + 1, 2 * capacity), FD_LIMIT))
-        lib.reactor_select_add(self._sets, fd, events & _VALID_EVENTS)
+        rc = lib.reactor_select_add(self._sets, fd, events & _VALID_EVENTS)
+        assert rc == 0, rc  # 0 <= fd < capacity
 
     def _remove(self, fd):
         if fd >= self._capacity:
             self._out_of_range.discard(fd)
             return
-        lib.reactor_select_remove(self._sets, fd)
+        rc = lib.reactor_select_remove(self._sets, fd)
+        assert rc == 0, rc  # 0 <= fd < capacity
 
     def modify(self, fileobj: FileDescriptorLike, events: int, data: Any = None) -> SelectorKey:
         # The stdlib's generic modify, kept as is: a mask change is an
@@ -119,13 +140,15 @@ class SelectSelector(SelectorBase):
             self._fd_to_key[key.fd] = key
         return key
 
-    def _native_wait(self, state, timeout_ns):
+    def select(self, timeout: Optional[float] = None) -> List[Tuple[SelectorKey, int]]:
         if self._out_of_range:
+            if timeout is not None:
+                self._timeout_ns(timeout)  # the stdlib's timeout errors come first
             if max(self._out_of_range) > INT_MAX:  # the stdlib's fd conversion fails first
                 raise OverflowError("Python int too large to convert to C int")
             raise ValueError(f"file descriptor {min(self._out_of_range)} out of "
                              f"range in select() (fs.nr_open is {FD_LIMIT})")
-        return _select_wait(state, timeout_ns)
+        return super().select(timeout)
 
     def close(self) -> None:
         # As the stdlib's does, a closed SelectSelector forgets its keys but

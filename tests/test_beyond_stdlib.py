@@ -14,7 +14,6 @@ import selectors
 import signal
 import socket
 import warnings
-import statistics
 import subprocess
 import sys
 import time
@@ -257,7 +256,10 @@ def test_sub_millisecond_timeout(backend, sel, socketpair, timeout):
         assert sel.select(timeout) == []
         durations.append(time.perf_counter() - start)
     assert min(durations) >= timeout
-    assert statistics.median(durations) < 0.0009
+    # Rounded up to 1 ms, no wait could be shorter; a loaded machine can
+    # delay most wakeups (the median failed beside busy loops), so the
+    # fastest of 20 is what tells the two apart.
+    assert min(durations) < 0.0009, durations
 
 
 def test_timeout_just_over_a_millisecond_waits_long_enough(sel, socketpair):
@@ -891,6 +893,92 @@ def test_fork_child_of_closed_selector(make_socketpair):
     assert run_in_child(child) == ["ValueError", True]
 
 
+def _lowest_free_fd():
+    fd = os.open(os.devnull, os.O_RDONLY)
+    os.close(fd)
+    return fd
+
+
+def test_fork_without_an_fd_for_the_childs_epoll_leaves_the_selector_unusable(
+        make_socketpair):
+    # The child's rebuild [E2] could not make an epoll fd (EMFILE): Python
+    # printed "Exception ignored" from the at-fork hook and the child went
+    # on with the parent's epoll instance, changing the parent's
+    # registrations.  Now the inherited fd is closed, every call that needs
+    # the kernel raises OSError saying why, cleanup still works, and
+    # nothing is printed.
+    a, b = make_socketpair()
+    c, _ = make_socketpair()
+    sel = reactor.EpollSelector()
+    unraisable = []
+    previous_hook = sys.unraisablehook
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        key = sel.register(a, EVENT_READ, "a")
+        parent_epfd = sel.fileno()
+        parent_interest = kernel_interest(parent_epfd)
+        r, w = os.pipe()
+        sys.unraisablehook = unraisable.append
+        # No fd can be opened from here: the lowest free one is at the limit.
+        pid = None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_lowest_free_fd(), hard))
+        try:
+            pid = os.fork()
+        finally:
+            if pid:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+                sys.unraisablehook = previous_hook
+        if pid == 0:  # the child
+            report = {}
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+                report["unraisable"] = [repr(u.exc_value) for u in unraisable]
+                report["inherited_open"] = os.path.exists(f"/proc/self/fd/{parent_epfd}")
+                report["get_key"] = sel.get_key(a).data  # needs no kernel
+                for name, call in [("select", lambda: sel.select(0)),
+                                   ("register", lambda: sel.register(c, EVENT_READ)),
+                                   ("modify", lambda: sel.modify(a, BOTH)),
+                                   ("fileno", sel.fileno)]:
+                    try:
+                        call()
+                        report[name] = "returned"
+                    except OSError as exc:
+                        report[name] = [exc.errno, str(exc)]
+                report["c_registered"] = c.fileno() in sel.get_map()
+                # close() closes nothing else (this new fd may well have
+                # the old number).
+                reused = os.open(os.devnull, os.O_RDONLY)
+                sel.close()
+                os.fstat(reused)
+                report["closed"] = sel.get_map() is None
+                os.write(w, json.dumps(report).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            report = json.loads(f.read() or b"{}")
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert report["unraisable"] == []
+        assert report["inherited_open"] is False
+        assert report["get_key"] == "a"
+        for name in ("select", "register", "fileno"):
+            assert report[name][0] == errno.EMFILE, report
+            assert "fork()" in report[name][1], report
+        # A failed mask change forgets the key, as any failed modify().
+        assert report["modify"][0] == errno.EMFILE
+        assert report["c_registered"] is False
+        assert report["closed"] is True
+        # The parent's instance is untouched and works.
+        assert kernel_interest(parent_epfd) == parent_interest
+        b.send(b"x")
+        assert sel.select(5) == [(key, EVENT_READ)]
+    finally:
+        sys.unraisablehook = previous_hook
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        sel.close()
+
+
 def test_fork_poll_and_select_selectors_keep_working(make_socketpair):
     a, b = make_socketpair()
     sels = [reactor.PollSelector(), reactor.SelectSelector()]
@@ -940,15 +1028,18 @@ def test_signal_during_select_resumes_with_remaining_time(sel, socketpair, sigal
             signal.setitimer(signal.ITIMER_REAL, 0)
 
     sigalrm(handler)
-    signal.setitimer(signal.ITIMER_REAL, 0.1, 0.1)
+    signal.setitimer(signal.ITIMER_REAL, 0.35, 0.05)
     start = time.monotonic()
     assert sel.select(0.5) == []
-    elapsed = time.monotonic() - start
-    assert len(calls) == 3
-    assert elapsed >= 0.5
-    # Semantic bound, generous: a wait restarted with the full timeout after
-    # each signal would take 0.3 + 0.5 s.
-    assert elapsed < 0.75
+    end = time.monotonic()
+    assert 1 <= len(calls) <= 3  # a loaded machine can merge signals
+    assert end - start >= 0.5
+    # A wait restarted with the full timeout ends 0.5 s after the last
+    # handler ran, at the earliest; resumed, it ends at start + 0.5, ~0.05 s
+    # after it.  (Measured from `start`, "elapsed < 0.75" failed beside busy
+    # loops: this bound holds for any delay up to ~0.45 s, and is still
+    # exact for the restarting wait.)
+    assert end - calls[-1] < 0.5, (end - start, [c - start for c in calls])
 
 
 def test_signal_during_select_none_keeps_waiting(sel, socketpair, sigalrm):
@@ -978,10 +1069,14 @@ def test_exception_from_signal_handler_propagates(sel, socketpair, sigalrm, time
     sel.register(a, EVENT_READ)
 
     def handler(signum, frame):
+        signal.setitimer(signal.ITIMER_REAL, 0)
         raise Interrupted
 
     sigalrm(handler)
-    signal.setitimer(signal.ITIMER_REAL, 0.05)
+    # Repeating until the handler has run: a single signal that lands just
+    # before the wait's syscall is handled only once the wait ends (after
+    # 5 s, or never for None), the next one interrupts it.
+    signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
     start = time.monotonic()
     with pytest.raises(Interrupted):
         sel.select(timeout)

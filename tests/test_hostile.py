@@ -15,7 +15,7 @@ import signal
 import socket
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 import reactor
 from _support import BACKENDS, Diff, outcome
@@ -262,3 +262,126 @@ def test_tcpserver_arguments_raise_only_documented_errors(kwargs):
             loop.run_once(0)
         finally:
             server.close()
+
+
+# --------------------------------------------------------------------------
+# Timeouts at the edges, with signals interrupting the wait (issue 10)
+
+# 0, subnormal, 2**31 ms, 2**63 ns, inf, nan, negative, and the numbers
+# around each backend's limit (INT_MAX ms for epoll and poll, 2**63 - 1 ns
+# for select), as floats and ints.
+EDGE_TIMEOUTS = st.one_of(
+    st.sampled_from([
+        None, 0, 0.0, -0.0, -1, -1e-9, -math.inf, 5e-324, 1e-300, 1e-9, 2.5e-7,
+        math.nan, -math.nan, math.inf,
+        2**31 / 1e3, (2**31 - 1) / 1e3, 2147483.6475, 2147483.6465, 2147483, 2147484,
+        2**63 / 1e9, (2**63 - 1) / 1e9, 9223372036.85, 9223372036.854775, 9223372036,
+        9223372037, 2**31, 2**63, 2**64, 1, 1.0, 3600.5,
+    ]),
+    st.floats(min_value=2147483.0, max_value=2147484.0),
+    st.floats(min_value=9223372036.0, max_value=9223372037.0),
+    st.floats(min_value=-1.0, max_value=1e-6),
+)
+# The longest timeout each backend takes (seconds).
+TIMEOUT_LIMIT = {"epoll": 2147483.647, "poll": 2147483.647, "select": 9223372036.854775807}
+# Timeouts that make a real wait (a second or more), up to each limit: the
+# signals of "quiet" and "raising" land inside it.
+LONG_TIMEOUTS = {
+    name: st.one_of(
+        st.sampled_from([None, 1, 1.0, 3600.5, 2147483, 2147483.0, 2147483.646]
+                        + ([2**31 / 1e3, 2**62 / 1e9, 9223372036.85, 9223372036]
+                           if name == "select" else [])),
+        st.floats(min_value=1.0, max_value=limit * 0.9999))
+    for name, limit in TIMEOUT_LIMIT.items()
+}
+
+
+def _timeout_kind(timeout, limit):
+    """"short": a timeout with which select() returns at once (or fails);
+    "long" or "unsure" (near the limit, where only the selectors know
+    whether they take it) otherwise."""
+    if timeout is None:
+        return "long"
+    if not isinstance(timeout, (int, float)) or math.isnan(timeout) or timeout <= 1e-3:
+        return "short"
+    if timeout >= limit * 1.0001:
+        return "short"  # refused (inf too)
+    return "long" if timeout <= limit * 0.9999 else "unsure"
+
+
+class EdgeBoom(Exception):
+    pass
+
+
+def _select_with(sel, timeout, mode, sender):
+    """sel.select(timeout) with `mode`: "ready" (data waiting before),
+    "quiet" (SIGALRM every ms interrupts the wait; the second one sends the
+    data), "raising" (the first SIGALRM raises EdgeBoom), "idle" (nothing
+    ready, no signal)."""
+    calls = []
+
+    def quiet(signum, frame):
+        calls.append(1)
+        if len(calls) == 2:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            sender.send(b"x")
+
+    def raising(signum, frame):
+        if not calls:  # once: another signal may be pending
+            calls.append(1)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            raise EdgeBoom
+
+    if mode == "ready":
+        sender.send(b"x")
+    previous = signal.getsignal(signal.SIGALRM)
+    try:
+        if mode in ("quiet", "raising"):
+            signal.signal(signal.SIGALRM, quiet if mode == "quiet" else raising)
+            # Repeating: a signal that lands just before the syscall is
+            # handled once the wait ends; the next one interrupts it.
+            signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)
+        return outcome(sel.select, timeout)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=[b.name for b in BACKENDS])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_timeouts_at_the_edges_under_signals_behave_as_the_stdlib(backend, data):
+    mode = data.draw(st.sampled_from(["ready", "quiet", "raising", "idle"]), label="mode")
+    if mode in ("quiet", "raising"):
+        # A signal after a wait that ended would land outside select().
+        timeout = data.draw(LONG_TIMEOUTS[backend.name], label="timeout")
+    else:
+        timeout = data.draw(EDGE_TIMEOUTS, label="timeout")
+        if mode == "idle" and _timeout_kind(timeout, TIMEOUT_LIMIT[backend.name]) != "short":
+            mode = "ready"  # a wait that must end
+    event(f"mode: {mode}")
+    a, b = socket.socketpair()
+    outcomes = []
+    try:
+        for make in (backend.stdlib, backend.ours):
+            with make() as sel:
+                sel.register(a, reactor.EVENT_READ, "a")
+                result = _select_with(sel, timeout, mode, b)
+                a.setblocking(False)
+                while True:
+                    try:
+                        a.recv(100)
+                    except BlockingIOError:
+                        break
+                outcomes.append(result)
+                # Whatever happened, the selector waits again, from this
+                # thread and from another (its wait state was released).
+                assert sel.select(0) == []
+                if make is backend.ours:
+                    assert sel._state.owner == 0
+        std, ours = outcomes
+        assert ours.signature() == std.signature(), (timeout, mode, std, ours)
+    finally:
+        a.close()
+        b.close()

@@ -150,3 +150,76 @@ def test_unclosed_reactor_collected_in_another_thread_keeps_the_fd_number():
         signal.signal(signal.SIGUSR2, previous)
         os.close(writer_fd)
         os.close(reader_fd)
+
+
+# --------------------------------------------------------------------------
+# Memory follows the registrations, not the fd numbers (issue 10)
+
+
+def _wait_entries(sel):
+    """Entries per wait in the main wait state of `sel`: epoll's maxevents
+    and result arrays, select's result arrays, poll's pollfd copy."""
+    state = sel._state
+    if isinstance(sel, reactor.SelectSelector):
+        # (Before issue 10, select's result arrays had as many entries as
+        # its fd sets had bits: `capacity`.)
+        return getattr(state, "ready_capacity", state.capacity)
+    return state.capacity
+
+
+@pytest.mark.parametrize("cls", [reactor.EpollSelector, reactor.PollSelector,
+                                 reactor.SelectSelector])
+def test_one_high_fd_gives_buffers_for_one_registration(cls, high_nofile):
+    # One fd numbered near the fd limit (19,999 here) gave EpollSelector
+    # 20,000 slots (547 KiB of buffers and 82 KiB of stamps per wait
+    # state, ~32 MiB at fs.nr_open), and SelectSelector result arrays for
+    # 20,000 fds; only select's fd sets (bitmaps, 1 bit per number) must
+    # reach the highest fd.
+    a, b = socket.socketpair()
+    high = os.dup2(a.fileno(), high_nofile - 1, inheritable=False)
+    try:
+        with cls() as sel:
+            key = sel.register(high, reactor.EVENT_READ)
+            b.send(b"x")
+            assert sel.select(0) == [(key, reactor.EVENT_READ)]
+            entries = _wait_entries(sel)
+            assert entries <= 64, f"{entries} entries per wait for one registration"
+            if cls is reactor.EpollSelector:
+                assert sel._buffer_sizes()["slots"] <= 64
+            if cls is reactor.SelectSelector:
+                assert sel._buffer_sizes()["fd_bits"] >= high + 1  # [S4]: the bitmaps
+    finally:
+        os.close(high)
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("cls", [reactor.EpollSelector, reactor.PollSelector,
+                                 reactor.SelectSelector])
+def test_buffers_grow_with_registrations_and_one_wait_returns_them_all(cls, high_nofile):
+    # Amortised growth: at most twice the peak number of registrations, and
+    # one wait still reports every ready fd [E7].
+    pairs = [socket.socketpair() for _ in range(300)]
+    try:
+        with cls() as sel:
+            for i, (a, b) in enumerate(pairs):
+                sel.register(a, reactor.EVENT_READ, i)
+                b.send(b"x")
+                if i in (0, 7, 8, 100):
+                    assert len(sel.select(0)) == i + 1
+                    assert i + 1 <= _wait_entries(sel) <= 2 * (i + 1) + 64
+            assert len(sel.select(0)) == 300
+            assert 300 <= _wait_entries(sel) <= 2 * 300 + 64, sel._buffer_sizes()
+            # Churn reuses what is there: no growth.
+            before = sel._buffer_sizes()
+            for _ in range(3):
+                for a, _ in pairs[:150]:
+                    sel.unregister(a)
+                for a, _ in pairs[:150]:
+                    sel.register(a, reactor.EVENT_READ)
+            assert sel._buffer_sizes() == before
+            assert len(sel.select(0)) == 300
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()

@@ -20,8 +20,15 @@ import reactor
 BACKENDS = {"epoll": reactor.EpollSelector, "poll": reactor.PollSelector,
             "select": reactor.SelectSelector}
 PERIOD = 0.001  # 1 kHz
-# How late a wait may return on this shared 2-core machine.
-SLACK = 0.5
+# How late a wait may return on this shared 2-core machine: generous, since
+# what fails here is a wait that never ends (one that restarts its whole
+# timeout at every signal) or ends early, which the lower bounds check
+# exactly.  (0.5 s failed beside busy loops on both cores.)
+SLACK = 2.0
+# Signals the Python handler must have seen for a 0.3-0.5 s storm to count
+# as one: a loaded machine delivers the 1 kHz timer's signals late, and the
+# kernel merges those pending at once, so far fewer than 300-500 arrive.
+STORM_HITS = 10
 
 
 class Storm:
@@ -73,7 +80,7 @@ def test_timeout_honoured_during_storm(storm, sel, socketpair, timeout):
     elapsed = time.monotonic() - start
     assert timeout <= elapsed < timeout + SLACK
     if timeout >= 0.3:
-        assert storm.count - before >= 50, "the storm did not hit the wait"
+        assert storm.count - before >= STORM_HITS, "the storm did not hit the wait"
 
 
 def test_no_readiness_lost_during_storm(storm, sel, socketpair):
@@ -101,7 +108,7 @@ def test_no_readiness_lost_during_storm(storm, sel, socketpair):
             assert [(key.fileobj, mask) for key, mask in ready] == [(a, selectors.EVENT_READ)]
             assert a.recv(1) == b"x"
             rounds += 1
-        assert storm.count - before >= 100
+        assert storm.count - before >= STORM_HITS
     finally:
         a.send(b"q")
         thread.join(5)
@@ -141,17 +148,27 @@ def test_reactor_run_through_storm(storm, kind, socketpair):
                 loop.call_soon_threadsafe(wakes.append, i)
             b.send(b"done")
 
+        def stop_when_all_came():
+            # Not at a fixed time: on a loaded machine the waker's 50 sleeps
+            # can outlast any guess (a lost wakeup then shows as a timeout).
+            if thread.is_alive() or len(early) + len(late) < 4 or not got:
+                loop.call_later(0.05, stop_when_all_came)
+            else:
+                loop.stop()
+
         thread = threading.Thread(target=waker)
         thread.start()
-        loop.call_later(0.4, loop.stop)
+        loop.call_later(0.4, stop_when_all_came)
+        guard = loop.call_later(30, loop.stop)
         before = storm.count
         loop.run()
+        guard.cancel()
         thread.join(5)
         assert early == []
         assert len(late) == 4 and max(late) < SLACK, late
         assert wakes == list(range(50))
         assert b"".join(got) == b"done"
-        assert storm.count - before >= 100
+        assert storm.count - before >= STORM_HITS
     finally:
         loop.close()
 
@@ -178,15 +195,15 @@ def test_reactor_signal_handler_under_storm():
         loop.add_signal_handler(signal.SIGALRM, seen.append, 1)
         try:
             signal.setitimer(signal.ITIMER_REAL, PERIOD, PERIOD)
+            start = time.monotonic()  # before the timer's own clock read
             loop.call_later(0.3, loop.stop)
-            start = time.monotonic()
             loop.run()
             elapsed = time.monotonic() - start
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0, 0)
             loop.remove_signal_handler(signal.SIGALRM)
         assert 0.3 <= elapsed < 0.3 + SLACK
-        assert len(seen) >= 50
+        assert len(seen) >= STORM_HITS
 
 
 def test_stdlib_premise_storm_does_not_break_stdlib_either(storm):
@@ -201,3 +218,174 @@ def test_stdlib_premise_storm_does_not_break_stdlib_either(storm):
         finally:
             a.close()
             b.close()
+
+
+# --------------------------------------------------------------------------
+# Regressions (issue 10): what a signal leaves behind in the C layer.
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.fixture
+def sigalrm():
+    """Install a SIGALRM handler and a timer repeating every `period` s;
+    always stop the timer and restore.  The timer repeats because a signal
+    that lands just before a wait's syscall is handled only once the wait
+    ends: the next one interrupts it."""
+    old = signal.getsignal(signal.SIGALRM)
+
+    def install(handler, period):
+        signal.signal(signal.SIGALRM, handler)
+        signal.setitimer(signal.ITIMER_REAL, period, period)
+
+    yield install
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def once(action):
+    """A signal handler that stops the timer and runs action() the first
+    time only."""
+    done = []
+
+    def handler(signum, frame):
+        if not done:
+            done.append(1)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            action()
+
+    return handler
+
+
+def _in_thread(fn):
+    """fn() run in another thread: its result, or the exception it raised."""
+    out = []
+
+    def target():
+        try:
+            out.append(("return", fn()))
+        except Exception as exc:  # noqa: BLE001 - the exception is the result
+            out.append(("raise", exc))
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(5)
+    assert out, "the thread did not finish"
+    return out[0]
+
+
+def test_a_raising_signal_handler_leaves_the_wait_state_free(sel, socketpair, sigalrm):
+    # The wait returned -EINTR, which keeps the state claimed until the
+    # caller waits again; the handler's exception left select() first, and
+    # the state stayed claimed by this thread: poll refused every select()
+    # from another thread ("concurrent poll() invocation", the stdlib's
+    # returns []), epoll and select made new buffers for each one.
+    a, _ = socketpair
+    sel.register(a, selectors.EVENT_READ)
+
+    def interrupt():
+        raise Interrupted
+
+    sigalrm(once(interrupt), 0.02)
+    with pytest.raises(Interrupted):
+        sel.select(5)
+    made = []
+    new_wait = sel._new_wait
+    sel._new_wait = lambda: made.append(1) or new_wait()
+    try:
+        assert _in_thread(lambda: sel.select(0)) == ("return", [])
+        assert made == [], "another thread's select() found the buffers taken"
+        assert sel._state.owner == 0
+    finally:
+        del sel._new_wait
+
+
+def test_select_in_a_signal_handler_keeps_the_interrupted_selects_deadline(
+        sel, socketpair, sigalrm):
+    # A handler that selects on the same selector while an outer select()
+    # of the thread is between two waits (after -EINTR) used the outer
+    # call's state: its deadline was overwritten and the outer select()
+    # returned [] at the first signal, 0.05 s into a 0.4 s wait.  Now the
+    # inner call waits aside (or, on poll, raises RuntimeError as the
+    # stdlib's poll does), and the outer wait is untouched.
+    a, _ = socketpair
+    sel.register(a, selectors.EVENT_READ)
+    inner = []
+
+    def select_inside():
+        try:
+            inner.append(sel.select(0.001))
+        except RuntimeError as exc:
+            inner.append(str(exc))
+
+    sigalrm(once(select_inside), 0.05)
+    start = time.monotonic()
+    assert sel.select(0.4) == []
+    elapsed = time.monotonic() - start
+    assert elapsed >= 0.4
+    if isinstance(sel, reactor.PollSelector):
+        assert inner == ["concurrent poll() invocation"]
+    else:
+        assert inner == [[]]
+    assert sel._state.owner == 0
+
+
+def test_stdlib_premise_poll_refuses_a_select_from_a_signal_handler(socketpair, sigalrm):
+    a, _ = socketpair
+    inner = []
+
+    def select_inside():
+        try:
+            inner.append(sel.select(0.001))
+        except RuntimeError as exc:
+            inner.append(str(exc))
+
+    with selectors.PollSelector() as sel:
+        sel.register(a, selectors.EVENT_READ)
+        sigalrm(once(select_inside), 0.02)
+        assert sel.select(0.1) == []
+    assert inner == ["concurrent poll() invocation"]
+
+
+# The largest timeout each backend takes: INT_MAX ms for epoll and poll (as
+# epoll_wait() and poll() do), 2**63 - 1 ns for select, minus its rounding.
+LONGEST = {"epoll": 2147483.647, "poll": 2147483.647, "select": 9223372036.85}
+
+
+@pytest.mark.parametrize("kind", list(BACKENDS))
+def test_longest_timeout_keeps_waiting_through_a_signal(kind, socketpair, sigalrm):
+    # now + timeout_ns overflowed an int64 in the resume deadline (undefined
+    # behaviour; UBSan aborts on it): SelectSelector().select(9223372036.85)
+    # returned [] at the first signal.  The data comes with the second.
+    a, b = socketpair
+    calls = []
+
+    def handler(signum, frame):
+        calls.append(1)
+        if len(calls) == 2:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            b.send(b"x")
+
+    with BACKENDS[kind]() as sel:
+        key = sel.register(a, selectors.EVENT_READ)
+        sigalrm(handler, 0.02)
+        assert sel.select(LONGEST[kind]) == [(key, selectors.EVENT_READ)]
+    assert len(calls) == 2
+
+
+def test_stdlib_premise_longest_select_timeout_keeps_waiting(socketpair, sigalrm):
+    a, b = socketpair
+    calls = []
+
+    def handler(signum, frame):
+        calls.append(1)
+        if len(calls) == 2:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            b.send(b"x")
+
+    with selectors.SelectSelector() as sel:
+        key = sel.register(a, selectors.EVENT_READ)
+        sigalrm(handler, 0.02)
+        assert sel.select(LONGEST["select"]) == [(key, selectors.EVENT_READ)]

@@ -275,3 +275,93 @@ def test_fork_while_another_thread_selects(sel, make_socketpair):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert waiter.finish() == [(a.fileno(), selectors.EVENT_READ)]  # the child's byte
+
+
+# --------------------------------------------------------------------------
+# Regressions (issue 10)
+
+
+def wait_claimed(sel):
+    """Return once another thread's select() holds the main wait state."""
+    deadline = time.monotonic() + 5
+    while sel._state.owner == 0:
+        assert time.monotonic() < deadline, "the other select() did not start"
+        time.sleep(0.001)
+
+
+def test_close_while_another_thread_selects_keeps_the_epoll_fd_until_the_wait_ends(
+        make_socketpair):
+    # close() closed the epoll fd while another thread was about to wait on
+    # its number, which a new file could take at once: that wait then
+    # blocked on whatever file it was.  The number stays taken until no
+    # wait uses it; the last wait closes it as it returns.
+    a, b = make_socketpair()
+    sel = reactor.EpollSelector()
+    sel.register(a, selectors.EVENT_READ)
+    epfd = sel.fileno()
+    waiter = Waiter(sel, None)
+    waiter.start()
+    waiter.wait_blocked()
+    sel.close()
+    try:
+        assert os.readlink(f"/proc/self/fd/{epfd}") == "anon_inode:[eventpoll]"
+        with selectors.EpollSelector() as other:
+            assert other.fileno() != epfd  # the number was not free
+    finally:
+        b.send(b"x")  # ends the wait
+        assert waiter.finish() == []  # nothing reported after close()
+    assert not os.path.exists(f"/proc/self/fd/{epfd}")
+    with pytest.raises(ValueError):
+        sel.select(0)
+
+
+def test_close_with_no_wait_in_progress_closes_the_epoll_fd_at_once():
+    sel = reactor.EpollSelector()
+    epfd = sel.fileno()
+    sel.close()
+    assert not os.path.exists(f"/proc/self/fd/{epfd}")
+    sel.close()  # twice: nothing more to close
+
+
+def test_poll_entry_missing_from_its_pollfd_array_raises_instead_of_being_ignored(
+        make_socketpair):
+    # reactor_poll_set_events() and reactor_poll_remove() answer -ENOENT
+    # when fd is not where _fd_to_index says, which only registrations
+    # changed from two threads at once can do; modify() ignored it (the
+    # kernel went on polling the old mask, the key said the new one).
+    a, _ = make_socketpair()
+    c, _ = make_socketpair()
+    with reactor.PollSelector() as sel:
+        sel.register(a, selectors.EVENT_READ)
+        sel.register(c, selectors.EVENT_READ)
+        right = sel._fd_to_index[a.fileno()]
+        sel._fd_to_index[a.fileno()] = sel._fd_to_index[c.fileno()]
+        with pytest.raises(RuntimeError, match="pollfd array"):
+            sel.modify(a, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        with pytest.raises(RuntimeError, match="pollfd array"):
+            sel.unregister(a)
+        sel._fd_to_index[a.fileno()] = right
+
+
+@pytest.mark.parametrize("kind", ["epoll", "select"])
+def test_selects_beside_a_blocked_one_reuse_their_buffers(kind, make_socketpair):
+    # A select() that finds the main wait state taken by another thread
+    # made new buffers every time (README: "no allocation per wait"); it
+    # now takes a spare state, kept for the next one.
+    a, b = make_socketpair()
+    with BACKENDS[kind]() as sel:
+        sel.register(a, selectors.EVENT_READ)
+        made = []
+        new_wait = sel._new_wait
+        sel._new_wait = lambda: made.append(1) or new_wait()
+        try:
+            waiter = Waiter(sel, 5)
+            waiter.start()
+            wait_claimed(sel)
+            results = [sel.select(0) for _ in range(20)]
+            b.send(b"y")
+            assert waiter.finish() == [(a.fileno(), selectors.EVENT_READ)]
+        finally:
+            del sel._new_wait
+    assert results == [[]] * 20
+    assert made == [1], "each select() beside the blocked one made new buffers"
