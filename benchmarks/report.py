@@ -121,7 +121,8 @@ def echo_section(section: str, doc: dict, plots: dict, commands: bool = True) ->
                 f"{m['errors']} byte errors; server RSS {m['rss_mib_start']:.1f} MiB after the "
                 f"first tenth, {m['rss_mib_end']:.1f} MiB at the end, peak "
                 f"{m['peak_rss_mib'] or 0:.1f} MiB ({m['growth_kib']:+,.0f} KiB, slope "
-                f"{m['slope_kib_per_min']:+,.0f} KiB/min: {'flat' if m['flat'] else 'NOT FLAT'}).",
+                f"{m['slope_kib_per_min']:+,.0f} KiB/min: "
+                f"{'not judged under ASan' if not m.get('rss_checked', True) else 'flat' if m['flat'] else 'NOT FLAT'}).",
                 ""]
     out += ratio_lines(doc) if doc["ratios"] else []
     out += [f"![{section}]({plots[section]})", ""] if section in plots else []
