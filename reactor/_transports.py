@@ -186,17 +186,24 @@ class SocketTransport(asyncio.Transport):
         if events == old:
             return
         selector = self._loop._selector
-        if not events:
-            selector.unregister(self._fd)
-        elif self._autoread:
-            if old:
-                selector._modify_autoread(self._fd, events, self._on_ready_cb)
+        try:
+            if not events:
+                selector.unregister(self._fd)
+            elif self._autoread:
+                if old:
+                    selector._modify_autoread(self._fd, events, self._on_ready_cb)
+                else:
+                    selector._register_autoread(self._fd, events, self._on_ready_cb)
+            elif old:
+                selector.modify(self._fd, events, self._on_ready_cb)
             else:
-                selector._register_autoread(self._fd, events, self._on_ready_cb)
-        elif old:
-            selector.modify(self._fd, events, self._on_ready_cb)
-        else:
-            selector.register(self._fd, events, self._on_ready_cb)
+                selector.register(self._fd, events, self._on_ready_cb)
+        except BaseException:
+            # A signal handler that raised as the call returned (the call
+            # itself done), or a refusal: learn what the selector holds.
+            key = (selector.get_map() or {}).get(self._fd)
+            self._interest = key.events if key is not None else 0
+            raise
         self._interest = events
 
     def _update_autoread(self):

@@ -650,3 +650,35 @@ def test_datagram_endpoint_argument_errors(drv):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with sock, pytest.raises(ValueError, match="socket modifier"):
         drv.datagram(DatagramRecorder, local_addr=("127.0.0.1", 0), sock=sock)
+
+
+def test_a_signal_exception_during_an_interest_change_leaves_the_transport_consistent(
+        monkeypatch):
+    # A signal handler raising as selector.unregister() returned left the
+    # transport believing it was still registered: its abort() then raised
+    # KeyError (found by the IO models' SIGTERM test).
+    import reactor
+    loop = reactor.Reactor()
+    try:
+        server = loop.create_server(Echo, "127.0.0.1", 0)
+        client = socket.create_connection(server.sockets[0].getsockname())
+        with client:
+            while not loop._transports or len(loop._transports) < 1:
+                loop.run_once(0.01)
+            loop.run_once(0.01)
+            [transport] = loop._transports.values()
+            real = loop._selector.unregister
+
+            def interrupted(fileobj):
+                real(fileobj)
+                raise KeyboardInterrupt  # what a raising signal handler does here
+            monkeypatch.setattr(loop._selector, "unregister", interrupted)
+            with pytest.raises(KeyboardInterrupt):
+                transport.pause_reading()
+                transport._set_interest(0)
+            monkeypatch.undo()
+            transport.abort()  # raised KeyError
+            loop.run_once(0)
+        server.close()
+    finally:
+        loop.close()
