@@ -12,7 +12,7 @@ import os
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ["helpers.c"]
+SOURCES = ["helpers.c", "ring.c"]
 
 
 def _read(name):

@@ -1,0 +1,696 @@
+"""Files for asyncio on io_uring: open_file(), read_bytes(), write_bytes().
+
+``open_file(path, mode="rb")`` gives a file object of aiofiles' shape::
+
+    async with reactor.open_file("data.bin", "r+b") as f:
+        header = await f.read(16)
+        await f.seek(0, os.SEEK_END)
+        await f.write(b"tail")
+        block = await f.pread(4096, 1 << 20)
+        await f.fsync()
+
+with no threads: every call is one io_uring operation (or a few) on the
+running loop's ring, whose eventfd the loop watches with ``add_reader``;
+it works on asyncio's own loops, reactor's (``reactor.new_event_loop()``)
+and uvloop.  Where io_uring is refused (``reactor.uring_available()`` is
+false) the same API runs each call in the loop's default thread pool, as
+aiofiles does, and ``f.backend`` says ``"thread"`` instead of
+``"io_uring"``.  Binary modes only.
+
+Facts this module relies on (see also reactor/_ring.py's [U*]):
+
+[F1] Position.  A file object keeps its own position, as io's buffered
+     files do; read() and write() are pread/pwrite at it and move it by
+     what they transferred, one at a time (a per-file asyncio.Lock, so two
+     tasks reading the same file get consecutive pieces).  pread() and
+     pwrite() take their own offsets and neither use nor move it.
+     Append mode writes where the kernel's position is (offset -1: the
+     file's end, O_APPEND) and then reads it back with lseek, which does no
+     IO.  A file that cannot seek (a pipe, a FIFO, a tty: ESPIPE) is read
+     and written at the kernel's position from its first ESPIPE on.
+[F2] Cancellation.  When the awaiting task is cancelled the kernel
+     operation is cancelled too [U7], its buffer kept until the kernel lets
+     go [U6]; the position does not move, whatever the kernel managed to do
+     (a cancelled read may have read: the next read reads it again; a
+     cancelled write may have written).  An open whose awaiter was
+     cancelled closes the fd it may still produce.
+[F3] Short transfers.  io_uring completes a buffered read of a regular
+     file in full unless it reaches the end, so read(-1) asks for the size
+     statx reported plus one byte and stops at a short read; for anything
+     else (a pipe, /proc files, whose size is 0) it reads until b"".  A
+     write is repeated for what a short write left.
+[F4] One ring per event loop, made on first use; it lives as long as the
+     loop (released when the loop is collected, or at exit) and is never
+     shared with a forked child [U9]: the child gets its own.
+[F5] close() with operations in flight: they are cancelled
+     (IORING_ASYNC_CANCEL_FD, 5.19) and their awaiters get the
+     OSError(ECANCELED) the kernel gives (or their real result if they
+     finished first); then the fd is closed.  The thread backend waits for
+     its running calls instead (a thread cannot be interrupted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import stat
+import weakref
+from asyncio.events import _get_running_loop
+
+from ._native import ffi, lib
+from ._ring import _INT_MAX, Ring, StatxResult, _oserror, _path, _readable_buffer, _size, \
+    uring_available
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Generator, Optional, Union
+
+    PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+__all__ = ["open_file", "read_bytes", "write_bytes", "AsyncFile"]
+
+_prep = lib.reactor_ring_prep
+_prep_ext = lib.reactor_ring_prep_ext
+_OP_READ = lib.IORING_OP_READ
+_OP_WRITE = lib.IORING_OP_WRITE
+_OP_OPENAT = lib.IORING_OP_OPENAT
+_OP_STATX = lib.IORING_OP_STATX
+_OP_CLOSE = lib.IORING_OP_CLOSE
+_OP_FSYNC = lib.IORING_OP_FSYNC
+_OP_FTRUNCATE = lib.IORING_OP_FTRUNCATE
+_STATX_MASK = lib.STATX_BASIC_STATS | lib.STATX_BTIME
+_new_buffer = ffi.new_allocator(should_clear_after_alloc=False)
+_ESPIPE = errno.ESPIPE
+_CancelledError = asyncio.CancelledError
+# Most one read may ask for: the kernel's MAX_RW_COUNT (INT_MAX rounded
+# down to a page) would do; 1 GiB keeps read(-1) of a huge file in steps.
+_MAX_CHUNK = 1 << 30
+_STREAM_CHUNK = 64 * 1024
+BACKENDS = ("io_uring", "thread")
+
+_rings: "weakref.WeakKeyDictionary[Any, Ring]" = weakref.WeakKeyDictionary()
+
+
+def _loop_ring(loop):
+    """The running loop's ring [F4]."""
+    ring = _rings.get(loop)
+    if ring is None or ring._closed:
+        if ring is not None:
+            ring.close()  # a ring inherited across fork: the child's fds [U9]
+        ring = Ring(loop, 256)
+        ring._implicit = True
+        _rings[loop] = ring
+        weakref.finalize(loop, ring.close)
+    return ring
+
+
+def _backend(backend):
+    if backend is None:
+        return "io_uring" if uring_available() else "thread"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or None, not {backend!r}")
+    if backend == "io_uring" and not uring_available():
+        raise OSError(uring_available().errno or errno.ENOSYS,
+                      f"io_uring is not available: {uring_available().reason}")
+    return backend
+
+
+def _open_flags(mode):
+    """os.open flags for a binary mode, by io.open's rules; ValueError else."""
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be a str, not {type(mode).__name__}")
+    modes = set(mode)
+    if modes - set("rwxab+") or len(mode) > len(modes):
+        raise ValueError(f"invalid mode: {mode!r}")
+    if "b" not in modes:
+        raise ValueError(f"open_file supports binary modes only ('rb', 'wb', 'r+b' ...), "
+                         f"not {mode!r}")
+    if sum(c in modes for c in "rwxa") != 1:
+        raise ValueError("must have exactly one of read/write/create/append mode")
+    plus = "+" in modes
+    if "r" in modes:
+        flags = os.O_RDWR if plus else os.O_RDONLY
+    else:
+        flags = (os.O_RDWR if plus else os.O_WRONLY) | os.O_CREAT
+        if "w" in modes:
+            flags |= os.O_TRUNC
+        elif "x" in modes:
+            flags |= os.O_EXCL
+        else:
+            flags |= os.O_APPEND
+    return flags | os.O_CLOEXEC
+
+
+def _check_loop(loop):
+    if _get_running_loop() is not loop:
+        raise RuntimeError("this file belongs to another event loop (or none is running)")
+
+
+def _done_into(fut, convert):
+    """A ring callback that completes an asyncio future."""
+
+    def done(res, flags):
+        if not fut.done():  # cancelled meanwhile: nobody wants the result
+            if res >= 0:
+                fut.set_result(convert(res))
+            else:
+                fut.set_exception(_oserror(-res))
+
+    return done
+
+
+def _close_on_success(res, flags):
+    # [F2] an open nobody awaits any more: its fd is ours to close.
+    if res >= 0:
+        os.close(res)
+
+
+async def _await(ring, fut, user_data, orphan=None):
+    """Await a ring operation's future; cancelled, cancel the operation [F2]."""
+    try:
+        return await fut
+    except _CancelledError:
+        ring._orphan(user_data, orphan)
+        ring._cancel(user_data)
+        raise
+
+
+def _uring_open(ring, loop, path, flags, mode):
+    cpath = _path(path)
+    fut = loop.create_future()
+    user_data = ring._start(_prep, (_OP_OPENAT, lib.AT_FDCWD, cpath, mode, 0, flags),
+                            _done_into(fut, int), cpath)
+    return _await(ring, fut, user_data, _close_on_success)
+
+
+def _uring_statx(ring, loop, fd):
+    stx = ffi.new("struct statx *")
+    empty = ffi.new("char[]", b"")
+    fut = loop.create_future()
+    user_data = ring._start(_prep_ext, (_OP_STATX, fd, empty, _STATX_MASK, 0,
+                                        lib.AT_EMPTY_PATH, stx, 0, 0, 0),
+                            _done_into(fut, lambda res: StatxResult(stx)), (empty, stx))
+    return _await(ring, fut, user_data)
+
+
+def _uring_simple(ring, loop, opcode, fd, off=0, op_flags=0):
+    fut = loop.create_future()
+    user_data = ring._start(_prep, (opcode, fd, ffi.NULL, 0, off, op_flags),
+                            _done_into(fut, lambda res: None), None)
+    return _await(ring, fut, user_data)
+
+
+class AsyncFile:
+    """A file opened by open_file(): aiofiles' methods, as coroutines.
+
+    ``backend`` is ``"io_uring"`` or ``"thread"`` (the fallback where
+    io_uring is refused).  Errors: OSError from the kernel, ValueError once
+    closed or for a value out of range, TypeError for a wrong type.
+    """
+
+    backend = ""
+
+    def __init__(self, loop, fd: int, name: Any, mode: str, flags: int, closefd: bool) -> None:
+        self._loop = loop
+        self._fd = fd
+        self.name = name
+        self.mode = mode
+        self._append = bool(flags & os.O_APPEND)
+        self._readable = (flags & os.O_ACCMODE) != os.O_WRONLY
+        self._writable = (flags & os.O_ACCMODE) != os.O_RDONLY
+        self._closefd = closefd
+        self._stream = False  # [F1] ESPIPE seen: no offsets
+        self._pos = 0
+        if self._append or not closefd or isinstance(name, int):
+            # Where the kernel's position is: the end (append), or wherever
+            # the fd we were given was.
+            try:
+                self._pos = os.lseek(fd, 0, os.SEEK_END if self._append else os.SEEK_CUR)
+            except OSError as exc:
+                if exc.errno != _ESPIPE:
+                    raise
+                self._stream = True
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    # -- plain attributes, as aiofiles delegates them ------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def fileno(self) -> int:
+        self._check_open()
+        return self._fd
+
+    def readable(self) -> bool:
+        self._check_open()
+        return self._readable
+
+    def writable(self) -> bool:
+        self._check_open()
+        return self._writable
+
+    def __repr__(self):
+        state = "closed" if self._closed else f"fd={self._fd}"
+        return f"<{type(self).__name__} {self.name!r} mode={self.mode!r} {state}>"
+
+    def _check_open(self):
+        if self._closed:
+            raise ValueError("I/O operation on closed file")
+
+    def _check_readable(self):
+        self._check_open()
+        if not self._readable:
+            raise OSError(errno.EBADF, "File not open for reading")
+
+    def _check_writable(self):
+        self._check_open()
+        if not self._writable:
+            raise OSError(errno.EBADF, "File not open for writing")
+
+    # -- positional IO [F1] ----------------------------------------------------------
+
+    async def read(self, size: Optional[int] = -1) -> bytes:
+        """Read up to `size` bytes at the position (all up to EOF when
+        size is None or negative) and move past them."""
+        if size is None:
+            size = -1
+        if not isinstance(size, int):
+            raise TypeError(f"size must be an int or None, not {type(size).__name__}")
+        self._check_readable()
+        async with self._lock:
+            if size < 0:
+                data = await self._readall(self._pos)
+            else:
+                data = await self._pread(min(size, _INT_MAX), self._offset())
+            if not self._stream:
+                self._pos += len(data)
+            return data
+
+    async def write(self, data: Any) -> int:
+        """Write all of `data` at the position (at the end in append mode)
+        and move past it; returns len(data)."""
+        view, length = _readable_buffer(data)
+        self._check_writable()
+        async with self._lock:
+            done = 0
+            whole = None
+            while done < length:
+                if done == 0 and length <= _MAX_CHUNK:
+                    chunk = data
+                else:
+                    if whole is None:
+                        whole = memoryview(data).cast("B")
+                    chunk = whole[done:done + _MAX_CHUNK]
+                offset = -1 if self._append or self._stream else self._pos + done
+                n = await self._pwrite(chunk, offset)
+                if n == 0:
+                    raise OSError(errno.EIO, "write() wrote nothing")
+                done += n
+            if self._append:
+                self._pos = os.lseek(self._fd, 0, os.SEEK_CUR)
+            elif not self._stream:
+                self._pos += done
+            return done
+
+    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move the position; returns the new one (SEEK_END asks statx)."""
+        if not isinstance(offset, int) or not isinstance(whence, int):
+            raise TypeError("offset and whence must be ints")
+        self._check_open()
+        async with self._lock:
+            if whence == os.SEEK_SET:
+                base = 0
+            elif whence == os.SEEK_CUR:
+                base = self._pos
+            elif whence == os.SEEK_END:
+                base = (await self._stat()).st_size
+            else:
+                raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+            if not self._stream:
+                try:
+                    os.lseek(self._fd, 0, os.SEEK_CUR)  # no IO: can it seek at all?
+                except OSError as exc:
+                    if exc.errno != _ESPIPE:
+                        raise
+                    self._stream = True
+            if self._stream:
+                raise OSError(_ESPIPE, os.strerror(_ESPIPE))
+            position = base + offset
+            if position < 0:
+                raise OSError(errno.EINVAL, f"negative seek position {position}")
+            if position > 2**63 - 1:
+                raise OverflowError("seek position past 2**63 - 1")
+            self._pos = position
+            return position
+
+    async def tell(self) -> int:
+        self._check_open()
+        async with self._lock:
+            return self._pos
+
+    def _offset(self):
+        return -1 if self._stream else self._pos
+
+    async def _readall(self, offset):
+        st = await self._stat()
+        regular = stat.S_ISREG(st.st_mode)
+        want = max(st.st_size - max(offset, 0), 0) + 1 if regular else _STREAM_CHUNK
+        chunks = []
+        while True:
+            chunk = await self._pread(min(want, _MAX_CHUNK), -1 if self._stream else offset)
+            if chunk:
+                chunks.append(chunk)
+            if not chunk or (regular and len(chunk) < min(want, _MAX_CHUNK)):
+                break  # EOF [F3]
+            if offset >= 0 and not self._stream:
+                offset += len(chunk)
+            want = _STREAM_CHUNK if not regular else max(want - len(chunk), _STREAM_CHUNK)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def pread(self, size: int, offset: int) -> bytes:
+        """os.pread(fd, size, offset); the position is neither used nor moved."""
+        size = _size(size)
+        if not isinstance(offset, int):
+            raise TypeError(f"offset must be an int, not {type(offset).__name__}")
+        if not 0 <= offset <= 2**63 - 1:
+            raise ValueError(f"offset must be in 0 ... 2**63 - 1, not {offset}")
+        self._check_readable()
+        return await self._pread(size, offset)
+
+    async def pwrite(self, data: Any, offset: int) -> int:
+        """os.pwrite(fd, data, offset): the number of bytes written."""
+        _readable_buffer(data)
+        if not isinstance(offset, int):
+            raise TypeError(f"offset must be an int, not {type(offset).__name__}")
+        if not 0 <= offset <= 2**63 - 1:
+            raise ValueError(f"offset must be in 0 ... 2**63 - 1, not {offset}")
+        self._check_writable()
+        return await self._pwrite(data, offset)
+
+    async def fsync(self) -> None:
+        self._check_open()
+        await self._fsync(False)
+
+    async def fdatasync(self) -> None:
+        self._check_open()
+        await self._fsync(True)
+
+    async def flush(self) -> None:
+        """Nothing to do: this file object buffers nothing (aiofiles' shape)."""
+        self._check_open()
+
+    async def truncate(self, size: Optional[int] = None) -> int:
+        """Cut (or extend) the file to `size` bytes (default: the position);
+        the position does not move.  Returns size."""
+        self._check_writable()
+        async with self._lock:
+            if size is None:
+                size = self._pos
+            if not isinstance(size, int):
+                raise TypeError(f"size must be an int or None, not {type(size).__name__}")
+            if not 0 <= size <= 2**63 - 1:
+                raise ValueError(f"size must be in 0 ... 2**63 - 1, not {size}")
+            await self._truncate(size)
+            return size
+
+    async def stat(self) -> Any:
+        """os.fstat() of the file (a StatxResult on io_uring)."""
+        self._check_open()
+        return await self._stat()
+
+    async def close(self) -> None:
+        """Close the file; operations in flight are cancelled [F5].  A
+        second close() does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._closefd:
+            await self._close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc_info):
+        await self.close()
+
+    def __del__(self, _warn=__import__("warnings").warn):
+        if getattr(self, "_closed", True) or not getattr(self, "_closefd", False):
+            return
+        self._closed = True
+        os.close(self._fd)
+        _warn(f"unclosed file {self!r}", ResourceWarning, source=self)
+
+    # -- per backend ----------------------------------------------------------------
+
+    async def _pread(self, size, offset) -> bytes:
+        raise NotImplementedError
+
+    async def _pwrite(self, data, offset) -> int:
+        raise NotImplementedError
+
+    async def _stat(self) -> Any:
+        raise NotImplementedError
+
+    async def _fsync(self, datasync) -> None:
+        raise NotImplementedError
+
+    async def _truncate(self, size) -> None:
+        raise NotImplementedError
+
+    async def _close(self) -> None:
+        raise NotImplementedError
+
+
+class _UringFile(AsyncFile):
+    backend = "io_uring"
+
+    def __init__(self, loop, ring, *args):
+        super().__init__(loop, *args)
+        self._ring = ring
+
+    async def _pread(self, size, offset):
+        if self._loop is not _get_running_loop():
+            _check_loop(self._loop)
+        buf = _new_buffer("char[]", size or 1)
+        fut = self._loop.create_future()
+
+        def done(res, flags):
+            if not fut.done():
+                if res >= 0:
+                    fut.set_result(ffi.buffer(buf, res)[:])
+                else:
+                    fut.set_exception(_oserror(-res))
+
+        ring = self._ring
+        user_data = ring._start(_prep, (_OP_READ, self._fd, buf, size, offset, 0), done, buf)
+        try:
+            return await fut
+        except _CancelledError:
+            ring._orphan(user_data)
+            ring._cancel(user_data)
+            raise
+        except OSError as exc:
+            if exc.errno != _ESPIPE or offset == -1:
+                raise
+            self._stream = True  # [F1]
+            return await self._pread(size, -1)
+
+    async def _pwrite(self, data, offset):
+        if self._loop is not _get_running_loop():
+            _check_loop(self._loop)
+        view, length = _readable_buffer(data)
+        fut = self._loop.create_future()
+
+        def done(res, flags):
+            if not fut.done():
+                if res >= 0:
+                    fut.set_result(res)
+                else:
+                    fut.set_exception(_oserror(-res))
+
+        ring = self._ring
+        user_data = ring._start(_prep, (_OP_WRITE, self._fd, view, length, offset, 0), done,
+                                view)
+        try:
+            return await fut
+        except _CancelledError:
+            ring._orphan(user_data)
+            ring._cancel(user_data)
+            raise
+        except OSError as exc:
+            if exc.errno != _ESPIPE or offset == -1:
+                raise
+            self._stream = True  # [F1]
+            return await self._pwrite(data, -1)
+
+    async def _stat(self):
+        _check_loop(self._loop)
+        return await _uring_statx(self._ring, self._loop, self._fd)
+
+    async def _fsync(self, datasync):
+        _check_loop(self._loop)
+        await _uring_simple(self._ring, self._loop, _OP_FSYNC, self._fd,
+                            op_flags=lib.IORING_FSYNC_DATASYNC if datasync else 0)
+
+    async def _truncate(self, size):
+        _check_loop(self._loop)
+        if "FTRUNCATE" in self._ring.supported_ops:  # Linux 6.9
+            await _uring_simple(self._ring, self._loop, _OP_FTRUNCATE, self._fd, off=size)
+        else:
+            await self._loop.run_in_executor(None, os.ftruncate, self._fd, size)
+
+    async def _close(self):
+        _check_loop(self._loop)
+        ring = self._ring
+        if ring.in_flight():
+            # [F5] in the kernel: cancel by fd; not yet in it: cancel by user_data.
+            for user_data, (_prep_fn, args, _entry) in list(ring._backlog.items()):
+                if len(args) > 1 and args[1] == self._fd:
+                    ring._cancel(user_data)
+            ring._start(lib.reactor_ring_prep_cancel_fd, (self._fd,), _cancel_fd_done, None)
+        await _uring_simple(ring, self._loop, _OP_CLOSE, self._fd)
+
+
+def _cancel_fd_done(res, flags):
+    pass  # 0, the number cancelled, or -ENOENT: the operations' own CQEs tell the rest
+
+
+class _ThreadFile(AsyncFile):
+    """The fallback [U11]: each call in the loop's default executor."""
+
+    backend = "thread"
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self._running: set = set()
+
+    def _run(self, func, *args):
+        _check_loop(self._loop)
+        fut = self._loop.run_in_executor(None, func, *args)
+        self._running.add(fut)
+        fut.add_done_callback(self._running.discard)
+        return fut
+
+    async def _pread(self, size, offset):
+        if offset == -1:
+            return await self._run(os.read, self._fd, size)
+        try:
+            return await self._run(os.pread, self._fd, size, offset)
+        except OSError as exc:
+            if exc.errno != _ESPIPE:
+                raise
+            self._stream = True  # [F1]
+            return await self._run(os.read, self._fd, size)
+
+    async def _pwrite(self, data, offset):
+        if offset == -1:
+            return await self._run(os.write, self._fd, data)
+        try:
+            return await self._run(os.pwrite, self._fd, data, offset)
+        except OSError as exc:
+            if exc.errno != _ESPIPE:
+                raise
+            self._stream = True  # [F1]
+            return await self._run(os.write, self._fd, data)
+
+    async def _stat(self):
+        return await self._run(os.fstat, self._fd)
+
+    async def _fsync(self, datasync):
+        await self._run(os.fdatasync if datasync else os.fsync, self._fd)
+
+    async def _truncate(self, size):
+        await self._run(os.ftruncate, self._fd, size)
+
+    async def _close(self):
+        _check_loop(self._loop)
+        if self._running:  # [F5] a thread cannot be interrupted: wait for it
+            await asyncio.wait(list(self._running))
+        await self._loop.run_in_executor(None, os.close, self._fd)
+
+
+class _Opening:
+    """What open_file() returns: awaitable, and an async context manager
+    that closes the file on the way out (as aiofiles.open)."""
+
+    __slots__ = ("_coro", "_file")
+
+    def __init__(self, coro):
+        self._coro = coro
+        self._file = None
+
+    def __await__(self) -> Generator[Any, None, AsyncFile]:
+        return self._coro.__await__()
+
+    async def __aenter__(self) -> AsyncFile:
+        self._file = await self._coro
+        return self._file
+
+    async def __aexit__(self, *exc_info):
+        await self._file.close()
+
+
+def open_file(path: Union[PathLike, int], mode: str = "rb", *, closefd: bool = True,
+              backend: Optional[str] = None) -> _Opening:
+    """Open a file for asyncio: ``async with open_file(path, "rb") as f``
+    or ``f = await open_file(...)``.  Binary modes only ("rb", "wb", "ab",
+    "xb", with "+"); an int path wraps that fd (closed by close() unless
+    closefd is False).  backend: None (io_uring where available, else the
+    thread pool), "io_uring" or "thread"."""
+    flags = _open_flags(mode)
+    backend = _backend(backend)
+    if isinstance(path, int):
+        if isinstance(path, bool):
+            raise TypeError("path must be a path or an fd, not bool")
+        if not 0 <= path <= _INT_MAX:
+            raise ValueError(f"invalid file descriptor {path}")
+    else:
+        os.fsencode(path)  # TypeError now for what is not a path
+        if not closefd:
+            raise ValueError("Cannot use closefd=False with file name")
+    return _Opening(_open(path, mode, flags, closefd, backend))
+
+
+async def _open(path, mode, flags, closefd, backend):
+    loop = asyncio.get_running_loop()
+    if backend == "io_uring":
+        ring = _loop_ring(loop)
+        fd = path if isinstance(path, int) else await _uring_open(ring, loop, path, flags, 0o666)
+        return _UringFile(loop, ring, fd, path, mode, flags, closefd)
+    if isinstance(path, int):
+        fd = path
+    else:
+        fd = await loop.run_in_executor(None, os.open, path, flags, 0o666)
+    return _ThreadFile(loop, fd, path, mode, flags, closefd)
+
+
+async def read_bytes(path: PathLike, *, backend: Optional[str] = None) -> bytes:
+    """The whole file, as pathlib.Path(path).read_bytes()."""
+    if _backend(backend) == "thread":
+        return await asyncio.get_running_loop().run_in_executor(None, _sync_read_bytes, path)
+    async with open_file(path, "rb", backend="io_uring") as f:
+        return await f.read()
+
+
+async def write_bytes(path: PathLike, data: Any, *, backend: Optional[str] = None) -> int:
+    """Create or truncate the file and write `data`, as
+    pathlib.Path(path).write_bytes(); returns len(data)."""
+    _readable_buffer(data)
+    if _backend(backend) == "thread":
+        return await asyncio.get_running_loop().run_in_executor(None, _sync_write_bytes, path,
+                                                                data)
+    async with open_file(path, "wb", backend="io_uring") as f:
+        return await f.write(data)
+
+
+def _sync_read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _sync_write_bytes(path, data):
+    with open(path, "wb") as f:
+        return f.write(data)
