@@ -98,12 +98,16 @@ points here):
      The probe cannot see ioprio flags: IORING_OP_SOCKET, which came in the
      same release, stands for it.  Without it accept(multishot=True) re-arms
      a single-shot accept after each connection, transparently.
+[U14] Offsets on streams.  pread(2) on a pipe or a socket fails with
+     ESPIPE; io_uring ignores the offset of a read or write on a file that
+     cannot seek and reads or writes the stream.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import mmap
 import os
 import socket
 import time
@@ -118,8 +122,8 @@ if TYPE_CHECKING:
 
     from ._base import FileDescriptorLike
 
-__all__ = ["Ring", "Operation", "StatxResult", "uring_available", "UringAvailability",
-           "CLOSE_TIMEOUT"]
+__all__ = ["Ring", "Operation", "BufferRing", "StatxResult", "uring_available",
+           "UringAvailability", "CLOSE_TIMEOUT"]
 
 logger = logging.getLogger("reactor")
 
@@ -228,7 +232,8 @@ def _refusal_reason(err):
             why = ("kernel.io_uring_disabled = 1 and this process is not in "
                    "kernel.io_uring_group")
         else:
-            why = "a seccomp filter (a container's default profile?)"
+            why = ("kernel.io_uring_disabled allows it, so a seccomp filter: a container's "
+                   "profile?")
         return f"io_uring_setup() refused: {name} ({why})"
     if err == errno.ENOSYS:
         return (f"io_uring_setup() refused: {name} (a kernel without io_uring: before 5.1, "
@@ -505,7 +510,7 @@ def _readable_buffer(data):
 def _writable_buffer(buffer):
     try:
         view = ffi.from_buffer(buffer, require_writable=True)
-    except TypeError:
+    except (TypeError, BufferError):  # not a buffer; a read-only one
         raise TypeError("buffer must be a writable bytes-like object, not "
                         f"{type(buffer).__name__}") from None
     return view, len(view)
@@ -1170,6 +1175,95 @@ class Ring:
         else:  # out of fds: better no eventfd than the parent's
             os.close(self._eventfd)
             self._eventfd = -1
+
+
+class BufferRing:
+    """`count` buffers of `size` bytes that the kernel picks from when a
+    recv() of this group completes (IORING_REGISTER_PBUF_RING, 5.19)
+    [U12], so memory follows the data in flight, not the number of
+    connections waiting.
+
+    ``recv(sock, callback)``'s result() is ``(buffer_id, nbytes)``: the
+    data is ``view(buffer_id, nbytes)``, until ``give_back(buffer_id)``
+    returns the buffer to the kernel (every buffer taken must be given
+    back).  At EOF the result is ``(None, 0)``; with every buffer taken it
+    raises OSError(ENOBUFS).  OSError(EINVAL) from the constructor: the
+    kernel has no buffer rings (before 5.19).
+    """
+
+    def __init__(self, ring: Ring, count: int = 256, size: int = 65536, group: int = 0) -> None:
+        self._ring = None
+        ring._check_open()
+        count, size = _size(count, "count"), _size(size, "size")
+        if not 1 <= count <= 32768 or count & (count - 1):
+            raise ValueError(f"count must be a power of two in 1 ... 32768, not {count}")
+        if not 1 <= size or count * size > 1 << 32:
+            raise ValueError("size must be >= 1 and count * size at most 4 GiB")
+        if not isinstance(group, int) or not 0 <= group <= 0xFFFF:
+            raise ValueError(f"group must be in 0 ... 65535, not {group!r}")
+        entry = ffi.sizeof("struct iovec")  # struct io_uring_buf is 16 bytes too
+        # Anonymous mmaps: page-aligned, as the kernel requires of the
+        # entries, and ours (Python's) for as long as anything refers to
+        # them; the kernel pins the pages while registered [U6].
+        self._entries_map = mmap.mmap(-1, max(count * entry, mmap.PAGESIZE))
+        self._pool_map = mmap.mmap(-1, count * size)
+        self._entries = ffi.from_buffer(self._entries_map)
+        self._pool = ffi.from_buffer(self._pool_map)
+        self._view = memoryview(self._pool_map)
+        self._count, self._size, self._group = count, size, group
+        self._ids = ffi.new("uint16_t[]", count)
+        rc = lib.reactor_pbuf_register(ring._cring, self._entries, count, group)
+        if rc < 0:
+            raise _oserror(-rc)
+        self._ring = ring
+        for buffer_id in range(count):
+            self._ids[buffer_id] = buffer_id
+        lib.reactor_pbuf_give(self._entries, count, self._pool, size, self._ids, count)
+        self.taken = 0  # buffers handed out and not given back
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def recv(self, sock: FileDescriptorLike, callback: Callable[[Operation], Any],
+             flags: int = 0) -> Operation:
+        """A recv whose buffer the kernel picks from this group when data
+        comes: result() is (buffer_id, nbytes), or (None, 0) at EOF."""
+        ring = self._ring
+        if ring is None:
+            raise RuntimeError("the BufferRing is closed")
+        return ring._op(callback, self._picked, lib.reactor_ring_prep_ext,
+                        (lib.IORING_OP_RECV, _fd(sock), ffi.NULL, 0, 0, _msg_flags(flags),
+                         ffi.NULL, 0, lib.IOSQE_BUFFER_SELECT, self._group), self)
+
+    def _picked(self, res, flags):
+        if flags & lib.IORING_CQE_F_BUFFER:
+            self.taken += 1
+            return flags >> lib.IORING_CQE_BUFFER_SHIFT, res
+        return None, res
+
+    def view(self, buffer_id: int, nbytes: int) -> memoryview:
+        """The first `nbytes` of buffer `buffer_id` (no copy)."""
+        start = buffer_id * self._size
+        return self._view[start:start + nbytes]
+
+    def give_back(self, buffer_id: int) -> None:
+        """Return a buffer the kernel picked to the kernel."""
+        if not 0 <= buffer_id < self._count:
+            raise ValueError(f"no buffer {buffer_id!r} in this group")
+        self.taken -= 1
+        if self._ring is not None and not self._ring._closed:
+            ids = self._ids
+            ids[0] = buffer_id
+            lib.reactor_pbuf_give(self._entries, self._count, self._pool, self._size, ids, 1)
+
+    def close(self) -> None:
+        """Unregister the group (its memory goes when nothing refers to it)."""
+        ring, self._ring = self._ring, None
+        if ring is not None and not ring._closed:
+            rc = lib.reactor_pbuf_unregister(ring._cring, self._group)
+            if rc < 0:
+                raise _oserror(-rc)
 
 
 def _after_fork_in_child():
