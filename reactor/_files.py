@@ -26,35 +26,49 @@ Facts this module relies on (see also reactor/_ring.py's [U*]):
      pwrite() take their own offsets and neither use nor move it.
      Append mode writes where the kernel's position is (offset -1: the
      file's end, O_APPEND) and then reads it back with lseek, which does no
-     IO.  A file that cannot seek (a pipe, a FIFO, a tty: ESPIPE) is read
-     and written at the kernel's position from its first ESPIPE on.
+     IO.  A file that cannot seek (a pipe, a FIFO, a socket) is read and
+     written as a stream: io_uring ignores offsets there [U14]; the thread
+     backend switches to read()/write() at its first ESPIPE; seek() says
+     ESPIPE on both.
 [F2] Cancellation.  When the awaiting task is cancelled the kernel
      operation is cancelled too [U7], its buffer kept until the kernel lets
      go [U6]; the position does not move, whatever the kernel managed to do
      (a cancelled read may have read: the next read reads it again; a
      cancelled write may have written).  An open whose awaiter was
-     cancelled closes the fd it may still produce.
+     cancelled closes the fd it may still produce, whichever comes first:
+     the cancellation or the result (the flush may reap it before the
+     cancelled task runs again).  The thread backend's open does the same
+     under a lock with the worker thread.
 [F3] Short transfers.  io_uring completes a buffered read of a regular
      file in full unless it reaches the end, so read(-1) asks for the size
      statx reported plus one byte and stops at a short read; for anything
      else (a pipe, /proc files, whose size is 0) it reads until b"".  A
      write is repeated for what a short write left.
 [F4] One ring per event loop, made on first use; it lives as long as the
-     loop (released when the loop is collected, or at exit) and is never
-     shared with a forked child [U9]: the child gets its own.
+     loop object (released when the loop is collected, or at exit: a loop
+     kept referenced after close() keeps its ring's two fds until then;
+     asyncio has no hook for a loop's close), and is never shared with a
+     forked child [U9]: the child gets its own.  Setting up a ring and
+     tearing it down costs ~60 us, the price of a few dozen reads: one per
+     burst of file IO would cost more than it saves.
 [F5] close() with operations in flight: they are cancelled
      (IORING_ASYNC_CANCEL_FD, 5.19) and their awaiters get the
      OSError(ECANCELED) the kernel gives (or their real result if they
      finished first); then the fd is closed.  The thread backend waits for
      its running calls instead (a thread cannot be interrupted).
+[F6] io_uring opens a FIFO for reading at once, without waiting for a
+     writer as open(2) does: it first tries the open with O_NONBLOCK (and
+     clears that flag on the file afterwards).  Reads then wait for data.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import io
 import os
 import stat
+import threading
 import weakref
 from asyncio.events import _get_running_loop
 
@@ -82,6 +96,8 @@ _OP_FTRUNCATE = lib.IORING_OP_FTRUNCATE
 _STATX_MASK = lib.STATX_BASIC_STATS | lib.STATX_BTIME
 _new_buffer = ffi.new_allocator(should_clear_after_alloc=False)
 _ESPIPE = errno.ESPIPE
+_SEEK_DATA_HOLE = tuple(getattr(os, name) for name in ("SEEK_DATA", "SEEK_HOLE")
+                        if hasattr(os, name))
 _CancelledError = asyncio.CancelledError
 # Most one read may ask for: the kernel's MAX_RW_COUNT (INT_MAX rounded
 # down to a page) would do; 1 GiB keeps read(-1) of a huge file in steps.
@@ -103,6 +119,14 @@ def _loop_ring(loop):
         _rings[loop] = ring
         weakref.finalize(loop, ring.close)
     return ring
+
+
+def _release_loop_ring(loop):
+    """Close `loop`'s ring now rather than when the loop is collected
+    (for a closed loop that is kept referenced, as pytest keeps fixtures)."""
+    ring = _rings.pop(loop, None)
+    if ring is not None:
+        ring.close()
 
 
 def _backend(backend):
@@ -147,15 +171,18 @@ def _check_loop(loop):
         raise RuntimeError("this file belongs to another event loop (or none is running)")
 
 
-def _done_into(fut, convert):
-    """A ring callback that completes an asyncio future."""
+def _done_into(fut, convert, orphan=None):
+    """A ring callback that completes an asyncio future; when the future
+    was cancelled before the result came, `orphan` takes the result [F2]."""
 
     def done(res, flags):
-        if not fut.done():  # cancelled meanwhile: nobody wants the result
-            if res >= 0:
-                fut.set_result(convert(res))
-            else:
-                fut.set_exception(_oserror(-res))
+        if fut.done():  # cancelled meanwhile: nobody wants the result
+            if orphan is not None:
+                orphan(res, flags)
+        elif res >= 0:
+            fut.set_result(convert(res))
+        else:
+            fut.set_exception(_oserror(-res))
 
     return done
 
@@ -171,8 +198,13 @@ async def _await(ring, fut, user_data, orphan=None):
     try:
         return await fut
     except _CancelledError:
-        ring._orphan(user_data, orphan)
-        ring._cancel(user_data)
+        if not fut.done():
+            ring._orphan(user_data, orphan)
+            ring._cancel(user_data)
+        elif orphan is not None and not fut.cancelled() and fut.exception() is None:
+            # The result came, then the task was cancelled before it ran
+            # again: asyncio throws CancelledError instead of the result.
+            orphan(fut.result(), 0)
         raise
 
 
@@ -180,7 +212,7 @@ def _uring_open(ring, loop, path, flags, mode):
     cpath = _path(path)
     fut = loop.create_future()
     user_data = ring._start(_prep, (_OP_OPENAT, lib.AT_FDCWD, cpath, mode, 0, flags),
-                            _done_into(fut, int), cpath)
+                            _done_into(fut, int, _close_on_success), cpath)
     return _await(ring, fut, user_data, _close_on_success)
 
 
@@ -262,13 +294,13 @@ class AsyncFile:
 
     def _check_readable(self):
         self._check_open()
-        if not self._readable:
-            raise OSError(errno.EBADF, "File not open for reading")
+        if not self._readable:  # io's error: an OSError and a ValueError
+            raise io.UnsupportedOperation("File not open for reading")
 
     def _check_writable(self):
         self._check_open()
         if not self._writable:
-            raise OSError(errno.EBADF, "File not open for writing")
+            raise io.UnsupportedOperation("File not open for writing")
 
     # -- positional IO [F1] ----------------------------------------------------------
 
@@ -309,7 +341,7 @@ class AsyncFile:
                 if n == 0:
                     raise OSError(errno.EIO, "write() wrote nothing")
                 done += n
-            if self._append:
+            if self._append and done:  # (an empty write does not move, as write(2))
                 self._pos = os.lseek(self._fd, 0, os.SEEK_CUR)
             elif not self._stream:
                 self._pos += done
@@ -327,8 +359,12 @@ class AsyncFile:
                 base = self._pos
             elif whence == os.SEEK_END:
                 base = (await self._stat()).st_size
-            else:
-                raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+            elif whence in _SEEK_DATA_HOLE:
+                # Asks the filesystem, no data IO: as FileIO, straight to lseek.
+                self._pos = os.lseek(self._fd, offset, whence)
+                return self._pos
+            else:  # lseek's answer, as FileIO gives
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
             if not self._stream:
                 try:
                     os.lseek(self._fd, 0, os.SEEK_CUR)  # no IO: can it seek at all?
@@ -492,11 +528,6 @@ class _UringFile(AsyncFile):
             ring._orphan(user_data)
             ring._cancel(user_data)
             raise
-        except OSError as exc:
-            if exc.errno != _ESPIPE or offset == -1:
-                raise
-            self._stream = True  # [F1]
-            return await self._pread(size, -1)
 
     async def _pwrite(self, data, offset):
         if self._loop is not _get_running_loop():
@@ -520,11 +551,6 @@ class _UringFile(AsyncFile):
             ring._orphan(user_data)
             ring._cancel(user_data)
             raise
-        except OSError as exc:
-            if exc.errno != _ESPIPE or offset == -1:
-                raise
-            self._stream = True  # [F1]
-            return await self._pwrite(data, -1)
 
     async def _stat(self):
         _check_loop(self._loop)
@@ -614,19 +640,20 @@ class _ThreadFile(AsyncFile):
 
 class _Opening:
     """What open_file() returns: awaitable, and an async context manager
-    that closes the file on the way out (as aiofiles.open)."""
+    that closes the file on the way out (as aiofiles.open).  Nothing starts
+    until it is awaited."""
 
-    __slots__ = ("_coro", "_file")
+    __slots__ = ("_args", "_file")
 
-    def __init__(self, coro):
-        self._coro = coro
+    def __init__(self, *args):
+        self._args = args
         self._file = None
 
     def __await__(self) -> Generator[Any, None, AsyncFile]:
-        return self._coro.__await__()
+        return _open(*self._args).__await__()
 
     async def __aenter__(self) -> AsyncFile:
-        self._file = await self._coro
+        self._file = await _open(*self._args)
         return self._file
 
     async def __aexit__(self, *exc_info):
@@ -651,7 +678,7 @@ def open_file(path: Union[PathLike, int], mode: str = "rb", *, closefd: bool = T
         os.fsencode(path)  # TypeError now for what is not a path
         if not closefd:
             raise ValueError("Cannot use closefd=False with file name")
-    return _Opening(_open(path, mode, flags, closefd, backend))
+    return _Opening(path, mode, flags, closefd, backend)
 
 
 async def _open(path, mode, flags, closefd, backend):
@@ -663,8 +690,40 @@ async def _open(path, mode, flags, closefd, backend):
     if isinstance(path, int):
         fd = path
     else:
-        fd = await loop.run_in_executor(None, os.open, path, flags, 0o666)
+        opener = _OpenInThread()
+        try:
+            fd = await loop.run_in_executor(None, opener, path, flags, 0o666)
+        except asyncio.CancelledError:
+            opener.abandon()
+            raise
     return _ThreadFile(loop, fd, path, mode, flags, closefd)
+
+
+class _OpenInThread:
+    """os.open in a worker thread whose awaiter may be cancelled while it
+    runs: the fd then goes to whichever side comes second, which closes it
+    [F2]."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._fd = None
+
+    def __call__(self, path, flags, mode):
+        fd = os.open(path, flags, mode)
+        with self._lock:
+            if not self._abandoned:
+                self._fd = fd
+                return fd
+        os.close(fd)
+        return -1
+
+    def abandon(self):
+        with self._lock:
+            self._abandoned = True
+            fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 async def read_bytes(path: PathLike, *, backend: Optional[str] = None) -> bytes:
