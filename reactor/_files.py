@@ -325,6 +325,7 @@ class AsyncFile:
         """Write all of `data` at the position (at the end in append mode)
         and move past it; returns len(data)."""
         view, length = _readable_buffer(data)
+        ffi.release(view)  # only the length: no export kept in this frame [U6]
         self._check_writable()
         async with self._lock:
             done = 0
@@ -418,7 +419,7 @@ class AsyncFile:
 
     async def pwrite(self, data: Any, offset: int) -> int:
         """os.pwrite(fd, data, offset): the number of bytes written."""
-        _readable_buffer(data)
+        ffi.release(_readable_buffer(data)[0])  # a TypeError now, for what is no buffer
         if not isinstance(offset, int):
             raise TypeError(f"offset must be an int, not {type(offset).__name__}")
         if not 0 <= offset <= 2**63 - 1:
@@ -545,6 +546,7 @@ class _UringFile(AsyncFile):
         ring = self._ring
         user_data = ring._start(_prep, (_OP_WRITE, self._fd, view, length, offset, 0), done,
                                 view)
+        del view  # the ring's record holds it; a frame kept by a traceback must not
         try:
             return await fut
         except _CancelledError:
@@ -737,7 +739,7 @@ async def read_bytes(path: PathLike, *, backend: Optional[str] = None) -> bytes:
 async def write_bytes(path: PathLike, data: Any, *, backend: Optional[str] = None) -> int:
     """Create or truncate the file and write `data`, as
     pathlib.Path(path).write_bytes(); returns len(data)."""
-    _readable_buffer(data)
+    ffi.release(_readable_buffer(data)[0])  # a TypeError now, for what is no buffer
     if _backend(backend) == "thread":
         return await asyncio.get_running_loop().run_in_executor(None, _sync_write_bytes, path,
                                                                 data)

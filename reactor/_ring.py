@@ -283,6 +283,11 @@ def _check_available():
 # -- results ---------------------------------------------------------------------
 
 
+def _seconds(ns):
+    sec, nsec = divmod(ns, 1_000_000_000)
+    return sec + nsec * 1e-9
+
+
 class StatxResult:
     """statx(2)'s answer, with os.stat_result's names where they exist
     (st_mode, st_size, st_mtime_ns ...) and st_btime_ns for the birth time
@@ -310,17 +315,18 @@ class StatxResult:
         self.st_btime_ns = (stx.stx_btime.tv_sec * 1_000_000_000 + stx.stx_btime.tv_nsec
                             if stx.stx_mask & lib.STATX_BTIME else None)
 
+    # Floats as os.stat computes them (sec + nsec * 1e-9), to the last bit.
     @property
     def st_atime(self) -> float:
-        return self.st_atime_ns / 1e9
+        return _seconds(self.st_atime_ns)
 
     @property
     def st_mtime(self) -> float:
-        return self.st_mtime_ns / 1e9
+        return _seconds(self.st_mtime_ns)
 
     @property
     def st_ctime(self) -> float:
-        return self.st_ctime_ns / 1e9
+        return _seconds(self.st_ctime_ns)
 
     def __repr__(self):
         return (f"StatxResult(st_mode={self.st_mode:#o}, st_ino={self.st_ino}, "
@@ -337,7 +343,7 @@ class Operation:
     true while more will come; each result is read in its own callback.
     """
 
-    __slots__ = ("_ring", "_user_data", "_callback", "_convert", "_value", "_error",
+    __slots__ = ("_ring", "_user_data", "_callback", "_convert", "_value", "_errno",
                  "_state", "_cancel_requested", "more", "__weakref__")
 
     _PENDING, _DONE = 0, 1
@@ -348,7 +354,7 @@ class Operation:
         self._convert = convert
         self._user_data = 0
         self._value = None
-        self._error = None
+        self._errno = 0
         self._state = self._PENDING
         self._cancel_requested = False
         self.more = False
@@ -359,10 +365,10 @@ class Operation:
             self._state = self._DONE
         if res >= 0:
             self._value = self._convert(res, flags)
-            self._error = None
+            self._errno = 0
         else:
             self._value = None
-            self._error = _oserror(-res)
+            self._errno = -res
         self._callback(self)
 
     def done(self) -> bool:
@@ -371,14 +377,17 @@ class Operation:
 
     def result(self) -> Any:
         """The latest result; raises its OSError, or RuntimeError before any."""
-        if self._error is not None:
-            raise self._error
+        if self._errno:
+            # A new exception each time: one kept here would hold, through
+            # its traceback, the frames that raised it (and their buffers).
+            raise _oserror(self._errno)
         if self._state == self._PENDING and not self.more:
             raise RuntimeError("the operation has not completed yet")
         return self._value
 
     def exception(self) -> Optional[OSError]:
-        return self._error
+        """The latest result's OSError (a new instance each call), or None."""
+        return _oserror(self._errno) if self._errno else None
 
     def cancel(self) -> bool:
         """Ask the kernel to cancel it; False if it is already done.  Its
