@@ -91,7 +91,11 @@ points here):
      ENOSYS.  uring_available() says which; Ring() raises that OSError.
 [U12] A provided-buffer ring (IORING_REGISTER_PBUF_RING, 5.19) is an array
      of struct io_uring_buf whose tail overlays bufs[0].resv: entries are
-     written field by field, never as whole structs (_native/ring.c).
+     written field by field, never as whole structs (_native/ring.c).  A
+     recv picks its buffer when it is first tried: with none free it ends
+     with ENOBUFS at once, data or not.  With IORING_RECVSEND_POLL_FIRST
+     (5.19) it waits for data first, so ENOBUFS means "data, no buffer",
+     and an idle connection never takes the retry meant for a busy one.
 [U13] Multishot accept (5.19): one SQE, one CQE per connection with
      IORING_CQE_F_MORE set while it stays armed; the kernel ends it (a last
      CQE without MORE) on an error, or when a CQE does not fit (CQ overflow).
@@ -1195,9 +1199,9 @@ class BufferRing:
     ``recv(sock, callback)``'s result() is ``(buffer_id, nbytes)``: the
     data is ``view(buffer_id, nbytes)``, until ``give_back(buffer_id)``
     returns the buffer to the kernel (every buffer taken must be given
-    back).  At EOF the result is ``(None, 0)``; with every buffer taken it
-    raises OSError(ENOBUFS).  OSError(EINVAL) from the constructor: the
-    kernel has no buffer rings (before 5.19).
+    back).  At EOF the result is ``(None, 0)``.  When data came and every
+    buffer was taken it raises OSError(ENOBUFS) [U12].  OSError(EINVAL)
+    from the constructor: the kernel has no buffer rings (before 5.19).
     """
 
     def __init__(self, ring: Ring, count: int = 256, size: int = 65536, group: int = 0) -> None:
@@ -1234,6 +1238,10 @@ class BufferRing:
     def size(self) -> int:
         return self._size
 
+    @property
+    def count(self) -> int:
+        return self._count
+
     def recv(self, sock: FileDescriptorLike, callback: Callable[[Operation], Any],
              flags: int = 0) -> Operation:
         """A recv whose buffer the kernel picks from this group when data
@@ -1243,7 +1251,8 @@ class BufferRing:
             raise RuntimeError("the BufferRing is closed")
         return ring._op(callback, self._picked, lib.reactor_ring_prep_ext,
                         (lib.IORING_OP_RECV, _fd(sock), ffi.NULL, 0, 0, _msg_flags(flags),
-                         ffi.NULL, 0, lib.IOSQE_BUFFER_SELECT, self._group), self)
+                         ffi.NULL, lib.IORING_RECVSEND_POLL_FIRST, lib.IOSQE_BUFFER_SELECT,
+                         self._group), self)
 
     def _picked(self, res, flags):
         if flags & lib.IORING_CQE_F_BUFFER:

@@ -19,6 +19,7 @@ Run it from a checkout: ``python -m reactor._ring_echo --port 0 --raw``.
 from __future__ import annotations
 
 import argparse
+import collections
 import errno
 import logging
 import os
@@ -79,7 +80,7 @@ class _Connection:
             value = op.result()
         except OSError as exc:
             if exc.errno == errno.ENOBUFS and not server.closing:
-                server.starved.append(self)  # every pool buffer is in use: wait for one
+                server.starved_recv(self)
             else:
                 self.close()
             return
@@ -151,7 +152,7 @@ class RingEchoServer:
         self.connections: set[_Connection] = set()
         self.refused = 0
         self.closing = False
-        self.starved: list[_Connection] = []
+        self.starved: collections.deque[_Connection] = collections.deque()
         self.accepting = None
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
@@ -212,10 +213,19 @@ class RingEchoServer:
         if not self.closing and (self.accepting is None or self.accepting.done()):
             self.accepting = self.ring.accept(self.sock, self.accepted, multishot=True)
 
+    def starved_recv(self, connection):
+        """Its recv found every pool buffer taken (ENOBUFS).  If some came
+        back since (in this batch of completions, say), try again now;
+        otherwise wait for the next one given back: each taken buffer is."""
+        if self.buffers.taken < self.buffers.count:
+            connection.receive()
+        else:
+            self.starved.append(connection)
+
     def give_back(self, buffer_id):
         self.buffers.give_back(buffer_id)
         if self.starved and not self.closing:
-            self.starved.pop().receive()
+            self.starved.popleft().receive()
 
     def connection_closed(self, connection):
         self.connections.discard(connection)
@@ -230,7 +240,7 @@ class RingEchoServer:
             self.ring.close()  # the accept and every recv/send end here
             if self.buffers is not None:
                 self.buffers.close()
-        for connection in list(self.connections) + self.starved:
+        for connection in list(self.connections) + list(self.starved):
             connection.close()
         self.starved.clear()
         self.sock.close()

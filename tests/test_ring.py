@@ -749,6 +749,30 @@ def test_buffer_ring_recv_gives_and_takes_buffers(harness, ring):
         buffers.recv(0, print)
 
 
+def test_an_idle_recv_waits_for_data_not_for_a_buffer(harness, ring):
+    """Regression: a buffer-select recv tried at once failed with ENOBUFS on
+    an idle socket when the pool was empty, and the echo server, retrying
+    one starved connection per buffer given back, stalled when idle ones
+    took the retries.  With POLL_FIRST the recv waits for data first [U12]."""
+    buffers = _ring.BufferRing(ring, 1, 8)
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    with a, b, c, d:
+        a.sendall(b"takes it")
+        buffer_id, n = one(harness, ring, lambda cb: buffers.recv(b, cb))  # the only buffer
+        idle = Results()
+        op = buffers.recv(d, idle)
+        harness.run_for(0.05)
+        assert not op.done()  # waiting for data, not failed for want of a buffer
+        buffers.give_back(buffer_id)
+        c.sendall(b"now")
+        harness.run_until(op.done)
+        got_id, got_n = idle.values()[0]
+        assert bytes(buffers.view(got_id, got_n)) == b"now"
+        buffers.give_back(got_id)
+    buffers.close()
+
+
 # -- signals ---------------------------------------------------------------------------------
 
 
