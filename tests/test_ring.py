@@ -20,6 +20,7 @@ import warnings
 import weakref
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import reactor
 from reactor import _ring
@@ -529,6 +530,86 @@ def test_operation_arguments_are_checked_before_the_kernel(ring):
     with socket.socket() as sock, pytest.raises(ValueError):
         ring.connect(sock, ("localhost", 80), print)  # no name lookups
     assert ring.in_flight() == 0
+
+
+# -- hostile input -------------------------------------------------------------------
+
+
+WRONG = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), -1),
+                  st.integers(2**31, 2**70), st.floats(allow_nan=True), st.text(max_size=4),
+                  st.binary(max_size=4), st.sampled_from([[], {}, (), object(), print,
+                                                          bytearray(3), memoryview(b"mv")]))
+METHODS = {  # name: how many positional arguments before the callback
+    "nop": 0, "read": 3, "readinto": 3, "readv": 3, "write": 3, "writev": 3, "openat": 3,
+    "close_fd": 1, "statx": 1, "fsync": 1, "ftruncate": 2, "recv": 2, "recv_into": 2,
+    "send": 2, "accept": 1, "connect": 2, "timeout": 1,
+}
+
+
+def test_hostile_arguments_raise_only_documented_errors(harness, tmp_path):
+    """Fuzzing: every operation with wrong types and values (and some right
+    ones) raises TypeError, ValueError or OverflowError before anything
+    reaches the kernel (OSError too: connect() asks an int fd for its
+    family), or completes with an OSError; nothing crashes, leaks or
+    reaches the loop's exception handler.  Fds are only this test's own:
+    a random fd number could be one pytest writes to."""
+
+    @settings(max_examples=100, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                     HealthCheck.too_slow])
+    @given(calls=st.lists(st.tuples(st.sampled_from(sorted(METHODS)),
+                                    st.lists(st.integers(0, 11), min_size=3, max_size=3),
+                                    st.lists(WRONG, min_size=3, max_size=3),
+                                    st.lists(st.booleans(), min_size=3, max_size=3),
+                                    st.booleans()), max_size=12))
+    def check(calls):
+        ring = reactor.Ring(harness.loop, 4)
+        r, w = os.pipe()
+        a, b = (s.detach() for s in socket.socketpair())  # close_fd() may close them
+        path = tmp_path / "f"
+        path.write_bytes(b"0123456789")
+        fd = os.open(path, os.O_RDWR)
+        # Every int here may be used as an fd: ours, or 10**7, past fs.nr_open.
+        real = [r, w, a, b, fd, 10**7, [bytearray(4), b"xy"], bytearray(8), b"data",
+                str(path), ("127.0.0.1", 1), 0.001]
+        made = Results()
+        try:
+            for name, picks, wrongs, use_real, keyword in calls:
+                args = [real[p] if use else wrong
+                        for p, wrong, use in zip(picks, wrongs, use_real)][:METHODS[name]]
+                while len(args) < METHODS[name]:
+                    args.append(real[0])
+                kwargs = {}
+                if keyword and name in ("accept", "statx", "fsync"):
+                    kwargs = {"accept": {"multishot": wrongs[0]},
+                              "statx": {"follow_symlinks": wrongs[0]},
+                              "fsync": {"datasync": wrongs[0]}}[name]
+                try:
+                    getattr(ring, name)(*args, made, **kwargs)
+                except (TypeError, ValueError, OverflowError):
+                    pass
+                except OSError:
+                    assert name == "connect"
+            harness.run_for(0.02)
+            ring.close()
+            assert ring.in_flight() == 0
+            for op, value in made.ops:
+                if isinstance(value, int) and value > 2 and op._convert is _ring._int \
+                        and value not in (r, w, fd, a, b):
+                    try:  # an fd openat or accept made: ours to close
+                        os.close(value)
+                    except OSError:
+                        pass
+            assert not harness.errors
+        finally:
+            ring.close()
+            for f in (r, w, fd, a, b):
+                try:
+                    os.close(f)
+                except OSError:
+                    pass  # closed by a fuzzed close_fd()
+
+    check()
 
 
 # -- closing -------------------------------------------------------------------------------
