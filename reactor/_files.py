@@ -59,6 +59,14 @@ Facts this module relies on (see also reactor/_ring.py's [U*]):
 [F6] io_uring opens a FIFO for reading at once, without waiting for a
      writer as open(2) does: it first tries the open with O_NONBLOCK (and
      clears that flag on the file afterwards).  Reads then wait for data.
+[F7] read_bytes() and write_bytes() take two trips through the loop, not
+     four: the open and a statx of the path go together, then one linked
+     chain [U15] reads the size statx gave, reads one byte past it (to see
+     that the file did not grow meanwhile; if it did, the file is read again
+     the long way) and closes; write_bytes() opens, then writes and closes
+     in one chain.  Reading size + 1 bytes at once would be one SQE fewer,
+     but a short read of a regular file sends io_uring to a worker thread to
+     try for the rest.
 """
 
 from __future__ import annotations
@@ -208,8 +216,7 @@ async def _await(ring, fut, user_data, orphan=None):
         raise
 
 
-def _uring_open(ring, loop, path, flags, mode):
-    cpath = _path(path)
+def _uring_open(ring, loop, cpath, flags, mode):
     fut = loop.create_future()
     user_data = ring._start(_prep, (_OP_OPENAT, lib.AT_FDCWD, cpath, mode, 0, flags),
                             _done_into(fut, int, _close_on_success), cpath)
@@ -687,7 +694,8 @@ async def _open(path, mode, flags, closefd, backend):
     loop = asyncio.get_running_loop()
     if backend == "io_uring":
         ring = _loop_ring(loop)
-        fd = path if isinstance(path, int) else await _uring_open(ring, loop, path, flags, 0o666)
+        fd = path if isinstance(path, int) else await _uring_open(ring, loop, _path(path), flags,
+                                                                  0o666)
         return _UringFile(loop, ring, fd, path, mode, flags, closefd)
     if isinstance(path, int):
         fd = path
@@ -729,22 +737,120 @@ class _OpenInThread:
 
 
 async def read_bytes(path: PathLike, *, backend: Optional[str] = None) -> bytes:
-    """The whole file, as pathlib.Path(path).read_bytes()."""
+    """The whole file, as pathlib.Path(path).read_bytes() [F7]."""
     if _backend(backend) == "thread":
         return await asyncio.get_running_loop().run_in_executor(None, _sync_read_bytes, path)
-    async with open_file(path, "rb", backend="io_uring") as f:
-        return await f.read()
+    cpath = _path(path)
+    loop = asyncio.get_running_loop()
+    ring = _loop_ring(loop)
+    # Round 1: open it and ask its size, both at once.
+    stx = ffi.new("struct statx *")
+    stat_fut = loop.create_future()
+    ring._start(_prep_ext, (_OP_STATX, lib.AT_FDCWD, cpath, _STATX_MASK, 0, 0, stx, 0, 0, 0),
+                _done_into(stat_fut, _ignore_result), (cpath, stx))
+    try:
+        fd = await _uring_open(ring, loop, cpath, os.O_RDONLY | os.O_CLOEXEC, 0)
+        await stat_fut
+    except BaseException:
+        stat_fut.cancel()  # nobody will read it: no "exception never retrieved"
+        if "fd" in locals():
+            _close_later(ring, fd)
+        raise
+    size = stx.stx_size
+    if not stat.S_ISREG(stx.stx_mode) or size >= _MAX_CHUNK:
+        async with _UringFile(loop, ring, fd, path, "rb", os.O_RDONLY, True) as f:
+            return await f.read()
+    # Round 2: read it, check that nothing follows (the file may have grown
+    # since), close it: one chain [U15].
+    buf = _new_buffer("char[]", size or 1)
+    probe = _new_buffer("char[]", 1)
+    got, tail, closed = loop.create_future(), loop.create_future(), loop.create_future()
+    hard = lib.IOSQE_IO_HARDLINK
+    chain = ring._start_chain([
+        (_prep_ext, (_OP_READ, fd, buf, size, 0, 0, ffi.NULL, 0, hard, 0),
+         _done_into(got, int), buf),
+        (_prep_ext, (_OP_READ, fd, probe, 1, size, 0, ffi.NULL, 0, hard, 0),
+         _done_into(tail, int), probe),
+        (_prep, (_OP_CLOSE, fd, ffi.NULL, 0, 0, 0), _done_into(closed, _ignore_result), None),
+    ])
+    if chain is None:  # no room for a chain now: one step at a time
+        async with _UringFile(loop, ring, fd, path, "rb", os.O_RDONLY, True) as f:
+            return await f.read()
+    try:
+        await closed  # the chain's last step: the others are done
+    except _CancelledError:
+        got.cancel()
+        tail.cancel()
+        raise  # (the chain goes on in the kernel and closes the fd)
+    n, more = _results(got, tail, closed)[:2]
+    if more:  # it grew: read it again, the long way
+        async with open_file(path, "rb", backend="io_uring") as f:
+            return await f.read()
+    return ffi.buffer(buf, n)[:]
 
 
 async def write_bytes(path: PathLike, data: Any, *, backend: Optional[str] = None) -> int:
     """Create or truncate the file and write `data`, as
-    pathlib.Path(path).write_bytes(); returns len(data)."""
-    ffi.release(_readable_buffer(data)[0])  # a TypeError now, for what is no buffer
-    if _backend(backend) == "thread":
-        return await asyncio.get_running_loop().run_in_executor(None, _sync_write_bytes, path,
-                                                                data)
-    async with open_file(path, "wb", backend="io_uring") as f:
-        return await f.write(data)
+    pathlib.Path(path).write_bytes(); returns len(data) [F7]."""
+    view, length = _readable_buffer(data)
+    if _backend(backend) == "thread" or length > _MAX_CHUNK:
+        ffi.release(view)
+        if backend == "thread" or (backend is None and not uring_available()):
+            return await asyncio.get_running_loop().run_in_executor(None, _sync_write_bytes,
+                                                                    path, data)
+        async with open_file(path, "wb", backend="io_uring") as f:
+            return await f.write(data)
+    cpath = _path(path)
+    loop = asyncio.get_running_loop()
+    ring = _loop_ring(loop)
+    fd = await _uring_open(ring, loop, cpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+                           | os.O_CLOEXEC, 0o666)
+    wrote, closed = loop.create_future(), loop.create_future()
+    chain = ring._start_chain([
+        (_prep_ext, (_OP_WRITE, fd, view, length, 0, 0, ffi.NULL, 0, lib.IOSQE_IO_HARDLINK, 0),
+         _done_into(wrote, int), view),
+        (_prep, (_OP_CLOSE, fd, ffi.NULL, 0, 0, 0), _done_into(closed, _ignore_result), None),
+    ])
+    del view  # the ring's records hold it [U6]
+    if chain is None:
+        async with _UringFile(loop, ring, fd, path, "wb", os.O_WRONLY, True) as f:
+            return await f.write(data)
+    try:
+        await closed
+    except _CancelledError:
+        wrote.cancel()
+        raise
+    n = _results(wrote, closed)[0]
+    if n < length:  # a short write (a full disk?): the rest, at its offset
+        async with open_file(path, "r+b", backend="io_uring") as f:
+            await f.seek(n)
+            await f.write(memoryview(data).cast("B")[n:])
+    return length
+
+
+def _ignore_result(res):
+    return None
+
+
+def _results(*futures):
+    """The futures' results; every exception retrieved, the first raised."""
+    errors = [fut.exception() for fut in futures]
+    for error in errors:
+        if error is not None:
+            raise error
+    return [fut.result() for fut in futures]
+
+
+def _close_later(ring, fd):
+    """Close an fd nobody will use, without waiting for it."""
+    if not ring.closed:
+        ring._start(_prep, (_OP_CLOSE, fd, ffi.NULL, 0, 0, 0), _ignore_close, None)
+    else:
+        os.close(fd)
+
+
+def _ignore_close(res, flags):
+    pass  # an fd nobody used: its close cannot lose data
 
 
 def _sync_read_bytes(path):

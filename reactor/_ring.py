@@ -105,6 +105,11 @@ points here):
 [U14] Offsets on streams.  pread(2) on a pipe or a socket fails with
      ESPIPE; io_uring ignores the offset of a read or write on a file that
      cannot seek and reads or writes the stream.
+[U15] Links.  SQEs flagged IOSQE_IO_LINK run one after the other, and a
+     failure (for a read: a short one too) cancels the rest; with
+     IOSQE_IO_HARDLINK the rest runs whatever happened (a close after reads
+     that may end short at EOF).  A chain must reach the kernel in one
+     io_uring_enter: one cut by a full SQ is two chains.
 """
 
 from __future__ import annotations
@@ -742,6 +747,35 @@ class Ring:
         else:
             self._backlog[user_data] = (prep, args, entry)
         return user_data
+
+    def _start_chain(self, steps):
+        """Prepare SQEs that must reach the kernel together (a chain linked
+        with IOSQE_IO_HARDLINK in their flags [U15]): each step is (prep,
+        args, callback, keep).  Their user_data, or None when they cannot
+        go now in one piece (the SQ lacks room, or a backlog waits): the
+        caller then does them one at a time."""
+        if self._closed:
+            self._check_open()
+        cring = self._cring
+        if self._backlog or cring.sq_entries - lib.reactor_ring_unsubmitted(cring) < len(steps):
+            if self._backlog or not self._enter_now() or \
+                    cring.sq_entries - lib.reactor_ring_unsubmitted(cring) < len(steps):
+                return None
+        if not self._flush_scheduled:
+            loop = self._loop_ref()
+            if loop is None:
+                raise RuntimeError("the Ring's event loop is gone")
+            loop.call_soon(self._flush)
+            self._flush_scheduled = True
+        user_datas = []
+        for prep, args, callback, keep in steps:
+            user_data = self._next_user_data
+            self._next_user_data = user_data + 1
+            if prep(cring, user_data, *args) < 0:  # pragma: no cover - room was checked
+                raise RuntimeError("io_uring SQ full in the middle of a chain")
+            self._ops[user_data] = (callback, keep)
+            user_datas.append(user_data)
+        return user_datas
 
     def _enter_now(self):
         """Submit what the SQ holds; True if the kernel took something."""

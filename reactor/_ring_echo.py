@@ -22,7 +22,6 @@ import argparse
 import collections
 import errno
 import logging
-import os
 import resource
 import signal
 import socket
