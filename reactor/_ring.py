@@ -28,7 +28,11 @@ points here):
      with call_soon() (the flush).  Regular-file reads served from the page
      cache complete during that very enter, so the flush reaps at once.
      Completions cross the FFI in batches: one call copies up to a ring's
-     worth of CQEs into three flat arrays (user_data, res, flags).
+     worth of CQEs into three flat arrays (user_data, res, flags).  What the
+     completion callbacks of a batch prepare (an echo's send, then its next
+     recv) goes to the kernel at the end of that batch, by one more enter in
+     the same loop iteration, and so on for a few rounds: one loop iteration
+     (and one epoll_wait) per message instead of three.
 [U3] Completions wake the loop through an eventfd registered with
      IORING_REGISTER_EVENTFD, readable whenever CQEs were posted; it sits in
      the loop's selector (Reactor.register, asyncio's add_reader).  Its
@@ -106,10 +110,13 @@ points here):
      ESPIPE; io_uring ignores the offset of a read or write on a file that
      cannot seek and reads or writes the stream.
 [U15] Links.  SQEs flagged IOSQE_IO_LINK run one after the other, and a
-     failure (for a read: a short one too) cancels the rest; with
-     IOSQE_IO_HARDLINK the rest runs whatever happened (a close after reads
-     that may end short at EOF).  A chain must reach the kernel in one
-     io_uring_enter: one cut by a full SQ is two chains.
+     failure cancels the rest (ECANCELED).  For a read or write a short
+     result is a failure; for send and recv it is not, unless MSG_WAITALL
+     asked for all (then io_uring retries a partial transfer itself, and
+     only an error ends it short).  With IOSQE_IO_HARDLINK the rest runs
+     whatever happened (a close after reads that may end short at EOF).  A
+     chain must reach the kernel in one io_uring_enter: one cut by a full
+     SQ is two chains.
 """
 
 from __future__ import annotations
@@ -176,6 +183,9 @@ _SETUP_FLAG_SETS = (
     0,
 )
 _setup_flags_start = 0  # index of the first set this kernel may accept
+# Enter-and-reap rounds one flush may make while completion callbacks keep
+# preparing more [U2]; then the loop gets a turn.
+_ROUNDS = 8
 
 
 def _oserror(err):
@@ -668,6 +678,7 @@ class Ring:
         self._backlog: dict[int, tuple] = {}      # user_data -> (prep, args, entry) [U5]
         self._next_user_data = 1
         self._flush_scheduled = False
+        self._draining = False                    # in _submit_and_reap: it submits [U2]
         self._batch: Any = None                   # completions reaped, being dispatched
         self._batch_size = cring.cq_entries
         self._user_data = ffi.new("uint64_t[]", self._batch_size)
@@ -729,7 +740,7 @@ class Ring:
         user_data."""
         if self._closed:
             self._check_open()
-        if not self._flush_scheduled:
+        if not self._flush_scheduled and not self._draining:
             # First, so that a loop that is gone or closed leaves nothing behind.
             loop = self._loop_ref()
             if loop is None:
@@ -761,7 +772,7 @@ class Ring:
             if self._backlog or not self._enter_now() or \
                     cring.sq_entries - lib.reactor_ring_unsubmitted(cring) < len(steps):
                 return None
-        if not self._flush_scheduled:
+        if not self._flush_scheduled and not self._draining:
             loop = self._loop_ref()
             if loop is None:
                 raise RuntimeError("the Ring's event loop is gone")
@@ -787,15 +798,31 @@ class Ring:
         raise _oserror(-rc)
 
     def _flush(self):
-        """The once-per-iteration submission [U2]: enter, then reap."""
+        """The once-per-iteration submission [U2]."""
         self._flush_scheduled = False
-        if self._closed:
-            return
-        rc = lib.reactor_ring_enter(self._cring, 0, -1)
-        if rc < 0 and rc not in (-_EBUSY, -_EAGAIN, -_EINTR):
-            raise _oserror(-rc)  # to the loop's exception handler
-        self._reap()
-        if rc == -_EINTR:
+        if not self._closed:
+            self._submit_and_reap()
+
+    def _submit_and_reap(self):
+        """Enter (submitting what is prepared), reap and dispatch; again, as
+        long as the callbacks prepared more, up to _ROUNDS times [U2].
+        Meanwhile _start() schedules no flush: the next round submits."""
+        cring = self._cring
+        enter, unsubmitted = lib.reactor_ring_enter, lib.reactor_ring_unsubmitted
+        self._draining = True
+        try:
+            for _ in range(_ROUNDS):
+                rc = enter(cring, 0, -1)
+                if rc < 0 and rc not in (-_EBUSY, -_EAGAIN, -_EINTR):
+                    raise _oserror(-rc)  # to the loop's exception handler
+                self._reap()
+                if self._closed or not unsubmitted(cring) or rc < 0:
+                    break
+        finally:
+            self._draining = False
+        if not self._closed and (self._backlog or unsubmitted(cring)):
+            if self._backlog:
+                self._submit_backlog()
             self._schedule_flush()
 
     def _schedule_flush(self):
@@ -816,7 +843,8 @@ class Ring:
             os.read(self._eventfd, 8)
         except BlockingIOError:
             pass  # drained by an earlier callback of this iteration
-        self._reap()
+        if not self._closed:
+            self._submit_and_reap()
 
     def _reap(self):
         cring, lib_reap = self._cring, lib.reactor_ring_reap
@@ -833,8 +861,6 @@ class Ring:
             self._dispatch()
             if n < size:
                 break
-        if self._backlog and not self._closed:
-            self._submit_backlog()
 
     def _dispatch(self):
         ops, report = self._ops, self._driver.report

@@ -3,15 +3,25 @@
 
 Where the readiness server (_echo.py) is told "this socket is readable" and
 then calls recv() itself, this one hands the kernel whole operations and is
-told when they are done: one multishot accept for every connection; per
-connection one recv at a time, whose buffer the kernel picks from a shared
-pool when data comes (so ten thousand idle connections hold no buffers),
-then a send of the reply, then the next recv.  Everything prepared during
-one loop iteration reaches the kernel in one io_uring_enter.
+told when they are done, the data already copied:
 
-It answers exactly as the chapter's server does: ``Your msg = <msg> ~~~``
-for each message received (logged in the chapter's format), or with
-``raw=True`` the bytes unchanged (for benchmarks).
+* one multishot accept takes every connection;
+* per connection, one recv at a time, whose buffer the kernel picks from a
+  shared pool when data comes (ten thousand idle connections hold no
+  buffer; on kernels before 5.19, without buffer pools, each connection
+  gets a buffer of its own);
+* the reply is a send (MSG_WAITALL: all of it) linked to the next recv:
+  one SQE pair, and the recv starts when the send is done [U15].
+
+Everything prepared during a batch of completions reaches the kernel in one
+io_uring_enter [U2].  It answers exactly as the chapter's server does:
+``Your msg = <msg> ~~~`` for each message received (logged in the chapter's
+format), or with ``raw=True`` the bytes unchanged (for benchmarks), sent
+straight from the pool buffer they were received into.
+
+The per-message path uses the Ring's raw interface (callbacks taking the
+kernel's (res, flags); SQE arguments built once per connection): an
+Operation object per send and recv would cost more than the syscalls saved.
 
 Run it from a checkout: ``python -m reactor._ring_echo --port 0 --raw``.
 """
@@ -27,9 +37,10 @@ import signal
 import socket
 
 from ._loop import Reactor
+from ._native import ffi, lib
 from ._ring import BufferRing, Ring
 
-__all__ = ["serve", "main"]
+__all__ = ["serve", "main", "RingEchoServer"]
 
 CHAPTER_FORMAT = "%(asctime)s %(threadName)s %(thread)d %(message)s"
 READ_SIZE = 65536       # the readiness server's recv size
@@ -37,6 +48,18 @@ POOL_BUFFERS = 1024     # 64 MiB of receive buffers, shared by all connections
 SPARE_FDS = 64          # listener, ring, eventfd, signal socket, logging, stdio ...
 
 log = logging.getLogger("reactor.echo")
+
+_prep = lib.reactor_ring_prep
+_prep_ext = lib.reactor_ring_prep_ext
+_OP_RECV, _OP_SEND = lib.IORING_OP_RECV, lib.IORING_OP_SEND
+_LINK = lib.IOSQE_IO_LINK
+_F_BUFFER, _BUFFER_SHIFT = lib.IORING_CQE_F_BUFFER, lib.IORING_CQE_BUFFER_SHIFT
+# MSG_WAITALL: io_uring then sends it all, retrying a partial send itself;
+# without it a short send would complete short and NOT break the link, and
+# the linked recv would start before the rest was sent [U15].
+_SEND_FLAGS = socket.MSG_NOSIGNAL | socket.MSG_WAITALL
+_ECANCELED, _ENOBUFS = errno.ECANCELED, errno.ENOBUFS
+_new_buffer = ffi.new_allocator(should_clear_after_alloc=False)
 
 
 def _raise_fd_limit():
@@ -53,79 +76,98 @@ def _raise_fd_limit():
 
 
 class _Connection:
-    """One client: a recv in flight, or a send of what the last one got."""
+    """One client: a recv in flight, or a send linked to the next recv."""
 
-    __slots__ = ("server", "sock", "fd", "address", "buffer_id", "pending", "closed")
+    __slots__ = ("server", "ring", "sock", "fd", "address", "buffer", "buffer_id", "reply",
+                 "at", "left", "sending", "closed", "recv_args")
 
     def __init__(self, server, sock, address):
         self.server = server
+        self.ring = server.ring
         self.sock = sock
         self.fd = sock.fileno()
         self.address = address
-        self.buffer_id = None  # the pool buffer the reply is sent from (raw)
-        self.pending = None    # what is still to be sent
+        self.buffer_id = None  # the pool buffer being sent from (raw)
+        self.reply = None      # what keeps the reply's memory alive while it is sent
+        self.at = None         # cdata pointer to what is left to send
+        self.left = 0
+        self.sending = False
         self.closed = False
+        if server.buffers is not None:
+            self.buffer = None
+            self.recv_args = (_OP_RECV, self.fd, ffi.NULL, 0, 0, 0, ffi.NULL,
+                              lib.IORING_RECVSEND_POLL_FIRST, lib.IOSQE_BUFFER_SELECT,
+                              server.group)
+        else:  # no buffer pools: a buffer of its own
+            self.buffer = _new_buffer("char[]", READ_SIZE)
+            self.recv_args = (_OP_RECV, self.fd, self.buffer, READ_SIZE, 0, 0, ffi.NULL, 0, 0,
+                              0)
 
     def receive(self):
-        server = self.server
-        if server.buffers is not None:
-            server.buffers.recv(self.fd, self.received)
-        else:  # no buffer rings (before 5.19): a buffer of its own
-            server.ring.recv(self.fd, READ_SIZE, self.received)
+        self.ring._start(_prep_ext, self.recv_args, self.received, None)
 
-    def received(self, op):
+    def received(self, res, flags):
         server = self.server
-        try:
-            value = op.result()
-        except OSError as exc:
-            if exc.errno == errno.ENOBUFS and not server.closing:
-                server.starved_recv(self)
+        if res <= 0:
+            if flags & _F_BUFFER:
+                server.give_back(flags >> _BUFFER_SHIFT)
+            if res == -_ENOBUFS and not server.closing:
+                server.starved_recv(self)  # data came, and every pool buffer is in use
+            elif res == -_ECANCELED and self.sending and not server.closing:
+                pass  # the recv linked to a send that failed midway: re-linked to the rest
             else:
-                self.close()
+                self.close()  # EOF (the peer's FIN), an error, or the shutdown
             return
-        if server.buffers is not None:
-            buffer_id, n = value
-            data = server.buffers.view(buffer_id, n) if n else b""
+        if self.buffer is None:
+            buffer_id = flags >> _BUFFER_SHIFT
+            data = server.pointers[buffer_id]
         else:
-            buffer_id, data = None, value
-        if not data:  # the peer's FIN: nothing is owed while a recv runs
+            buffer_id, data = None, self.buffer
+        if server.closing:
             if buffer_id is not None:
                 server.give_back(buffer_id)
             self.close()
             return
         if server.raw:
-            self.buffer_id = buffer_id  # sent straight from the pool buffer
-            reply = data
+            self.buffer_id = buffer_id
+            self.send(data, res)
         else:
-            message = bytes(data)
+            message = ffi.buffer(data, res)[:]
             if buffer_id is not None:
                 server.give_back(buffer_id)
             log.info("Your msg = %s ~~~", message.decode(errors="replace"))
             reply = b"Your msg = " + message + b" ~~~"
-        if server.closing:
-            self.close()
-            return
-        self.pending = memoryview(reply)
-        server.ring.send(self.fd, self.pending, self.sent)
+            self.reply = ffi.from_buffer(reply)
+            self.send(self.reply, len(reply))
 
-    def sent(self, op):
-        server = self.server
-        try:
-            n = op.result()
-        except OSError:
+    def send(self, at, n):
+        """Send n bytes at `at`, linked to the next recv [U15]."""
+        self.at, self.left, self.sending = at, n, True
+        ring = self.ring
+        if ring._start_chain(((_prep_ext, (_OP_SEND, self.fd, at, n, 0, _SEND_FLAGS, ffi.NULL, 0,
+                                           _LINK, 0), self.sent, None),
+                              (_prep_ext, self.recv_args, self.received, None))) is None:
+            # No room for a pair now: the send alone, the recv once it is done.
+            ring._start(_prep, (_OP_SEND, self.fd, at, n, 0, _SEND_FLAGS), self.sent, None)
+            self.sending = None  # (None: no recv is linked to this send)
+
+    def sent(self, res, flags):
+        if res < 0:
             self.close()  # ECONNRESET, EPIPE, or cancelled by the shutdown
             return
-        pending = self.pending[n:]
-        if server.closing:
+        if self.server.closing:
             self.close()
-        elif pending:  # a short send: the rest
-            self.pending = pending
-            server.ring.send(self.fd, pending, self.sent)
-        else:
-            self.pending = None
-            if self.buffer_id is not None:
-                buffer_id, self.buffer_id = self.buffer_id, None
-                server.give_back(buffer_id)
+            return
+        linked = self.sending is not None
+        if res < self.left:  # short although MSG_WAITALL: the link broke, send the rest
+            self.send(self.at + res, self.left - res)
+            return
+        self.sending = False
+        self.at = self.reply = None
+        if self.buffer_id is not None:
+            buffer_id, self.buffer_id = self.buffer_id, None
+            self.server.give_back(buffer_id)
+        if not linked:
             self.receive()
 
     def close(self):
@@ -135,7 +177,7 @@ class _Connection:
         if self.buffer_id is not None:
             buffer_id, self.buffer_id = self.buffer_id, None
             self.server.give_back(buffer_id)
-        self.pending = None
+        self.at = self.reply = None
         self.sock.close()
         self.server.connection_closed(self)
 
@@ -144,7 +186,7 @@ class RingEchoServer:
     """The echo server's state; serve() runs it."""
 
     def __init__(self, reactor, host, port, *, raw, max_connections, backlog=1024,
-                 provided_buffers=True):
+                 provided_buffers=True, group=0):
         self.reactor = reactor
         self.raw = raw
         self.max_connections = max_connections
@@ -153,10 +195,12 @@ class RingEchoServer:
         self.closing = False
         self.starved: collections.deque[_Connection] = collections.deque()
         self.accepting = None
+        self.group = group
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.ring = None
         self.buffers = None
+        self.pointers: list = []  # cdata pointer to each pool buffer
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self.sock.bind((host, port))
@@ -164,11 +208,14 @@ class RingEchoServer:
             self.ring = Ring(reactor, 256)
             if provided_buffers:
                 try:
-                    self.buffers = BufferRing(self.ring, POOL_BUFFERS, READ_SIZE)
+                    self.buffers = BufferRing(self.ring, POOL_BUFFERS, READ_SIZE, group)
                 except OSError as exc:
                     if exc.errno != errno.EINVAL:
                         raise
-                    log.info("no provided-buffer rings (Linux < 5.19): a buffer per recv")
+                    log.info("no provided-buffer rings (Linux < 5.19): a buffer per connection")
+                else:
+                    base = self.buffers._pool
+                    self.pointers = [base + i * READ_SIZE for i in range(POOL_BUFFERS)]
             self.accepting = self.ring.accept(self.sock, self.accepted, multishot=True)
         except BaseException:
             self.close()
@@ -213,9 +260,10 @@ class RingEchoServer:
             self.accepting = self.ring.accept(self.sock, self.accepted, multishot=True)
 
     def starved_recv(self, connection):
-        """Its recv found every pool buffer taken (ENOBUFS).  If some came
-        back since (in this batch of completions, say), try again now;
-        otherwise wait for the next one given back: each taken buffer is."""
+        """Its recv found every pool buffer taken (ENOBUFS; with POLL_FIRST,
+        only once data came [U12]).  If some came back since (in this batch
+        of completions, say), try again now; otherwise wait for the next one
+        given back: each taken buffer is."""
         if self.buffers.taken < self.buffers.count:
             connection.receive()
         else:
@@ -278,7 +326,7 @@ def main(argv=None):
     parser.add_argument("--raw", action="store_true")
     parser.add_argument("--max-connections", type=int, default=None)
     parser.add_argument("--no-provided-buffers", action="store_true",
-                        help="a buffer per recv instead of the shared pool")
+                        help="a buffer per connection instead of the shared pool")
     args = parser.parse_args(argv)
     logging.basicConfig(format=CHAPTER_FORMAT, level=logging.INFO)
     serve(args.host, args.port, raw=args.raw, max_connections=args.max_connections,

@@ -199,6 +199,68 @@ def test_read_bytes_and_write_bytes_match_pathlib(loop, backend, tmp_path, size)
     loop.run_until_complete(main())
 
 
+@needs_uring
+def test_read_bytes_sees_a_file_that_grew_between_its_two_trips(loop, tmp_path, monkeypatch):
+    """[F7] the size statx gave is stale by the time of the read: the probe
+    byte past it finds more, and the whole file is read again."""
+    path = tmp_path / "f"
+    path.write_bytes(b"first part;")
+    real_chain = reactor.Ring._start_chain
+
+    def grow_then_chain(ring, steps):
+        with open(path, "ab") as f:
+            f.write(b" and what came after")
+        return real_chain(ring, steps)
+
+    monkeypatch.setattr(reactor.Ring, "_start_chain", grow_then_chain)
+    data = loop.run_until_complete(reactor.read_bytes(path))
+    assert data == b"first part; and what came after"
+
+
+@needs_uring
+@pytest.mark.parametrize("size", [0, 10, 100_000])
+def test_read_and_write_bytes_without_room_for_a_chain(loop, tmp_path, monkeypatch, size):
+    """With no room in the SQ for a chain, one step at a time [U15]."""
+    monkeypatch.setattr(reactor.Ring, "_start_chain", lambda ring, steps: None)
+    path = tmp_path / "f"
+    data = os.urandom(size)
+
+    async def main():
+        assert await reactor.write_bytes(path, data) == size
+        assert await reactor.read_bytes(path) == data
+
+    loop.run_until_complete(main())
+    assert path.read_bytes() == data
+
+
+@pytest.mark.parametrize("backend", ["io_uring", "thread"])
+def test_write_bytes_past_the_file_size_limit_fails_as_pathlib(backend, tmp_path):
+    """RLIMIT_FSIZE makes the write short, then EFBIG: write_bytes raises
+    what pathlib raises and leaves what pathlib leaves."""
+    if backend == "io_uring" and not URING:
+        pytest.skip(URING.reason)
+    code = f"""
+        import asyncio, os, pathlib, resource, signal
+        import reactor
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
+        data = bytes(range(256)) * 20
+        for name, write in [("pathlib", lambda p: pathlib.Path(p).write_bytes(data)),
+                            ("reactor", lambda p: asyncio.run(reactor.write_bytes(
+                                p, data, backend={backend!r})))]:
+            path = os.path.join({str(tmp_path)!r}, name)
+            try:
+                write(path)
+            except OSError as exc:
+                print(name, exc.errno, len(open(path, "rb").read()))
+    """
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.split()
+    assert lines == ["pathlib", str(errno.EFBIG), "1000", "reactor", str(errno.EFBIG), "1000"]
+
+
 def test_read_all_of_files_whose_size_says_nothing(loop, backend):
     """/proc files report size 0; read(-1) reads to EOF anyway [F3]."""
     async def main():

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -138,6 +139,56 @@ def test_100_connections_every_byte_and_no_fd_left(tmp_path, buffers):
             assert len(server.fds()) == idle_fds, f"round {round_}: the server kept fds"
         assert server.stop() == 0
         assert b"Traceback" not in server.log()
+
+
+@pytest.mark.parametrize("provided", [True, False], ids=["pool", "per-connection"])
+def test_replies_with_a_full_send_buffer_stay_in_order(provided):
+    """Regression: a send that came up short completed short without
+    breaking its link, so the recv linked to it ran while the rest was
+    unsent, and the next message was echoed before the end of this one.
+    Sends are MSG_WAITALL now [U15].  In process, with the accepted socket's
+    send buffer shrunk so that 64 KiB never fits at once: every byte comes
+    back, in order."""
+    from reactor._ring_echo import RingEchoServer
+
+    data = os.urandom(1 << 20)
+    got = bytearray()
+    with reactor.Reactor() as loop:
+        server = RingEchoServer(loop, "127.0.0.1", 0, raw=True, max_connections=10,
+                                provided_buffers=provided)
+        client = socket.create_connection(server.address, timeout=IO_TIMEOUT)
+        try:
+            while not server.connections:
+                loop.run_once(0.01)
+            [connection] = server.connections
+            connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        except BaseException:
+            server.close()
+            client.close()
+            raise
+
+        def reader():
+            while len(got) < len(data):
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                got.extend(chunk)
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        sender = threading.Thread(target=client.sendall, args=(data,))
+        sender.start()
+        try:
+            deadline = time.monotonic() + 30
+            while thread.is_alive() and time.monotonic() < deadline:
+                loop.run_once(0.01)
+        finally:
+            server.close()
+            client.close()
+            thread.join()
+            sender.join()
+    assert len(got) == len(data)
+    assert bytes(got) == data
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
