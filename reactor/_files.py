@@ -39,11 +39,10 @@ Facts this module relies on (see also reactor/_ring.py's [U*]):
      the cancellation or the result (the flush may reap it before the
      cancelled task runs again).  The thread backend's open does the same
      under a lock with the worker thread.
-[F3] Short transfers.  io_uring completes a buffered read of a regular
-     file in full unless it reaches the end, so read(-1) asks for the size
-     statx reported plus one byte and stops at a short read; for anything
-     else (a pipe, /proc files, whose size is 0) it reads until b"".  A
-     write is repeated for what a short write left.
+[F3] Short transfers.  read(-1) asks statx for the size, reads that much,
+     then reads on until a read returns b"", as io.FileIO.readall does: a
+     short read is not taken for the end (/proc files say size 0; a file
+     may grow).  A write is repeated for what a short write left.
 [F4] One ring per event loop, made on first use; it lives as long as the
      loop object (released when the loop is collected, or at exit: a loop
      kept referenced after close() keeps its ring's two fds until then;
@@ -60,13 +59,14 @@ Facts this module relies on (see also reactor/_ring.py's [U*]):
      writer as open(2) does: it first tries the open with O_NONBLOCK (and
      clears that flag on the file afterwards).  Reads then wait for data.
 [F7] read_bytes() and write_bytes() take two trips through the loop, not
-     four: the open and a statx of the path go together, then one linked
-     chain [U15] reads the size statx gave, reads one byte past it (to see
-     that the file did not grow meanwhile; if it did, the file is read again
-     the long way) and closes; write_bytes() opens, then writes and closes
-     in one chain.  Reading size + 1 bytes at once would be one SQE fewer,
-     but a short read of a regular file sends io_uring to a worker thread to
-     try for the rest.
+     four.  read_bytes(): the open, then a linked chain [U15] of two reads
+     at the file's position (offset -1): 64 KiB, then 4 KiB; a second read
+     that returns nothing proves the end for any kind of file, with no
+     belief about short reads; the close follows, not awaited (nothing is
+     lost when a read-only fd's close fails).  Only a file that is not over
+     by then is read on the long way.  No statx: IORING_OP_STATX always runs
+     in an io-wq worker thread, a kernel thread hop for every file.
+     write_bytes(): the open, then a chain of the write and the close.
 """
 
 from __future__ import annotations
@@ -111,13 +111,26 @@ _CancelledError = asyncio.CancelledError
 # down to a page) would do; 1 GiB keeps read(-1) of a huge file in steps.
 _MAX_CHUNK = 1 << 30
 _STREAM_CHUNK = 64 * 1024
+# read_bytes(): what its first read asks for, and the read after it that
+# must find the end [F7].
+_FIRST_READ = 64 * 1024
+_SECOND_READ = 4096
+# Buffer pairs for those reads, back from reads the kernel finished.
+_read_buffers: list = []
+_READ_BUFFERS_KEPT = 64
 BACKENDS = ("io_uring", "thread")
 
 _rings: "weakref.WeakKeyDictionary[Any, Ring]" = weakref.WeakKeyDictionary()
 
 
+_last = (lambda: None, None)  # (weakref to a loop, its ring): one dict lookup saved
+
+
 def _loop_ring(loop):
     """The running loop's ring [F4]."""
+    global _last
+    if _last[0]() is loop and not _last[1]._closed:
+        return _last[1]
     ring = _rings.get(loop)
     if ring is None or ring._closed:
         if ring is not None:
@@ -126,6 +139,7 @@ def _loop_ring(loop):
         ring._implicit = True
         _rings[loop] = ring
         weakref.finalize(loop, ring.close)
+    _last = (weakref.ref(loop), ring)
     return ring
 
 
@@ -206,14 +220,24 @@ async def _await(ring, fut, user_data, orphan=None):
     try:
         return await fut
     except _CancelledError:
-        if not fut.done():
-            ring._orphan(user_data, orphan)
-            ring._cancel(user_data)
-        elif orphan is not None and not fut.cancelled() and fut.exception() is None:
-            # The result came, then the task was cancelled before it ran
-            # again: asyncio throws CancelledError instead of the result.
-            orphan(fut.result(), 0)
+        _abandon(ring, fut, user_data, orphan)
         raise
+
+
+def _abandon(ring, fut, user_data, orphan=None):
+    """The task awaiting `fut` was cancelled: cancel the operation, or hand
+    a result that came anyway to `orphan` [F2]."""
+    if not fut.done():
+        ring._orphan(user_data, orphan)
+        ring._cancel(user_data)
+    elif orphan is not None and not fut.cancelled() and fut.exception() is None:
+        # The result came, then the task was cancelled before it ran
+        # again: asyncio throws CancelledError instead of the result.
+        orphan(fut.result(), 0)
+
+
+def _opening_cancelled(ring, fut, user_data):
+    _abandon(ring, fut, user_data, _close_on_success)
 
 
 def _uring_open(ring, loop, cpath, flags, mode):
@@ -399,19 +423,18 @@ class AsyncFile:
         return -1 if self._stream else self._pos
 
     async def _readall(self, offset):
+        """From offset to EOF [F3]: the size statx gives, then on until b""."""
         st = await self._stat()
-        regular = stat.S_ISREG(st.st_mode)
-        want = max(st.st_size - max(offset, 0), 0) + 1 if regular else _STREAM_CHUNK
+        want = max(st.st_size - max(offset, 0), 0) if stat.S_ISREG(st.st_mode) else 0
         chunks = []
         while True:
-            chunk = await self._pread(min(want, _MAX_CHUNK), -1 if self._stream else offset)
-            if chunk:
-                chunks.append(chunk)
-            if not chunk or (regular and len(chunk) < min(want, _MAX_CHUNK)):
-                break  # EOF [F3]
-            if offset >= 0 and not self._stream:
-                offset += len(chunk)
-            want = _STREAM_CHUNK if not regular else max(want - len(chunk), _STREAM_CHUNK)
+            chunk = await self._pread(min(want or _STREAM_CHUNK, _MAX_CHUNK),
+                                      -1 if self._stream else offset)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+            want = max(want - len(chunk), 0)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def pread(self, size: int, offset: int) -> bytes:
@@ -524,7 +547,7 @@ class _UringFile(AsyncFile):
         def done(res, flags):
             if not fut.done():
                 if res >= 0:
-                    fut.set_result(ffi.buffer(buf, res)[:])
+                    fut.set_result(ffi.unpack(buf, res))
                 else:
                     fut.set_exception(_oserror(-res))
 
@@ -736,6 +759,28 @@ class _OpenInThread:
             os.close(fd)
 
 
+class _Trip:
+    """The results of the SQEs of one trip through the loop, and a future
+    the last of them resolves (a chain's last CQE is its last step's)."""
+
+    __slots__ = ("results", "done")
+
+    def __init__(self, loop, count):
+        self.results = [0] * count
+        self.done = loop.create_future()
+
+    def step(self, index):
+        results, done = self.results, self.done
+        last = index == len(results) - 1
+
+        def complete(res, flags):
+            results[index] = res
+            if last and not done.done():
+                done.set_result(None)
+
+        return complete
+
+
 async def read_bytes(path: PathLike, *, backend: Optional[str] = None) -> bytes:
     """The whole file, as pathlib.Path(path).read_bytes() [F7]."""
     if _backend(backend) == "thread":
@@ -743,50 +788,51 @@ async def read_bytes(path: PathLike, *, backend: Optional[str] = None) -> bytes:
     cpath = _path(path)
     loop = asyncio.get_running_loop()
     ring = _loop_ring(loop)
-    # Round 1: open it and ask its size, both at once.
-    stx = ffi.new("struct statx *")
-    stat_fut = loop.create_future()
-    ring._start(_prep_ext, (_OP_STATX, lib.AT_FDCWD, cpath, _STATX_MASK, 0, 0, stx, 0, 0, 0),
-                _done_into(stat_fut, _ignore_result), (cpath, stx))
+    opened = loop.create_future()
+    user_data = ring._start(_prep, (_OP_OPENAT, lib.AT_FDCWD, cpath, 0, 0,
+                                    os.O_RDONLY | os.O_CLOEXEC),
+                            _done_into(opened, int, _close_on_success), cpath)
     try:
-        fd = await _uring_open(ring, loop, cpath, os.O_RDONLY | os.O_CLOEXEC, 0)
-        await stat_fut
-    except BaseException:
-        stat_fut.cancel()  # nobody will read it: no "exception never retrieved"
-        if "fd" in locals():
-            _close_later(ring, fd)
-        raise
-    size = stx.stx_size
-    if not stat.S_ISREG(stx.stx_mode) or size >= _MAX_CHUNK:
-        async with _UringFile(loop, ring, fd, path, "rb", os.O_RDONLY, True) as f:
-            return await f.read()
-    # Round 2: read it, check that nothing follows (the file may have grown
-    # since), close it: one chain [U15].
-    buf = _new_buffer("char[]", size or 1)
-    probe = _new_buffer("char[]", 1)
-    got, tail, closed = loop.create_future(), loop.create_future(), loop.create_future()
-    hard = lib.IOSQE_IO_HARDLINK
-    chain = ring._start_chain([
-        (_prep_ext, (_OP_READ, fd, buf, size, 0, 0, ffi.NULL, 0, hard, 0),
-         _done_into(got, int), buf),
-        (_prep_ext, (_OP_READ, fd, probe, 1, size, 0, ffi.NULL, 0, hard, 0),
-         _done_into(tail, int), probe),
-        (_prep, (_OP_CLOSE, fd, ffi.NULL, 0, 0, 0), _done_into(closed, _ignore_result), None),
-    ])
-    if chain is None:  # no room for a chain now: one step at a time
-        async with _UringFile(loop, ring, fd, path, "rb", os.O_RDONLY, True) as f:
-            return await f.read()
-    try:
-        await closed  # the chain's last step: the others are done
+        fd = await opened
     except _CancelledError:
-        got.cancel()
-        tail.cancel()
-        raise  # (the chain goes on in the kernel and closes the fd)
-    n, more = _results(got, tail, closed)[:2]
-    if more:  # it grew: read it again, the long way
-        async with open_file(path, "rb", backend="io_uring") as f:
+        _opening_cancelled(ring, opened, user_data)
+        raise
+    # Buffers from a small pool: a fresh 64 KiB costs more (malloc, and the
+    # page faults as the kernel first writes to it) than the read itself.
+    first, second = _read_buffers.pop() if _read_buffers else (
+        _new_buffer("char[]", _FIRST_READ), _new_buffer("char[]", _SECOND_READ))
+    trip = _Trip(loop, 2)
+    chain = ring._start_chain((
+        (_prep_ext, (_OP_READ, fd, first, _FIRST_READ, -1, 0, ffi.NULL, 0, lib.IOSQE_IO_HARDLINK,
+                     0), trip.step(0), first),
+        (_prep, (_OP_READ, fd, second, _SECOND_READ, -1, 0), trip.step(1), second)))
+    if chain is None:  # no room for a chain now: one read at a time
+        async with _UringFile(loop, ring, fd, path, "rb", os.O_RDONLY, True) as f:
             return await f.read()
-    return ffi.buffer(buf, n)[:]
+    try:
+        await trip.done
+    except _CancelledError:
+        # (The buffers stay with the reads' records until the kernel is done
+        # [U6]: not back to the pool.  The reads hold the file: safe to close.)
+        _close_later(ring, fd)
+        raise
+    n, more = trip.results
+    data = ffi.unpack(first, n) if n > 0 else b""
+    extra = ffi.unpack(second, more) if more > 0 else b""
+    if len(_read_buffers) < _READ_BUFFERS_KEPT:
+        _read_buffers.append((first, second))
+    if n < 0 or more < 0:
+        _close_later(ring, fd)
+        raise _oserror(-(n if n < 0 else more))
+    if more == 0:  # the end, for certain: a read that returns nothing
+        _close_later(ring, fd)
+        return data
+    # More than fits: on from where the two reads left off.
+    f = _UringFile(loop, ring, fd, path, "rb", os.O_RDONLY, True)
+    f._pos = n + more
+    async with f:
+        rest = await f.read()
+    return data + extra + rest
 
 
 async def write_bytes(path: PathLike, data: Any, *, backend: Optional[str] = None) -> int:
@@ -805,40 +851,25 @@ async def write_bytes(path: PathLike, data: Any, *, backend: Optional[str] = Non
     ring = _loop_ring(loop)
     fd = await _uring_open(ring, loop, cpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC
                            | os.O_CLOEXEC, 0o666)
-    wrote, closed = loop.create_future(), loop.create_future()
-    chain = ring._start_chain([
+    trip = _Trip(loop, 2)
+    chain = ring._start_chain((
         (_prep_ext, (_OP_WRITE, fd, view, length, 0, 0, ffi.NULL, 0, lib.IOSQE_IO_HARDLINK, 0),
-         _done_into(wrote, int), view),
-        (_prep, (_OP_CLOSE, fd, ffi.NULL, 0, 0, 0), _done_into(closed, _ignore_result), None),
-    ])
+         trip.step(0), view),
+        (_prep, (_OP_CLOSE, fd, ffi.NULL, 0, 0, 0), trip.step(1), None)))
     del view  # the ring's records hold it [U6]
     if chain is None:
         async with _UringFile(loop, ring, fd, path, "wb", os.O_WRONLY, True) as f:
             return await f.write(data)
-    try:
-        await closed
-    except _CancelledError:
-        wrote.cancel()
-        raise
-    n = _results(wrote, closed)[0]
-    if n < length:  # a short write (a full disk?): the rest, at its offset
+    await trip.done  # (cancelled: the chain goes on in the kernel, closing the fd)
+    n, closed = trip.results
+    for res in (n, closed):
+        if res < 0:
+            raise _oserror(-res)
+    if n < length:  # a short write (the file size limit, a full disk): the rest, at its offset
         async with open_file(path, "r+b", backend="io_uring") as f:
             await f.seek(n)
             await f.write(memoryview(data).cast("B")[n:])
     return length
-
-
-def _ignore_result(res):
-    return None
-
-
-def _results(*futures):
-    """The futures' results; every exception retrieved, the first raised."""
-    errors = [fut.exception() for fut in futures]
-    for error in errors:
-        if error is not None:
-            raise error
-    return [fut.result() for fut in futures]
 
 
 def _close_later(ring, fd):

@@ -943,7 +943,7 @@ class Ring:
         moves): result() is the bytes read."""
         fd, size, offset = _fd(fd), _size(size), _offset(offset)
         buf = _new_buffer("char[]", max(size, 1))
-        return self._op(callback, lambda res, flags: ffi.buffer(buf, res)[:],
+        return self._op(callback, lambda res, flags: ffi.unpack(buf, res),
                         lib.reactor_ring_prep, (lib.IORING_OP_READ, fd, buf, size, offset, 0),
                         buf)
 
@@ -1040,7 +1040,7 @@ class Ring:
         """sock.recv(size, flags): result() is the bytes received (b"" at EOF)."""
         fd, size = _fd(sock), _size(size)
         buf = _new_buffer("char[]", max(size, 1))
-        return self._op(callback, lambda res, fl: ffi.buffer(buf, res)[:],
+        return self._op(callback, lambda res, fl: ffi.unpack(buf, res),
                         lib.reactor_ring_prep,
                         (lib.IORING_OP_RECV, fd, buf, size, 0, _msg_flags(flags)), buf)
 

@@ -132,7 +132,7 @@ class _Connection:
             self.buffer_id = buffer_id
             self.send(data, res)
         else:
-            message = ffi.buffer(data, res)[:]
+            message = ffi.unpack(data, res)
             if buffer_id is not None:
                 server.give_back(buffer_id)
             log.info("Your msg = %s ~~~", message.decode(errors="replace"))

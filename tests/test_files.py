@@ -200,21 +200,30 @@ def test_read_bytes_and_write_bytes_match_pathlib(loop, backend, tmp_path, size)
 
 
 @needs_uring
-def test_read_bytes_sees_a_file_that_grew_between_its_two_trips(loop, tmp_path, monkeypatch):
-    """[F7] the size statx gave is stale by the time of the read: the probe
-    byte past it finds more, and the whole file is read again."""
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 65537, 69632, 69633, 300_000])
+def test_read_bytes_around_its_two_reads(loop, tmp_path, size):
+    """[F7] sizes at the edges of the 64 KiB + 4 KiB the first trip reads,
+    and a file that grows between the open and the reads: all of it."""
+    path = tmp_path / "f"
+    data = os.urandom(size)
+    path.write_bytes(data)
+    assert loop.run_until_complete(reactor.read_bytes(path)) == data
+
+
+@needs_uring
+def test_read_bytes_sees_a_file_that_grew_after_the_open(loop, tmp_path, monkeypatch):
     path = tmp_path / "f"
     path.write_bytes(b"first part;")
     real_chain = reactor.Ring._start_chain
 
     def grow_then_chain(ring, steps):
         with open(path, "ab") as f:
-            f.write(b" and what came after")
+            f.write(b" and what came after" * 5000)
         return real_chain(ring, steps)
 
     monkeypatch.setattr(reactor.Ring, "_start_chain", grow_then_chain)
     data = loop.run_until_complete(reactor.read_bytes(path))
-    assert data == b"first part; and what came after"
+    assert data == b"first part;" + b" and what came after" * 5000
 
 
 @needs_uring
