@@ -621,7 +621,7 @@ class _ThreadFile(AsyncFile):
 
     backend = "thread"
 
-    def __init__(self, *args):
+    def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._running: set = set()
 

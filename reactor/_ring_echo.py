@@ -38,7 +38,11 @@ import socket
 
 from ._loop import Reactor
 from ._native import ffi, lib
-from ._ring import BufferRing, Ring
+from ._ring import BufferRing, Operation, Ring
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 __all__ = ["serve", "main", "RingEchoServer"]
 
@@ -185,8 +189,9 @@ class _Connection:
 class RingEchoServer:
     """The echo server's state; serve() runs it."""
 
-    def __init__(self, reactor, host, port, *, raw, max_connections, backlog=1024,
-                 provided_buffers=True, group=0):
+    def __init__(self, reactor: Reactor, host: str, port: int, *, raw: bool,
+                 max_connections: Optional[int], backlog: int = 1024,
+                 provided_buffers: bool = True, group: int = 0) -> None:
         self.reactor = reactor
         self.raw = raw
         self.max_connections = max_connections
@@ -194,12 +199,12 @@ class RingEchoServer:
         self.refused = 0
         self.closing = False
         self.starved: collections.deque[_Connection] = collections.deque()
-        self.accepting = None
+        self.accepting: Optional[Operation] = None
         self.group = group
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.ring = None
-        self.buffers = None
+        self.ring: Optional[Ring] = None
+        self.buffers: Optional[BufferRing] = None
         self.pointers: list = []  # cdata pointer to each pool buffer
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -310,7 +315,7 @@ def serve(host: str = "127.0.0.1", port: int = 9999, *, raw: bool = False,
             log.info("reactor echo listening on %s:%d (backend uring, %s, at most %d "
                      "connections, %s)", bound_host, bound_port,
                      "raw" if raw else "chapter replies", max_connections,
-                     "multishot accept" if server.ring.multishot_accept
+                     "multishot accept" if server.ring is not None and server.ring.multishot_accept
                      else "single-shot accepts")
             reactor.run()
         finally:
