@@ -206,9 +206,10 @@ struct reactor_ring {
     unsigned sq_entries, cq_entries;
     ...;
 };
-struct __kernel_timespec { long long tv_sec; long long tv_nsec; };
-struct iovec { void *iov_base; size_t iov_len; };
+struct __kernel_timespec { long long tv_sec; long long tv_nsec; ...; };
+struct iovec { void *iov_base; size_t iov_len; ...; };
 struct sockaddr_storage { ...; };
+struct io_uring_buf { ...; };
 typedef unsigned int socklen_t;
 struct statx_timestamp { int64_t tv_sec; uint32_t tv_nsec; ...; };
 struct statx {

@@ -1274,7 +1274,7 @@ class BufferRing:
             raise ValueError("size must be >= 1 and count * size at most 4 GiB")
         if not isinstance(group, int) or not 0 <= group <= 0xFFFF:
             raise ValueError(f"group must be in 0 ... 65535, not {group!r}")
-        entry = ffi.sizeof("struct iovec")  # struct io_uring_buf is 16 bytes too
+        entry = ffi.sizeof("struct io_uring_buf")
         # Anonymous mmaps: page-aligned, as the kernel requires of the
         # entries, and ours (Python's) for as long as anything refers to
         # them; the kernel pins the pages while registered [U6].

@@ -655,3 +655,33 @@ def test_hostile_open_arguments(tmp_path):
         asyncio.run(main())
 
     check()
+
+
+def test_hostile_read_bytes_and_write_bytes(tmp_path):
+    """read_bytes(path) and write_bytes(path, data) with wrong paths, data
+    and backends: documented errors only; right ones round-trip."""
+    paths = st.one_of(
+        st.sampled_from([tmp_path / "a", str(tmp_path / "b"), tmp_path / "no" / "c",
+                         str(tmp_path / "d").encode(), str(tmp_path / "e\0"), tmp_path]),
+        st.sampled_from([None, 1.5, [], object(), True, -1, 2**70]))
+    datas = st.one_of(st.binary(max_size=70_000), st.sampled_from(
+        [bytearray(b"ab"), memoryview(b"cd"), "text", None, 3, [1, 2], object()]))
+
+    @SETTINGS
+    @given(path=paths, data=datas, backend=st.one_of(st.sampled_from([None, "thread"]), WRONG))
+    def check(path, data, backend):
+        async def main():
+            try:
+                written = await reactor.write_bytes(path, data, backend=backend)
+            except DOCUMENTED:
+                written = None
+            try:
+                got = await reactor.read_bytes(path, backend=backend)
+            except DOCUMENTED:
+                return
+            if written is not None:
+                assert got == bytes(data)
+
+        asyncio.run(main())
+
+    check()

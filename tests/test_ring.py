@@ -616,6 +616,30 @@ def test_hostile_arguments_raise_only_documented_errors(harness, tmp_path):
     check()
 
 
+def test_hostile_buffer_ring_and_ring_arguments(harness):
+    """BufferRing(count, size, group) and Ring(loop, entries, cq_entries)
+    with wrong values: TypeError or ValueError (OSError: the kernel's
+    refusal), nothing left open."""
+
+    @settings(max_examples=60, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                     HealthCheck.too_slow])
+    @given(args=st.lists(st.one_of(WRONG, st.integers(0, 70000)), min_size=3, max_size=3))
+    def check(args):
+        try:
+            ring = reactor.Ring(harness.loop, args[0], cq_entries=args[1])
+        except (TypeError, ValueError):
+            ring = reactor.Ring(harness.loop, 4)
+        with ring:
+            try:
+                buffers = _ring.BufferRing(ring, *args)
+            except (TypeError, ValueError, OSError):
+                return
+            buffers.close()
+
+    check()
+
+
 # -- closing -------------------------------------------------------------------------------
 
 
