@@ -321,6 +321,25 @@ static int reactor_ring_prep_cancel_fd(struct reactor_ring *r, uint64_t user_dat
     return 0;
 }
 
+/* An SQE with a direct descriptor slot (sqe->file_index, 1-based: 0 means
+ * none): an openat into that slot, or a close of it (fd 0) [U16]. */
+static int reactor_ring_prep_slot(struct reactor_ring *r, uint64_t user_data, int opcode,
+                                  int fd, const void *addr, unsigned len, unsigned op_flags,
+                                  unsigned sqe_flags, unsigned file_index)
+{
+    struct io_uring_sqe *sqe = reactor_ring_sqe(r, user_data);
+    if (sqe == NULL)
+        return -EBUSY;
+    sqe->opcode = (uint8_t)opcode;
+    sqe->fd = fd;
+    sqe->addr = (uint64_t)(uintptr_t)addr;
+    sqe->len = len;
+    sqe->rw_flags = op_flags;
+    sqe->flags = (uint8_t)sqe_flags;
+    sqe->file_index = file_index;
+    return 0;
+}
+
 /* Publishes the prepared SQEs (release: the kernel must see them filled)
  * and enters the kernel once: it takes them all and, with wait_nr > 0,
  * waits for that many CQEs, for at most timeout_ns when >= 0 (with
@@ -416,6 +435,17 @@ static int reactor_ring_probe(struct reactor_ring *r, uint8_t *supported, int n)
         supported[i] = i < buf.probe.ops_len &&
                        (buf.probe.ops[i].flags & IO_URING_OP_SUPPORTED) != 0;
     return buf.probe.last_op;
+}
+
+/* A table of `count` empty direct-descriptor slots (IORING_REGISTER_FILES2
+ * with IORING_RSRC_REGISTER_SPARSE, 5.19) [U16]. */
+static int reactor_ring_register_slots(struct reactor_ring *r, unsigned count)
+{
+    struct io_uring_rsrc_register reg;
+    memset(&reg, 0, sizeof reg);
+    reg.nr = count;
+    reg.flags = IORING_RSRC_REGISTER_SPARSE;
+    return reactor_ring_register(r, IORING_REGISTER_FILES2, &reg, sizeof reg);
 }
 
 /* ---- provided buffer rings (IORING_REGISTER_PBUF_RING, 5.19) ---------

@@ -58,15 +58,18 @@ Facts this module relies on (see also reactor/_ring.py's [U*]):
 [F6] io_uring opens a FIFO for reading at once, without waiting for a
      writer as open(2) does: it first tries the open with O_NONBLOCK (and
      clears that flag on the file afterwards).  Reads then wait for data.
-[F7] read_bytes() and write_bytes() take two trips through the loop, not
-     four.  read_bytes(): the open, then a linked chain [U15] of two reads
-     at the file's position (offset -1): 64 KiB, then 4 KiB; a second read
-     that returns nothing proves the end for any kind of file, with no
-     belief about short reads; the close follows, not awaited (nothing is
-     lost when a read-only fd's close fails).  Only a file that is not over
-     by then is read on the long way.  No statx: IORING_OP_STATX always runs
-     in an io-wq worker thread, a kernel thread hop for every file.
-     write_bytes(): the open, then a chain of the write and the close.
+[F7] read_bytes() takes one trip through the loop: one linked chain [U15]
+     opens the file into a direct-descriptor slot [U16], reads 64 KiB and
+     then 4 KiB at the file's position (offset -1), and closes the slot.  A
+     second read that returns nothing proves the end for any kind of file,
+     with no belief about short reads; a file that is not over by then is
+     opened again and read on from there (a FIFO's data read by the chain is
+     kept; what a writer sends after the close is not read).  Without slots
+     (before 5.19, or all 128 in use) it takes two trips: the open, then the
+     same two reads, the close not awaited (a read-only fd's close loses
+     nothing).  No statx: IORING_OP_STATX always runs in an io-wq worker
+     thread, a kernel thread hop for every file.  write_bytes() takes two:
+     the open, then a chain of the write and the close.
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ __all__ = ["open_file", "read_bytes", "write_bytes", "AsyncFile"]
 
 _prep = lib.reactor_ring_prep
 _prep_ext = lib.reactor_ring_prep_ext
+_prep_slot = lib.reactor_ring_prep_slot
 _OP_READ = lib.IORING_OP_READ
 _OP_WRITE = lib.IORING_OP_WRITE
 _OP_OPENAT = lib.IORING_OP_OPENAT
@@ -788,6 +792,11 @@ async def read_bytes(path: PathLike, *, backend: Optional[str] = None) -> bytes:
     cpath = _path(path)
     loop = asyncio.get_running_loop()
     ring = _loop_ring(loop)
+    slots = ring._free_slots()
+    if slots:
+        data = await _read_bytes_in_one_trip(ring, loop, cpath, path, slots)
+        if data is not None:
+            return data
     opened = loop.create_future()
     user_data = ring._start(_prep, (_OP_OPENAT, lib.AT_FDCWD, cpath, 0, 0,
                                     os.O_RDONLY | os.O_CLOEXEC),
@@ -833,6 +842,50 @@ async def read_bytes(path: PathLike, *, backend: Optional[str] = None) -> bytes:
     async with f:
         rest = await f.read()
     return data + extra + rest
+
+
+async def _read_bytes_in_one_trip(ring, loop, cpath, path, slots):
+    """read_bytes() as one linked chain [F7, U16]: open into a direct
+    descriptor slot, read 64 KiB, read 4 KiB, close the slot.  None when
+    the SQ has no room for the chain now."""
+    slot = slots.pop()
+    first, second = _read_buffers.pop() if _read_buffers else (
+        _new_buffer("char[]", _FIRST_READ), _new_buffer("char[]", _SECOND_READ))
+    trip = _Trip(loop, 4)
+    last = trip.step(3)
+
+    def closed(res, flags):
+        slots.append(slot)  # free only now [U16]
+        last(res, flags)
+
+    fixed, link, hard = lib.IOSQE_FIXED_FILE, lib.IOSQE_IO_LINK, lib.IOSQE_IO_HARDLINK
+    index = slot + 1
+    chain = ring._start_chain((
+        (_prep_slot, (_OP_OPENAT, lib.AT_FDCWD, cpath, 0, os.O_RDONLY, link, index),
+         trip.step(0), cpath),
+        (_prep_ext, (_OP_READ, slot, first, _FIRST_READ, -1, 0, ffi.NULL, 0, fixed | hard, 0),
+         trip.step(1), first),
+        (_prep_ext, (_OP_READ, slot, second, _SECOND_READ, -1, 0, ffi.NULL, 0, fixed | hard, 0),
+         trip.step(2), second),
+        (_prep_slot, (_OP_CLOSE, 0, ffi.NULL, 0, 0, 0, index), closed, None)))
+    if chain is None:
+        slots.append(slot)
+        return None
+    await trip.done  # (cancelled: the chain goes on in the kernel, and frees the slot)
+    opened, n, more, _closed = trip.results
+    data = ffi.unpack(first, n) if n > 0 else b""
+    extra = ffi.unpack(second, more) if more > 0 else b""
+    if len(_read_buffers) < _READ_BUFFERS_KEPT:
+        _read_buffers.append((first, second))
+    for res in (opened, n, more):  # (the close of a read-only file loses nothing)
+        if res < 0:
+            raise _oserror(-res)
+    if more == 0:  # the end, for certain: a read that returns nothing
+        return data
+    # More than fits, and the slot is closed: on from there, the long way.
+    async with open_file(path, "rb", backend="io_uring") as f:
+        await f.seek(n + more)
+        return data + extra + await f.read()
 
 
 async def write_bytes(path: PathLike, data: Any, *, backend: Optional[str] = None) -> int:

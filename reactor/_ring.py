@@ -117,6 +117,13 @@ points here):
      whatever happened (a close after reads that may end short at EOF).  A
      chain must reach the kernel in one io_uring_enter: one cut by a full
      SQ is two chains.
+[U16] Direct descriptors (5.15; a sparse table of them 5.19): files in a
+     table of the ring's own, which only its SQEs use (IOSQE_FIXED_FILE, fd
+     = the slot).  An openat can put its file straight into a slot
+     (file_index = slot + 1; O_CLOEXEC means nothing there and is refused),
+     so open, read and close can be one linked chain, without the fd
+     number coming back to us in between.  A slot is free again only once
+     its close completed: an openat into a used slot replaces its file.
 """
 
 from __future__ import annotations
@@ -186,6 +193,8 @@ _setup_flags_start = 0  # index of the first set this kernel may accept
 # Enter-and-reap rounds one flush may make while completion callbacks keep
 # preparing more [U2]; then the loop gets a turn.
 _ROUNDS = 8
+# Direct-descriptor slots a ring registers when first asked [U16].
+_SLOTS = 128
 
 
 def _oserror(err):
@@ -685,6 +694,8 @@ class Ring:
         self._res = ffi.new("int32_t[]", self._batch_size)
         self._flags = ffi.new("uint32_t[]", self._batch_size)
         self._implicit = False  # a ring open_file() made: no ResourceWarning
+        self._slots: Optional[list] = None  # free direct-descriptor slots [U16]
+        self._slots_refused = False
         self._cancel_any = True  # IORING_ASYNC_CANCEL_ANY (5.19), until EINVAL
         self.supported_ops, self.features = _probe(cring)
         # Whether accept(multishot=True) gets one SQE for all connections [U13].
@@ -787,6 +798,17 @@ class Ring:
             self._ops[user_data] = (callback, keep)
             user_datas.append(user_data)
         return user_datas
+
+    def _free_slots(self):
+        """The free direct-descriptor slots [U16] (a list to pop from and
+        append to), the table registered on first use; None where the
+        kernel has none (before 5.19)."""
+        if self._slots is None and not self._slots_refused:
+            if lib.reactor_ring_register_slots(self._cring, _SLOTS) < 0:
+                self._slots_refused = True
+            else:
+                self._slots = list(range(_SLOTS))
+        return self._slots
 
     def _enter_now(self):
         """Submit what the SQ holds; True if the kernel took something."""

@@ -200,14 +200,64 @@ def test_read_bytes_and_write_bytes_match_pathlib(loop, backend, tmp_path, size)
 
 
 @needs_uring
+@pytest.mark.parametrize("trips", ["one trip", "two trips"])
 @pytest.mark.parametrize("size", [0, 1, 65535, 65536, 65537, 69632, 69633, 300_000])
-def test_read_bytes_around_its_two_reads(loop, tmp_path, size):
-    """[F7] sizes at the edges of the 64 KiB + 4 KiB the first trip reads,
-    and a file that grows between the open and the reads: all of it."""
+def test_read_bytes_around_its_two_reads(loop, tmp_path, monkeypatch, size, trips):
+    """[F7] sizes at the edges of the 64 KiB + 4 KiB the chain reads, with
+    direct-descriptor slots [U16] and without (before 5.19, or all taken)."""
+    if trips == "two trips":
+        monkeypatch.setattr(reactor.Ring, "_free_slots", lambda ring: None)
     path = tmp_path / "f"
     data = os.urandom(size)
     path.write_bytes(data)
     assert loop.run_until_complete(reactor.read_bytes(path)) == data
+
+
+@needs_uring
+@pytest.mark.parametrize("trips", ["one trip", "two trips"])
+def test_read_bytes_errors_are_pathlibs(loop, tmp_path, monkeypatch, trips):
+    if trips == "two trips":
+        monkeypatch.setattr(reactor.Ring, "_free_slots", lambda ring: None)
+
+    async def main():
+        for path in (tmp_path / "missing", tmp_path):
+            with pytest.raises(OSError) as ours:
+                await reactor.read_bytes(path)
+            with pytest.raises(OSError) as theirs:
+                path.read_bytes()
+            assert type(ours.value) is type(theirs.value)
+            assert ours.value.errno == theirs.value.errno
+
+    loop.run_until_complete(main())
+
+
+@needs_uring
+def test_read_bytes_gives_back_every_slot(loop, tmp_path):
+    """Slots come back when their close completes [U16], also from reads
+    whose awaiters were cancelled, and from more reads at once than slots."""
+    paths = []
+    for i in range(300):
+        paths.append(tmp_path / f"f{i}")
+        paths[-1].write_bytes(b"%d" % i)
+
+    async def main():
+        ring = _files._loop_ring(asyncio.get_running_loop())
+        slots = ring._free_slots()
+        total = len(slots)
+        got = await asyncio.gather(*(reactor.read_bytes(p) for p in paths))
+        assert got == [b"%d" % i for i in range(300)]
+        tasks = [asyncio.ensure_future(reactor.read_bytes(p)) for p in paths[:50]]
+        await asyncio.sleep(0)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for _ in range(100):
+            if len(slots) == total:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(slots) == list(range(total))
+
+    loop.run_until_complete(main())
 
 
 @needs_uring
