@@ -787,9 +787,9 @@ class _Trip:
 
 async def read_bytes(path: PathLike, *, backend: Optional[str] = None) -> bytes:
     """The whole file, as pathlib.Path(path).read_bytes() [F7]."""
+    cpath = _path(path)  # a path, not an fd: TypeError for an int, as pathlib's
     if _backend(backend) == "thread":
-        return await asyncio.get_running_loop().run_in_executor(None, _sync_read_bytes, path)
-    cpath = _path(path)
+        return await asyncio.get_running_loop().run_in_executor(None, _sync_read_bytes, cpath)
     loop = asyncio.get_running_loop()
     ring = _loop_ring(loop)
     slots = ring._free_slots()
@@ -891,15 +891,15 @@ async def _read_bytes_in_one_trip(ring, loop, cpath, path, slots):
 async def write_bytes(path: PathLike, data: Any, *, backend: Optional[str] = None) -> int:
     """Create or truncate the file and write `data`, as
     pathlib.Path(path).write_bytes(); returns len(data) [F7]."""
+    cpath = _path(path)  # a path, not an fd: TypeError for an int, as pathlib's
     view, length = _readable_buffer(data)
     if _backend(backend) == "thread" or length > _MAX_CHUNK:
         ffi.release(view)
         if backend == "thread" or (backend is None and not uring_available()):
             return await asyncio.get_running_loop().run_in_executor(None, _sync_write_bytes,
-                                                                    path, data)
+                                                                    cpath, data)
         async with open_file(path, "wb", backend="io_uring") as f:
             return await f.write(data)
-    cpath = _path(path)
     loop = asyncio.get_running_loop()
     ring = _loop_ring(loop)
     fd = await _uring_open(ring, loop, cpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC
@@ -937,11 +937,11 @@ def _ignore_close(res, flags):
     pass  # an fd nobody used: its close cannot lose data
 
 
-def _sync_read_bytes(path):
-    with open(path, "rb") as f:
+def _sync_read_bytes(cpath):
+    with open(ffi.string(cpath), "rb") as f:
         return f.read()
 
 
-def _sync_write_bytes(path, data):
-    with open(path, "wb") as f:
+def _sync_write_bytes(cpath, data):
+    with open(ffi.string(cpath), "wb") as f:
         return f.write(data)

@@ -650,6 +650,7 @@ class Ring:
     loop when done.  Arguments are checked before anything reaches the
     kernel: TypeError for a wrong type, ValueError for a value out of range;
     RuntimeError once the ring is closed (or inherited across fork [U9]).
+    A Ring belongs to its loop's thread, as the loop does.
     """
 
     def __init__(self, loop: Any, entries: int = 256, *, cq_entries: Optional[int] = None) -> None:

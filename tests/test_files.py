@@ -711,6 +711,21 @@ def test_hostile_open_arguments(tmp_path):
     check()
 
 
+@pytest.mark.parametrize("path", [True, 1, 0])
+def test_read_and_write_bytes_take_no_fd(backend, path):
+    """Regression: write_bytes(True, ..., backend="thread") went to open(),
+    which takes an int for an fd: it wrote to fd 1 and closed it.  Paths
+    only, as pathlib (TypeError)."""
+    async def main():
+        with pytest.raises(TypeError):
+            await reactor.write_bytes(path, b"", backend=backend)
+        with pytest.raises(TypeError):
+            await reactor.read_bytes(path, backend=backend)
+
+    asyncio.run(main())
+    os.fstat(1)  # still open
+
+
 def test_hostile_read_bytes_and_write_bytes(tmp_path):
     """read_bytes(path) and write_bytes(path, data) with wrong paths, data
     and backends: documented errors only; right ones round-trip."""
