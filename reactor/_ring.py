@@ -98,8 +98,8 @@ points here):
      written field by field, never as whole structs (_native/ring.c).  A
      recv picks its buffer when it is first tried: with none free it ends
      with ENOBUFS at once, data or not.  With IORING_RECVSEND_POLL_FIRST
-     (5.19) it waits for data first, so ENOBUFS means "data, no buffer",
-     and an idle connection never takes the retry meant for a busy one.
+     (5.19) it waits for data first, so ENOBUFS means "data, no buffer"; the
+     price is a poll armed even when the data is there already.
 [U13] Multishot accept (5.19): one SQE, one CQE per connection with
      IORING_CQE_F_MORE set while it stays armed; the kernel ends it (a last
      CQE without MORE) on an error, or when a CQE does not fit (CQ overflow).
@@ -691,6 +691,7 @@ class Ring:
         self._draining = False                    # in _submit_and_reap: it submits [U2]
         self._batch: Any = None                   # completions reaped, being dispatched
         self._batch_size = cring.cq_entries
+        self._sq_entries = cring.sq_entries
         self._user_data = ffi.new("uint64_t[]", self._batch_size)
         self._res = ffi.new("int32_t[]", self._batch_size)
         self._flags = ffi.new("uint32_t[]", self._batch_size)
@@ -780,10 +781,8 @@ class Ring:
         if self._closed:
             self._check_open()
         cring = self._cring
-        if self._backlog or cring.sq_entries - lib.reactor_ring_unsubmitted(cring) < len(steps):
-            if self._backlog or not self._enter_now() or \
-                    cring.sq_entries - lib.reactor_ring_unsubmitted(cring) < len(steps):
-                return None
+        if not self._room(len(steps)):
+            return None
         if not self._flush_scheduled and not self._draining:
             loop = self._loop_ref()
             if loop is None:
@@ -799,6 +798,40 @@ class Ring:
             self._ops[user_data] = (callback, keep)
             user_datas.append(user_data)
         return user_datas
+
+    def _room(self, count):
+        """Whether `count` SQEs can be prepared now, back to back (for a
+        chain [U15]): no backlog, and room in the SQ, after submitting what
+        it holds if need be."""
+        if self._backlog:
+            return False
+        unsubmitted = lib.reactor_ring_unsubmitted
+        if self._sq_entries - unsubmitted(self._cring) >= count:
+            return True
+        return self._enter_now() and self._sq_entries - unsubmitted(self._cring) >= count
+
+    def _start_pair(self, prep, args, callback, prep2, args2, callback2):
+        """_start_chain() of two steps without a keep, the echo's send and
+        the recv linked to it: False when they cannot go now."""
+        if self._closed:
+            self._check_open()
+        if not self._room(2):
+            return False
+        if not self._flush_scheduled and not self._draining:
+            loop = self._loop_ref()
+            if loop is None:
+                raise RuntimeError("the Ring's event loop is gone")
+            loop.call_soon(self._flush)
+            self._flush_scheduled = True
+        user_data = self._next_user_data
+        self._next_user_data = user_data + 2
+        cring = self._cring
+        if prep(cring, user_data, *args) < 0 or prep2(cring, user_data + 1, *args2) < 0:
+            raise RuntimeError("io_uring SQ full in the middle of a chain")  # pragma: no cover
+        ops = self._ops
+        ops[user_data] = (callback, None)
+        ops[user_data + 1] = (callback2, None)
+        return True
 
     def _free_slots(self):
         """The free direct-descriptor slots [U16] (a list to pop from and
@@ -1326,16 +1359,20 @@ class BufferRing:
         return self._count
 
     def recv(self, sock: FileDescriptorLike, callback: Callable[[Operation], Any],
-             flags: int = 0) -> Operation:
+             flags: int = 0, *, poll_first: bool = True) -> Operation:
         """A recv whose buffer the kernel picks from this group when data
-        comes: result() is (buffer_id, nbytes), or (None, 0) at EOF."""
+        comes: result() is (buffer_id, nbytes), or (None, 0) at EOF.  With
+        poll_first (the default) it waits for data before it picks, so that
+        ENOBUFS means "data came, no buffer free"; without, a recv whose data
+        is already there costs no poll, and one made while the pool is empty
+        fails with ENOBUFS at once [U12]."""
         ring = self._ring
         if ring is None:
             raise RuntimeError("the BufferRing is closed")
         return ring._op(callback, self._picked, lib.reactor_ring_prep_ext,
                         (lib.IORING_OP_RECV, _fd(sock), ffi.NULL, 0, 0, _msg_flags(flags),
-                         ffi.NULL, lib.IORING_RECVSEND_POLL_FIRST, lib.IOSQE_BUFFER_SELECT,
-                         self._group), self)
+                         ffi.NULL, lib.IORING_RECVSEND_POLL_FIRST if poll_first else 0,
+                         lib.IOSQE_BUFFER_SELECT, self._group), self)
 
     def _picked(self, res, flags):
         if flags & lib.IORING_CQE_F_BUFFER:

@@ -83,7 +83,7 @@ class _Connection:
     """One client: a recv in flight, or a send linked to the next recv."""
 
     __slots__ = ("server", "ring", "sock", "fd", "address", "buffer", "buffer_id", "reply",
-                 "at", "left", "sending", "closed", "recv_args")
+                 "at", "left", "sending", "closed", "recv_args", "on_received", "on_sent")
 
     def __init__(self, server, sock, address):
         self.server = server
@@ -97,18 +97,21 @@ class _Connection:
         self.left = 0
         self.sending = False
         self.closed = False
+        self.on_received = self.received  # bound once, not per message
+        self.on_sent = self.sent
         if server.buffers is not None:
             self.buffer = None
-            self.recv_args = (_OP_RECV, self.fd, ffi.NULL, 0, 0, 0, ffi.NULL,
-                              lib.IORING_RECVSEND_POLL_FIRST, lib.IOSQE_BUFFER_SELECT,
-                              server.group)
+            # (No POLL_FIRST: a recv whose data is there already completes
+            # at once, without arming a poll first [U12].)
+            self.recv_args = (_OP_RECV, self.fd, ffi.NULL, 0, 0, 0, ffi.NULL, 0,
+                              lib.IOSQE_BUFFER_SELECT, server.group)
         else:  # no buffer pools: a buffer of its own
             self.buffer = _new_buffer("char[]", READ_SIZE)
             self.recv_args = (_OP_RECV, self.fd, self.buffer, READ_SIZE, 0, 0, ffi.NULL, 0, 0,
                               0)
 
     def receive(self):
-        self.ring._start(_prep_ext, self.recv_args, self.received, None)
+        self.ring._start(_prep_ext, self.recv_args, self.on_received, None)
 
     def received(self, res, flags):
         server = self.server
@@ -148,11 +151,11 @@ class _Connection:
         """Send n bytes at `at`, linked to the next recv [U15]."""
         self.at, self.left, self.sending = at, n, True
         ring = self.ring
-        if ring._start_chain(((_prep_ext, (_OP_SEND, self.fd, at, n, 0, _SEND_FLAGS, ffi.NULL, 0,
-                                           _LINK, 0), self.sent, None),
-                              (_prep_ext, self.recv_args, self.received, None))) is None:
+        if not ring._start_pair(_prep_ext, (_OP_SEND, self.fd, at, n, 0, _SEND_FLAGS, ffi.NULL, 0,
+                                            _LINK, 0), self.on_sent,
+                                _prep_ext, self.recv_args, self.on_received):
             # No room for a pair now: the send alone, the recv once it is done.
-            ring._start(_prep, (_OP_SEND, self.fd, at, n, 0, _SEND_FLAGS), self.sent, None)
+            ring._start(_prep, (_OP_SEND, self.fd, at, n, 0, _SEND_FLAGS), self.on_sent, None)
             self.sending = None  # (None: no recv is linked to this send)
 
     def sent(self, res, flags):
@@ -265,19 +268,24 @@ class RingEchoServer:
             self.accepting = self.ring.accept(self.sock, self.accepted, multishot=True)
 
     def starved_recv(self, connection):
-        """Its recv found every pool buffer taken (ENOBUFS; with POLL_FIRST,
-        only once data came [U12]).  If some came back since (in this batch
-        of completions, say), try again now; otherwise wait for the next one
-        given back: each taken buffer is."""
+        """Its recv found every pool buffer taken (ENOBUFS, data or not
+        [U12]).  If some came back since (in this batch of completions, say),
+        try again now; otherwise wait for the next one given back: each
+        taken buffer is."""
         if self.buffers.taken < self.buffers.count:
             connection.receive()
         else:
             self.starved.append(connection)
 
     def give_back(self, buffer_id):
+        """Return a pool buffer; while the pool ran dry, every starved
+        connection tries again: an idle one then waits, armed, taking no
+        buffer, and cannot take the turn of one with data."""
         self.buffers.give_back(buffer_id)
         if self.starved and not self.closing:
-            self.starved.popleft().receive()
+            starved, self.starved = self.starved, collections.deque()
+            for connection in starved:
+                connection.receive()
 
     def connection_closed(self, connection):
         self.connections.discard(connection)

@@ -859,16 +859,18 @@ def test_buffer_ring_recv_gives_and_takes_buffers(harness, ring):
 
 
 def test_an_idle_recv_waits_for_data_not_for_a_buffer(harness, ring):
-    """Regression: a buffer-select recv tried at once failed with ENOBUFS on
-    an idle socket when the pool was empty, and the echo server, retrying
-    one starved connection per buffer given back, stalled when idle ones
-    took the retries.  With POLL_FIRST the recv waits for data first [U12]."""
+    """A buffer-select recv tried at once fails with ENOBUFS on an idle
+    socket when the pool is empty; with poll_first (the default) it waits
+    for data first [U12]."""
     buffers = _ring.BufferRing(ring, 1, 8)
     a, b = socket.socketpair()
     c, d = socket.socketpair()
     with a, b, c, d:
         a.sendall(b"takes it")
         buffer_id, n = one(harness, ring, lambda cb: buffers.recv(b, cb))  # the only buffer
+        tried_at_once = buffers.recv(d, Results(), poll_first=False)
+        harness.run_until(tried_at_once.done)
+        assert tried_at_once.exception().errno == errno.ENOBUFS
         idle = Results()
         op = buffers.recv(d, idle)
         harness.run_for(0.05)
