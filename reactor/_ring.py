@@ -98,8 +98,11 @@ points here):
      written field by field, never as whole structs (_native/ring.c).  A
      recv picks its buffer when it is first tried: with none free it ends
      with ENOBUFS at once, data or not.  With IORING_RECVSEND_POLL_FIRST
-     (5.19) it waits for data first, so ENOBUFS means "data, no buffer"; the
-     price is a poll armed even when the data is there already.
+     (5.19) it waits for data first, so ENOBUFS means "data, no buffer"
+     (the price: a poll armed even when the data is there already).  A
+     pool smaller than the connections with data at once makes recvs fail
+     with ENOBUFS and try again: buffers per connection cost memory per idle
+     connection instead.
 [U13] Multishot accept (5.19): one SQE, one CQE per connection with
      IORING_CQE_F_MORE set while it stays armed; the kernel ends it (a last
      CQE without MORE) on an error, or when a CQE does not fit (CQ overflow).

@@ -101,10 +101,12 @@ class _Connection:
         self.on_sent = self.sent
         if server.buffers is not None:
             self.buffer = None
-            # (No POLL_FIRST: a recv whose data is there already completes
-            # at once, without arming a poll first [U12].)
-            self.recv_args = (_OP_RECV, self.fd, ffi.NULL, 0, 0, 0, ffi.NULL, 0,
-                              lib.IOSQE_BUFFER_SELECT, server.group)
+            # POLL_FIRST: the kernel picks a buffer only once data came, so
+            # ENOBUFS means "data, and the pool is dry" [U12]: an idle
+            # connection never waits in `starved` (see give_back()).
+            self.recv_args = (_OP_RECV, self.fd, ffi.NULL, 0, 0, 0, ffi.NULL,
+                              lib.IORING_RECVSEND_POLL_FIRST, lib.IOSQE_BUFFER_SELECT,
+                              server.group)
         else:  # no buffer pools: a buffer of its own
             self.buffer = _new_buffer("char[]", READ_SIZE)
             self.recv_args = (_OP_RECV, self.fd, self.buffer, READ_SIZE, 0, 0, ffi.NULL, 0, 0,
@@ -268,24 +270,22 @@ class RingEchoServer:
             self.accepting = self.ring.accept(self.sock, self.accepted, multishot=True)
 
     def starved_recv(self, connection):
-        """Its recv found every pool buffer taken (ENOBUFS, data or not
-        [U12]).  If some came back since (in this batch of completions, say),
-        try again now; otherwise wait for the next one given back: each
-        taken buffer is."""
+        """Data came for it and every pool buffer was taken (ENOBUFS, with
+        POLL_FIRST [U12]).  If some came back since (in this batch of
+        completions, say), try again now; otherwise wait for the next one
+        given back: every taken buffer is, and each one given back lets the
+        connection that waited longest try again.  Only connections with
+        data wait here, so that try takes the buffer (or another recv did,
+        which gives it back in turn): no wait goes unanswered."""
         if self.buffers.taken < self.buffers.count:
             connection.receive()
         else:
             self.starved.append(connection)
 
     def give_back(self, buffer_id):
-        """Return a pool buffer; while the pool ran dry, every starved
-        connection tries again: an idle one then waits, armed, taking no
-        buffer, and cannot take the turn of one with data."""
         self.buffers.give_back(buffer_id)
         if self.starved and not self.closing:
-            starved, self.starved = self.starved, collections.deque()
-            for connection in starved:
-                connection.receive()
+            self.starved.popleft().receive()
 
     def connection_closed(self, connection):
         self.connections.discard(connection)
