@@ -252,6 +252,8 @@ int reactor_ring_register_slots(struct reactor_ring *r, unsigned count);
 int reactor_ring_enter(struct reactor_ring *r, unsigned wait_nr, long long timeout_ns);
 int reactor_ring_reap(struct reactor_ring *r, uint64_t *user_data, int32_t *res,
                       uint32_t *flags, int max);
+int reactor_ring_submit_reap(struct reactor_ring *r, uint64_t *user_data, int32_t *res,
+                             uint32_t *flags, int max);
 int reactor_ring_register(struct reactor_ring *r, unsigned opcode, const void *arg,
                           unsigned nr_args);
 int reactor_ring_probe(struct reactor_ring *r, uint8_t *supported, int n);

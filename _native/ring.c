@@ -406,6 +406,18 @@ static int reactor_ring_reap(struct reactor_ring *r, uint64_t *user_data, int32_
     }
 }
 
+/* reactor_ring_enter(r, 0, -1) then reactor_ring_reap(): one crossing of
+ * the FFI for a loop's flush [U2].  Returns the number of CQEs copied; when
+ * none was, the enter's -errno if it failed (a failed enter with CQEs to
+ * copy shows again at the next call). */
+static int reactor_ring_submit_reap(struct reactor_ring *r, uint64_t *user_data, int32_t *res,
+                                    uint32_t *flags, int max)
+{
+    int rc = reactor_ring_enter(r, 0, -1);
+    int n = reactor_ring_reap(r, user_data, res, flags, max);
+    return n == 0 && rc < 0 ? rc : n;
+}
+
 /* io_uring_register(2) as it is: 0 (or the opcode's result) or -errno. */
 static int reactor_ring_register(struct reactor_ring *r, unsigned opcode, const void *arg,
                                  unsigned nr_args)

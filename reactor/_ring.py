@@ -866,20 +866,29 @@ class Ring:
         """Enter (submitting what is prepared), reap and dispatch; again, as
         long as the callbacks prepared more, up to _ROUNDS times [U2].
         Meanwhile _start() schedules no flush: the next round submits."""
-        cring = self._cring
-        enter, unsubmitted = lib.reactor_ring_enter, lib.reactor_ring_unsubmitted
+        cring, submit_reap = self._cring, lib.reactor_ring_submit_reap
+        ud_array, res_array, flags_array, size = (self._user_data, self._res, self._flags,
+                                                  self._batch_size)
         self._draining = True
         try:
             for _ in range(_ROUNDS):
-                rc = enter(cring, 0, -1)
-                if rc < 0 and rc not in (-_EBUSY, -_EAGAIN, -_EINTR):
-                    raise _oserror(-rc)  # to the loop's exception handler
-                self._reap()
-                if self._closed or not unsubmitted(cring) or rc < 0:
+                mark = self._next_user_data  # moves when a callback prepares an SQE
+                n = submit_reap(cring, ud_array, res_array, flags_array, size)
+                if n < 0:
+                    if n in (-_EBUSY, -_EAGAIN, -_EINTR):
+                        break  # the kernel is short of room, or a signal: next time
+                    raise _oserror(-n)  # to the loop's exception handler (EBADR [U4])
+                if n:
+                    self._batch = zip(_unpack(ud_array, n), _unpack(res_array, n),
+                                      _unpack(flags_array, n))
+                    self._dispatch()
+                    if n == size:
+                        self._reap()  # more than a batch waits
+                if self._closed or self._next_user_data == mark:
                     break
         finally:
             self._draining = False
-        if not self._closed and (self._backlog or unsubmitted(cring)):
+        if not self._closed and (self._backlog or lib.reactor_ring_unsubmitted(cring)):
             if self._backlog:
                 self._submit_backlog()
             self._schedule_flush()
