@@ -117,6 +117,10 @@ class _Connection:
 
     def received(self, res, flags):
         server = self.server
+        if self.closed:  # a CQE after the close (the shutdown's cancels)
+            if flags & _F_BUFFER:
+                server.give_back(flags >> _BUFFER_SHIFT)
+            return
         if res <= 0:
             if flags & _F_BUFFER:
                 server.give_back(flags >> _BUFFER_SHIFT)
@@ -161,6 +165,8 @@ class _Connection:
             self.sending = None  # (None: no recv is linked to this send)
 
     def sent(self, res, flags):
+        if self.closed:
+            return
         if res < 0:
             self.close()  # ECONNRESET, EPIPE, or cancelled by the shutdown
             return
@@ -187,6 +193,7 @@ class _Connection:
             buffer_id, self.buffer_id = self.buffer_id, None
             self.server.give_back(buffer_id)
         self.at = self.reply = None
+        self.on_received = self.on_sent = None  # (they made a cycle with self)
         self.sock.close()
         self.server.connection_closed(self)
 
