@@ -12,7 +12,7 @@ import os
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ["helpers.c", "signals.c"]
+SOURCES = ["helpers.c", "ring.c", "signals.c"]
 
 
 def _read(name):

@@ -45,6 +45,12 @@ _LAZY = {
     "new_event_loop": "_asyncio",
     "EventLoopPolicy": "_asyncio",
     "install": "_asyncio",
+    "Ring": "_ring",
+    "Operation": "_ring",
+    "uring_available": "_ring",
+    "open_file": "_files",
+    "read_bytes": "_files",
+    "write_bytes": "_files",
 }
 
 __all__ = [

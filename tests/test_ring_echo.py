@@ -1,0 +1,280 @@
+"""The io_uring echo server (reactor/_ring_echo.py) end to end: a real
+process (``python -m reactor._ring_echo``, until the CLI's ``echo
+--backend uring`` calls it), real sockets, found by its "listening on" line
+as tests/test_echo_cli.py finds the epoll one.
+
+Every byte echoed at 1 and 100 connections, chapter replies and their log
+lines, clean exit on SIGINT and SIGTERM, and no fd left behind in the
+server when clients come and go.
+"""
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import reactor
+from test_echo_cli import CHAPTER_LINE, LISTENING, ask, closed_by_peer, recv_exactly
+
+pytestmark = pytest.mark.skipif(not reactor.uring_available(),
+                                reason=f"{reactor.uring_available().reason}")
+
+START_TIMEOUT = 15.0
+IO_TIMEOUT = 10.0
+
+
+class RingEchoServer:
+    def __init__(self, proc, log_path, address):
+        self.proc = proc
+        self.log_path = log_path
+        self.address = address
+
+    def log(self):
+        return self.log_path.read_bytes()
+
+    def connect(self):
+        return socket.create_connection(self.address, timeout=IO_TIMEOUT)
+
+    def fds(self):
+        return os.listdir(f"/proc/{self.proc.pid}/fd")
+
+    def stop(self, signum=signal.SIGTERM):
+        self.proc.send_signal(signum)
+        try:
+            return self.proc.wait(IO_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the server did not exit on signal {signum}:\n{self.log().decode()}")
+
+
+@contextlib.contextmanager
+def ring_echo_server(tmp_path, *args):
+    log_path = tmp_path / "ring-echo.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reactor._ring_echo", "--port", "0", *args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            match = LISTENING.search(log_path.read_bytes())
+            if match:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the server did not start (exit status {proc.returncode}):\n"
+                            f"{log_path.read_text()}")
+            time.sleep(0.01)
+        yield RingEchoServer(proc, log_path, (match.group(1).decode(), int(match.group(2))))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+BUFFERS = pytest.mark.parametrize("buffers", [[], ["--no-provided-buffers"]],
+                                  ids=["pool", "per-recv"])
+
+
+@BUFFERS
+def test_chapter_replies_and_log_lines(tmp_path, buffers):
+    with ring_echo_server(tmp_path, *buffers) as server:
+        with server.connect() as c:
+            ask(c, b"hi")
+            ask(c, b"second message")
+            ask(c, b"\xff\xfe")  # not UTF-8: the reply keeps the bytes
+        assert server.stop() == 0
+        log = server.log()
+    assert b"(backend uring, chapter replies," in log
+    for msg in (b"hi", b"second message"):
+        pattern = CHAPTER_LINE % re.escape(b"Your msg = " + msg + b" ~~~")
+        assert re.search(pattern, log, re.MULTILINE), log.decode()
+    assert re.search(CHAPTER_LINE % rb"new client \('127\.0\.0\.1', \d+\)", log, re.MULTILINE)
+    assert re.search(CHAPTER_LINE % rb"client \('127\.0\.0\.1', \d+\) closed", log, re.MULTILINE)
+    assert b"Traceback" not in log
+
+
+@BUFFERS
+def test_raw_echoes_every_byte_unchanged(tmp_path, buffers):
+    data = bytes(range(256)) * 4096  # 1 MiB, every byte value: many recvs and short sends
+    with ring_echo_server(tmp_path, "--raw", *buffers) as server:
+        with server.connect() as c:
+            c.sendall(b"hi")
+            assert recv_exactly(c, 2) == b"hi"
+            c.sendall(data)
+            assert recv_exactly(c, len(data)) == data
+            c.shutdown(socket.SHUT_WR)
+            assert c.recv(10) == b""  # closed after the half-close
+        assert server.stop() == 0
+        log = server.log()
+    assert b"Your msg" not in log and b"Traceback" not in log
+
+
+@BUFFERS
+def test_100_connections_every_byte_and_no_fd_left(tmp_path, buffers):
+    with ring_echo_server(tmp_path, "--raw", *buffers) as server:
+        idle_fds = len(server.fds())
+        for round_ in range(2):
+            socks = [server.connect() for _ in range(100)]
+            try:
+                payloads = [os.urandom(1 + (i * 977) % 20000) for i in range(100)]
+                for s, payload in zip(socks, payloads):
+                    s.sendall(payload)
+                for s, payload in zip(socks, payloads):
+                    assert recv_exactly(s, len(payload)) == payload
+                for i in reversed(range(100)):  # a second round, out of order
+                    socks[i].sendall(b"again %d" % i)
+                    assert recv_exactly(socks[i], len(b"again %d" % i)) == b"again %d" % i
+            finally:
+                for s in socks:
+                    s.close()
+            deadline = time.monotonic() + IO_TIMEOUT
+            while len(server.fds()) > idle_fds and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(server.fds()) == idle_fds, f"round {round_}: the server kept fds"
+        assert server.stop() == 0
+        assert b"Traceback" not in server.log()
+
+
+@pytest.mark.parametrize("provided", [True, False], ids=["pool", "per-connection"])
+def test_replies_with_a_full_send_buffer_stay_in_order(provided):
+    """Regression: a send that came up short completed short without
+    breaking its link, so the recv linked to it ran while the rest was
+    unsent, and the next message was echoed before the end of this one.
+    Sends are MSG_WAITALL now [U15].  In process, with the accepted socket's
+    send buffer shrunk so that 64 KiB never fits at once: every byte comes
+    back, in order."""
+    from reactor._ring_echo import RingEchoServer
+
+    data = os.urandom(1 << 20)
+    got = bytearray()
+    with reactor.Reactor() as loop:
+        server = RingEchoServer(loop, "127.0.0.1", 0, raw=True, max_connections=10,
+                                provided_buffers=provided)
+        client = socket.create_connection(server.address, timeout=IO_TIMEOUT)
+        try:
+            while not server.connections:
+                loop.run_once(0.01)
+            [connection] = server.connections
+            connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        except BaseException:
+            server.close()
+            client.close()
+            raise
+
+        def reader():
+            while len(got) < len(data):
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                got.extend(chunk)
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        sender = threading.Thread(target=client.sendall, args=(data,))
+        sender.start()
+        try:
+            deadline = time.monotonic() + 30
+            while thread.is_alive() and time.monotonic() < deadline:
+                loop.run_once(0.01)
+        finally:
+            server.close()
+            client.close()
+            thread.join()
+            sender.join()
+    assert len(got) == len(data)
+    assert bytes(got) == data
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_cleanly_with_clients_connected(tmp_path, signum):
+    with ring_echo_server(tmp_path) as server:
+        clients = [server.connect() for _ in range(5)]
+        try:
+            for i, c in enumerate(clients):
+                ask(c, b"before %d" % i)
+            assert server.stop(signum) == 0
+            for c in clients:
+                assert closed_by_peer(c)
+        finally:
+            for c in clients:
+                c.close()
+        log = server.log()
+    assert b"Traceback" not in log
+    assert len(re.findall(CHAPTER_LINE % rb"client \('127\.0\.0\.1', \d+\) closed", log,
+                          re.MULTILINE)) == 5
+    assert b"stopped: 0 connections refused" in log
+
+
+def test_the_port_is_free_once_stopped(tmp_path):
+    """A pending multishot accept holds the listening socket in the kernel
+    until the ring has seen its last CQE [U8]: the server waits for it."""
+    with ring_echo_server(tmp_path, "--raw") as server:
+        with server.connect() as c:
+            c.sendall(b"x")
+            assert recv_exactly(c, 1) == b"x"
+        port = server.address[1]
+        assert server.stop() == 0
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", port))
+
+
+def test_max_connections_refuses_the_sixth(tmp_path):
+    with ring_echo_server(tmp_path, "--max-connections", "5") as server:
+        five = [server.connect() for _ in range(5)]
+        try:
+            for i, s in enumerate(five):
+                ask(s, b"hello %d" % i)
+            with server.connect() as sixth:
+                assert closed_by_peer(sixth)
+            for i, s in enumerate(five):
+                ask(s, b"still here %d" % i)
+        finally:
+            for s in five:
+                s.close()
+        assert server.stop() == 0
+        log = server.log()
+    assert b"at most 5 connections" in log
+    assert b"stopped: 1 connections refused" in log
+
+
+def test_more_connections_than_pool_buffers(tmp_path, monkeypatch):
+    """Buffers are picked when data comes, not per connection: 300 clients
+    sending at once through a pool of 4 buffers; those that find it empty
+    (ENOBUFS) wait for a buffer and lose nothing."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [
+        os.path.dirname(__file__), os.environ.get("PYTHONPATH")])))
+    log_path = tmp_path / "log"
+    code = ("import reactor._ring_echo as e; e.POOL_BUFFERS = 4; "
+            "e.main(['--port', '0', '--raw'])")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-c", code], stderr=log,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not LISTENING.search(log_path.read_bytes()):
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.01)
+        address = LISTENING.search(log_path.read_bytes())
+        address = (address.group(1).decode(), int(address.group(2)))
+        socks = [socket.create_connection(address, timeout=IO_TIMEOUT) for _ in range(300)]
+        try:
+            for i, s in enumerate(socks):
+                s.sendall(b"%05d" % i * 100)
+            for i, s in enumerate(socks):
+                assert recv_exactly(s, 500) == b"%05d" % i * 100
+        finally:
+            for s in socks:
+                s.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(IO_TIMEOUT) == 0
+        assert b"Traceback" not in log_path.read_bytes()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
