@@ -35,7 +35,9 @@ import sys
 import time
 
 CHAPTER_FORMAT = "%(asctime)s %(threadName)s %(thread)d %(message)s"
-BACKENDS = ("epoll", "poll", "select")
+BACKENDS = ("epoll", "poll", "select", "uring")
+# What the io_uring server (reactor._ring_echo) does not offer.
+_NOT_WITH_URING = ("tls", "workers", "idle_timeout", "max_outbound")
 WANTED_CONNECTIONS = 10_000
 SPARE_FDS = 64  # listener, eventfd, signal socket, logging, stdio ...
 
@@ -340,7 +342,10 @@ def add_arguments(parser):
                         help="address to listen on (default: loopback)")
     parser.add_argument("--port", type=_typed(_port, "port"), default=9999,
                         help="port (0: any free port; default 9999)")
-    parser.add_argument("--backend", choices=BACKENDS, default="epoll")
+    parser.add_argument("--backend", choices=BACKENDS, default="epoll",
+                        help="the selector under the Reactor, or uring: io_uring completions "
+                             "(recv and send handed to the kernel; not with --tls, --workers, "
+                             "--idle-timeout, --max-outbound)")
     parser.add_argument("--raw", action="store_true",
                         help="echo bytes unchanged, no per-message logging (for benchmarks)")
     parser.add_argument("--max-connections", type=_typed(_count, "number"), default=None,
@@ -361,6 +366,27 @@ def add_arguments(parser):
                              "(default 5)")
 
 
+def _serve_uring(args):
+    """The chapter's echo on io_uring completions (reactor._ring_echo)."""
+    from ._ring import uring_available
+    from ._ring_echo import serve as serve_uring
+    defaults = {"tls": None, "workers": 1, "idle_timeout": None, "max_outbound": 1 << 20}
+    given = [f"--{name.replace('_', '-')}" for name in _NOT_WITH_URING
+             if getattr(args, name) != defaults[name]]
+    if given:
+        print(f"reactor echo: --backend uring does not take {', '.join(given)}",
+              file=sys.stderr)
+        return 2
+    available = uring_available()
+    if not available:
+        raise Failure(f"io_uring is not available here: {available.reason}")
+    try:
+        serve_uring(args.host, args.port, raw=args.raw, max_connections=args.max_connections)
+    except OSError as exc:
+        raise Failure(f"cannot listen on {args.host}:{args.port}: {_reason(exc)}") from None
+    return 0
+
+
 def main(args):
     """Run the echo CLI; returns the exit status (1 for a run-time failure,
     reported as one line)."""
@@ -369,6 +395,8 @@ def main(args):
                    idle_timeout=args.idle_timeout, max_outbound=args.max_outbound,
                    tls=args.tls, drain_timeout=args.drain_timeout)
     try:
+        if args.backend == "uring":
+            return _serve_uring(args)
         if args.tls:
             tls_context(*args.tls)  # fail before forking, with one line
         if args.workers > 1:

@@ -98,7 +98,7 @@ def closed_by_peer(sock):
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", [None, "epoll", "poll", "select"])
+@pytest.mark.parametrize("backend", [None, "epoll", "poll", "select", "uring"])
 def test_chapter_replies_and_log_format(tmp_path, backend):
     args = [] if backend is None else ["--backend", backend]
     with echo_server(tmp_path, *args) as server:
@@ -196,6 +196,7 @@ def test_max_connections_refuses_the_sixth(tmp_path):
     (["--workers", "0"], 2, "argument --workers: '0': must be >= 1"),
     (["--max-outbound", "1Q"], 2, "argument --max-outbound: '1Q': not a size"),
     (["--backend", "kqueue"], 2, "argument --backend: invalid choice"),
+    (["--backend", "uring", "--workers", "2"], 2, "--backend uring does not take --workers"),
     (["--host", "no-such-host.invalid", "--port", "0"], 1,
      "cannot listen on no-such-host.invalid:0: "),
     (["--host", "192.0.2.1", "--port", "0"], 1,
