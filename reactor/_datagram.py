@@ -34,7 +34,7 @@ import stat
 import sys
 
 from ._addresses import resolve
-from ._transports import SocketTransport, check_data
+from ._transports import SocketTransport, call_reporting, check_data
 
 __all__ = ["DatagramTransport", "create_datagram_endpoint"]
 
@@ -53,27 +53,7 @@ class DatagramTransport(SocketTransport):
         self._buffer = collections.deque()
         self._address = address
         self._buffer_size = 0
-        loop.call_soon(protocol.connection_made, self)
-        loop.call_soon(self._start_reading)
-
-    def _start_reading(self):
-        if not (self._closing or self._paused):
-            self._set_interest(self._interest | _READ)
-
-    def is_reading(self):
-        return not self._closing and not self._paused
-
-    def pause_reading(self):
-        if self._closing or self._paused:
-            return
-        self._paused = True
-        self._set_interest(self._interest & ~_READ)
-
-    def resume_reading(self):
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._set_interest(self._interest | _READ)
+        self._start()
 
     def get_write_buffer_size(self):
         return self._buffer_size
@@ -93,22 +73,20 @@ class DatagramTransport(SocketTransport):
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self._to_protocol(protocol.error_received, exc)  # [D1]
+            call_reporting(self._loop, protocol.error_received, exc)  # [D1]
             return
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(exc, f"recvfrom() on {self!r}")
             return
-        self._to_protocol(protocol.datagram_received, data, address)
+        call_reporting(self._loop, protocol.datagram_received, data, address)  # [D4]
 
-    def _to_protocol(self, method, *args):
-        try:
-            method(*args)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.handle_exception(exc, method)  # [D4]
+    def _send_one(self, data, addr):
+        if self._extra["peername"]:  # connected [D2]
+            self._sock.send(data)
+        else:
+            self._sock.sendto(data, addr)
 
     def sendto(self, data, addr=None):
         data = check_data(data)
@@ -123,15 +101,12 @@ class DatagramTransport(SocketTransport):
             return
         if not self._buffer:  # [D3]
             try:
-                if self._extra["peername"]:
-                    self._sock.send(data)
-                else:
-                    self._sock.sendto(data, addr)
+                self._send_one(data, addr)
                 return
             except (BlockingIOError, InterruptedError):
                 self._set_interest(self._interest | _WRITE)
             except OSError as exc:
-                self._to_protocol(self._protocol.error_received, exc)
+                call_reporting(self._loop, self._protocol.error_received, exc)
                 return
             except (SystemExit, KeyboardInterrupt):
                 raise
@@ -148,16 +123,13 @@ class DatagramTransport(SocketTransport):
             data, addr = buffer.popleft()
             self._buffer_size -= len(data) + _HEADER
             try:
-                if self._extra["peername"]:
-                    self._sock.send(data)
-                else:
-                    self._sock.sendto(data, addr)
+                self._send_one(data, addr)
             except (BlockingIOError, InterruptedError):
                 buffer.appendleft((data, addr))
                 self._buffer_size += len(data) + _HEADER
                 break
             except OSError as exc:
-                self._to_protocol(self._protocol.error_received, exc)
+                call_reporting(self._loop, self._protocol.error_received, exc)
                 return
             except (SystemExit, KeyboardInterrupt):
                 raise

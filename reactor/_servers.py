@@ -236,14 +236,8 @@ def create_server(loop, protocol_factory, host=None, port=None, *, family=socket
         sockets = [sock]
     for one in sockets:
         one.setblocking(False)
-    server = Server(loop, sockets, protocol_factory, ssl or None, backlog,
-                    ssl_handshake_timeout)
-    try:
-        server._start_serving()
-    except BaseException:
-        server.close()
-        raise
-    return server
+    return _serving(Server(loop, sockets, protocol_factory, ssl or None, backlog,
+                           ssl_handshake_timeout))
 
 
 def _bind_all(addresses, reuse_address, reuse_port, dual):
@@ -310,8 +304,12 @@ def create_unix_server(loop, protocol_factory, path=None, *, sock=None, backlog=
         if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
     sock.setblocking(False)
-    server = Server(loop, [sock], protocol_factory, ssl or None, backlog,
-                    ssl_handshake_timeout, unix_paths)
+    return _serving(Server(loop, [sock], protocol_factory, ssl or None, backlog,
+                           ssl_handshake_timeout, unix_paths))
+
+
+def _serving(server):
+    """`server`, listening; or closed, and the error raised."""
     try:
         server._start_serving()
     except BaseException:

@@ -36,8 +36,7 @@ _RETRY = (-errno.EAGAIN, -errno.EINTR)  # a read for us that found nothing
 class StreamTransport(SocketTransport):
     """asyncio's transport for a connected stream socket (TCP or Unix)."""
 
-    __slots__ = ("_eof", "_read_eof", "_reading_started", "_buffered", "_read_size",
-                 "_held")
+    __slots__ = ("_eof", "_read_eof", "_buffered", "_read_size", "_held")
 
     def __init__(self, loop, sock, protocol, extra=None, server=None, start=True):
         self._buffered = False
@@ -46,13 +45,11 @@ class StreamTransport(SocketTransport):
         self._buffer = bytearray()
         self._eof = False            # write_eof() was called
         self._read_eof = False       # the peer's FIN came and we stay open [S2]
-        self._reading_started = False
         self._held = None  # bytes read for us while paused (reactor._loop [L11])
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # [S4]
         if start:
-            loop.call_soon(protocol.connection_made, self)   # [X1]
-            loop.call_soon(self._start_reading)
+            self._start()
 
     def set_protocol(self, protocol):
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
@@ -70,26 +67,9 @@ class StreamTransport(SocketTransport):
         self._read_size = size
         self._update_autoread()
 
-    def _start_reading(self):
-        self._reading_started = True
-        if not (self._closing or self._paused):
-            self._set_interest(self._interest | _READ)
-
     # -- reading -----------------------------------------------------------------
 
-    def is_reading(self):
-        return not self._closing and not self._paused
-
-    def pause_reading(self):
-        if self._closing or self._paused:
-            return
-        self._paused = True
-        self._set_interest(self._interest & ~_READ)
-
-    def resume_reading(self):
-        if self._closing or not self._paused:
-            return
-        self._paused = False
+    def _read_again(self):
         if self._held is not None:
             self._loop.call_soon(self._deliver_held)
         elif self._reading_started and not self._read_eof:
@@ -117,7 +97,8 @@ class StreamTransport(SocketTransport):
             self._set_interest(self._interest | _READ)
 
     def _data_read(self, data, mask):
-        """The loop read `data` for us [L11]: _read_done()'s common case."""
+        """The loop read `data` for us [L11]: _read_done()'s common case,
+        with _deliver() inlined (once per message)."""
         if self._paused or self._closing or self._held is not None:
             self._read_done(len(data), data, 0, mask)
             return

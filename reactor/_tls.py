@@ -42,7 +42,7 @@ import ssl
 import warnings
 
 from ._loop import logger
-from ._transports import LOG_THRESHOLD_FOR_CONNLOST_WRITES, check_data
+from ._transports import LOG_THRESHOLD_FOR_CONNLOST_WRITES, call_reporting, check_data
 
 __all__ = ["start_tls", "TLSTransport"]
 
@@ -234,13 +234,7 @@ class _TLSLayer(asyncio.Protocol):
                 "Connection lost during the TLS handshake"))
         elif self._app_connected:
             self._app_connected = False
-            protocol = self._app_protocol
-            try:
-                protocol.connection_lost(exc)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as error:
-                self._loop.handle_exception(error, protocol.connection_lost)
+            call_reporting(self._loop, self._app_protocol.connection_lost, exc)
         server, self._server = self._server, None
         if server is not None:
             server._detach(self._app_transport)
@@ -248,23 +242,11 @@ class _TLSLayer(asyncio.Protocol):
 
     def pause_writing(self):
         if self._app_connected:
-            protocol = self._app_protocol
-            try:
-                protocol.pause_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._loop.handle_exception(exc, protocol.pause_writing)
+            call_reporting(self._loop, self._app_protocol.pause_writing)
 
     def resume_writing(self):
         if self._app_connected:
-            protocol = self._app_protocol
-            try:
-                protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._loop.handle_exception(exc, protocol.resume_writing)
+            call_reporting(self._loop, self._app_protocol.resume_writing)
 
     # -- handshake ---------------------------------------------------------------
 

@@ -62,7 +62,8 @@ class SocketTransport(asyncio.Transport):
     # theirs in slots too (an attribute lookup per message is on the hot path).
     __slots__ = ("_loop", "_sock", "_fd", "_protocol", "_protocol_connected", "_server",
                  "_buffer", "_conn_lost", "_closing", "_paused", "_interest", "_on_ready_cb",
-                 "_high_water", "_low_water", "_protocol_paused", "_autoread", "__weakref__")
+                 "_high_water", "_low_water", "_protocol_paused", "_autoread",
+                 "_reading_started", "__weakref__")
 
     # Whether the loop may read for this kind of transport (reactor._loop
     # [L11]); a stream transport says yes unless its protocol is buffered.
@@ -91,6 +92,7 @@ class SocketTransport(asyncio.Transport):
         self._conn_lost = 0      # > 0 once connection_lost() is scheduled
         self._closing = False    # close() or abort() was called
         self._paused = False     # pause_reading()
+        self._reading_started = False  # after connection_made() [X1]
         self._interest = 0       # the events registered with the selector [X2]
         self._on_ready_cb = self._on_ready
         self._high_water = 64 * 1024
@@ -138,6 +140,38 @@ class SocketTransport(asyncio.Transport):
         """Close now, dropping the write buffer."""
         self._force_close(None)
 
+    # -- reading ---------------------------------------------------------------
+
+    def _start(self):
+        """connection_made(), then reading, each in an iteration to come [X1]."""
+        self._loop.call_soon(self._protocol.connection_made, self)
+        self._loop.call_soon(self._start_reading)
+
+    def _start_reading(self):
+        self._reading_started = True
+        if not (self._closing or self._paused):
+            self._set_interest(self._interest | _READ)
+
+    def is_reading(self):
+        return not self._closing and not self._paused
+
+    def pause_reading(self):
+        if self._closing or self._paused:
+            return
+        self._paused = True
+        self._set_interest(self._interest & ~_READ)
+
+    def resume_reading(self):
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._read_again()
+
+    def _read_again(self):
+        """Watch for reading again, after resume_reading()."""
+        if self._reading_started:
+            self._set_interest(self._interest | _READ)
+
     # -- flow control [X3] ------------------------------------------------------
 
     def get_write_buffer_limits(self):
@@ -158,24 +192,12 @@ class SocketTransport(asyncio.Transport):
         if self.get_write_buffer_size() <= self._high_water or self._protocol_paused:
             return
         self._protocol_paused = True
-        protocol = self._protocol
-        try:
-            protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.handle_exception(exc, protocol.pause_writing)
+        call_reporting(self._loop, self._protocol.pause_writing)
 
     def _maybe_resume_protocol(self):
         if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
             self._protocol_paused = False
-            protocol = self._protocol
-            try:
-                protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._loop.handle_exception(exc, protocol.resume_writing)
+            call_reporting(self._loop, self._protocol.resume_writing)
 
     # -- the selector [X2] -------------------------------------------------------
 
@@ -243,12 +265,7 @@ class SocketTransport(asyncio.Transport):
         protocol = self._protocol
         try:
             if self._protocol_connected:
-                try:
-                    protocol.connection_lost(exc)
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as error:
-                    self._loop.handle_exception(error, protocol.connection_lost)
+                call_reporting(self._loop, protocol.connection_lost, exc)
         finally:
             self._release()
 
@@ -281,6 +298,17 @@ class SocketTransport(asyncio.Transport):
             sock.close()
 
 
+def call_reporting(loop, method, *args):
+    """method(*args); an exception from it goes to loop.handle_exception(),
+    naming it, and the connection carries on [X3][X4]."""
+    try:
+        method(*args)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        loop.handle_exception(exc, method)
+
+
 def check_data(data):
     """write()'s argument check, asyncio's message: bytes, bytearray or a
     memoryview (cast to bytes so that lengths count bytes)."""
@@ -294,4 +322,4 @@ def check_data(data):
     raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
 
 
-__all__ += ["check_data", "describe"]
+__all__ += ["call_reporting", "check_data", "describe"]
