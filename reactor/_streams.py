@@ -16,6 +16,11 @@ Facts this module relies on:
      no bytes object per read.
 [S4] TCP_NODELAY is set on every TCP connection (asyncio does): small
      writes go out at once instead of waiting for the peer's ACK.
+[S5] A message costs the loop's dispatch, data_received() and write():
+     every check they make per message costs as much as the protocol's
+     own code.  So the checks are made when the state changes instead
+     (_shortcuts()): two attributes hold the protocol's data_received and
+     the socket's send while the common case applies, None otherwise.
 """
 
 from __future__ import annotations
@@ -36,16 +41,18 @@ _RETRY = (-errno.EAGAIN, -errno.EINTR)  # a read for us that found nothing
 class StreamTransport(SocketTransport):
     """asyncio's transport for a connected stream socket (TCP or Unix)."""
 
-    __slots__ = ("_eof", "_read_eof", "_buffered", "_read_size", "_held")
+    __slots__ = ("_eof", "_read_eof", "_buffered", "_read_size", "_held", "_deliver_now",
+                 "_send_now")
 
     def __init__(self, loop, sock, protocol, extra=None, server=None, start=True):
         self._buffered = False
         self._read_size = self.max_size  # bytes asked of one recv()
-        super().__init__(loop, sock, protocol, extra, server)
         self._buffer = bytearray()
         self._eof = False            # write_eof() was called
         self._read_eof = False       # the peer's FIN came and we stay open [S2]
         self._held = None  # bytes read for us while paused (reactor._loop [L11])
+        self._deliver_now = self._send_now = None  # see _shortcuts()
+        super().__init__(loop, sock, protocol, extra, server)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # [S4]
         if start:
@@ -55,6 +62,20 @@ class StreamTransport(SocketTransport):
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
         super().set_protocol(protocol)
         self._update_autoread()
+        self._shortcuts()
+
+    def _shortcuts(self):
+        """[S5] Once per state change, not once per message: the protocol's
+        data_received while bytes may go straight to it (reading, nothing
+        held, not buffered), and the socket's send while a write may go
+        straight to the kernel (nothing queued, no write_eof(), not lost);
+        None otherwise, and the slow paths decide."""
+        protocol, sock = self._protocol, self._sock
+        self._deliver_now = None if (
+            self._paused or self._closing or self._held is not None or self._buffered
+            or protocol is None) else protocol.data_received
+        self._send_now = None if (
+            self._buffer or self._eof or self._conn_lost or sock is None) else sock.send
 
     @property
     def _reads_for_it(self):
@@ -79,11 +100,13 @@ class StreamTransport(SocketTransport):
         """What the loop read for us while we were paused [L11] (b"" is the
         peer's EOF); then reading goes on."""
         held, self._held = self._held, None
+        self._shortcuts()
         if held is None or self._conn_lost or self._closing:
             return
         for index, data in enumerate(held):
             if self._paused:  # paused again by the protocol: keep the rest
                 self._held = held[index:]
+                self._shortcuts()
                 return
             if data:
                 self._deliver(data)
@@ -99,16 +122,16 @@ class StreamTransport(SocketTransport):
     def _data_read(self, data, mask):
         """The loop read `data` for us [L11]: _read_done()'s common case,
         with _deliver() inlined (once per message)."""
-        if self._paused or self._closing or self._held is not None:
+        deliver = self._deliver_now
+        if deliver is None:
             self._read_done(len(data), data, 0, mask)
             return
-        protocol = self._protocol
         try:
-            protocol.data_received(data)
+            deliver(data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, protocol.data_received)  # [X4]
+            self._fatal_error(exc, deliver)  # [X4]
             return
         if mask & _WRITE and self._buffer:
             self._write_ready()
@@ -137,6 +160,7 @@ class StreamTransport(SocketTransport):
     def _hold(self, data):
         if self._held is None:
             self._held = []
+            self._shortcuts()
         self._held.append(data)
 
     def _on_ready(self, fd, mask):
@@ -225,6 +249,24 @@ class StreamTransport(SocketTransport):
     # -- writing -----------------------------------------------------------------
 
     def write(self, data):
+        send = self._send_now
+        if send is not None and data.__class__ is bytes:
+            try:
+                sent = send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, f"send() on {self!r}")
+                return
+            if sent == len(data):
+                return
+            self._buffer += memoryview(data)[sent:]
+            self._send_now = None  # [S5] something is queued
+            self._set_interest(self._interest | _WRITE)
+            self._maybe_pause_protocol()
+            return
         if data.__class__ is not bytes:
             data = check_data(data)
         if self._eof:
@@ -248,6 +290,7 @@ class StreamTransport(SocketTransport):
             if sent == len(data):
                 return
             buffer += memoryview(data)[sent:]
+            self._send_now = None  # [S5]
             self._set_interest(self._interest | _WRITE)
         else:
             buffer += data
@@ -273,6 +316,7 @@ class StreamTransport(SocketTransport):
         self._maybe_resume_protocol()  # it may write more
         if not buffer:
             self._set_interest(self._interest & ~_WRITE)
+            self._shortcuts()  # [S5] nothing queued
             if self._closing:
                 self._conn_lost += 1
                 self._call_connection_lost(None)  # [X1]
@@ -283,6 +327,7 @@ class StreamTransport(SocketTransport):
         if self._closing or self._eof:
             return
         self._eof = True
+        self._send_now = None  # [S5]
         if not self._buffer:
             self._shutdown_write()
 

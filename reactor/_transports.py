@@ -129,11 +129,13 @@ class SocketTransport(asyncio.Transport):
         if self._closing:
             return
         self._closing = True
+        self._shortcuts()
         if self._buffer:
             self._set_interest(self._interest & ~_READ)
         else:
             self._set_interest(0)
             self._conn_lost += 1
+            self._shortcuts()
             self._loop.call_soon(self._call_connection_lost, None)
 
     def abort(self):
@@ -159,12 +161,14 @@ class SocketTransport(asyncio.Transport):
         if self._closing or self._paused:
             return
         self._paused = True
+        self._shortcuts()
         self._set_interest(self._interest & ~_READ)
 
     def resume_reading(self):
         if self._closing or not self._paused:
             return
         self._paused = False
+        self._shortcuts()
         self._read_again()
 
     def _read_again(self):
@@ -256,9 +260,10 @@ class SocketTransport(asyncio.Transport):
         if self._buffer:
             self._buffer.clear()
         self._closing = True
+        self._conn_lost += 1
+        self._shortcuts()
         if self._sock is not None:
             self._set_interest(0)
-        self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc):
@@ -277,6 +282,7 @@ class SocketTransport(asyncio.Transport):
         if not self._loop.is_closed():
             self._set_interest(0)
         self._sock = None
+        self._shortcuts()
         if self._loop._transports.get(self._fd) is self:
             del self._loop._transports[self._fd]
         sock.close()
@@ -284,6 +290,10 @@ class SocketTransport(asyncio.Transport):
         server, self._server = self._server, None
         if server is not None:
             server._detach(self)
+
+    def _shortcuts(self):
+        """Recompute what a state change may have changed (reactor._streams
+        [S5]); nothing for a transport without shortcuts."""
 
     def _lost_write(self):
         """write() after the connection was lost [X5]."""
