@@ -4,7 +4,9 @@ flags and the compiler's version (a Python client would measure itself: at
 1,000 connections it needs more CPU than the servers it loads).
 
 The cache is ``$XDG_CACHE_HOME/reactor`` (by default ``~/.cache/reactor``).
-Built without OpenSSL (``-DNO_TLS``): the IO models speak plain TCP.
+Built without OpenSSL (``-DNO_TLS``) unless asked for ``--tls`` (the
+benchmarks' TLS case): the IO models speak plain TCP, and need no OpenSSL
+headers.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import shutil
 import subprocess
 from importlib import resources
 
-FLAGS = ("-O2", "-DNO_TLS")
+FLAGS = ("-O2", "-Wall")
+TLS = {False: ("-DNO_TLS",), True: ("-lssl", "-lcrypto")}  # after the source: libraries
 
 
 class LoadClientError(RuntimeError):
@@ -39,8 +42,9 @@ def cache_dir() -> str:
     return os.path.join(base, "reactor")
 
 
-def path() -> str:
-    """The compiled client, built now if the cache lacks it."""
+def path(tls: bool = False) -> str:
+    """The compiled client (with OpenSSL: ``tls``), built now if the cache
+    lacks it."""
     source = resources.files(__package__).joinpath("loadclient.c").read_bytes()
     compiler = _compiler()
     try:
@@ -48,8 +52,8 @@ def path() -> str:
                                  text=True).stdout
     except OSError as exc:
         raise LoadClientError(f"cannot run the C compiler {compiler[0]}: {exc}") from None
-    key = hashlib.sha256(source + repr((compiler, FLAGS, version)).encode()).hexdigest()[:16]
-    binary = os.path.join(cache_dir(), f"loadclient-{key}")
+    key = hashlib.sha256(source + repr((compiler, FLAGS, TLS[tls], version)).encode())
+    binary = os.path.join(cache_dir(), f"loadclient-{key.hexdigest()[:16]}")
     if os.path.exists(binary):
         return binary
     os.makedirs(cache_dir(), exist_ok=True)
@@ -57,8 +61,8 @@ def path() -> str:
     with open(src, "wb") as f:
         f.write(source)
     try:
-        res = subprocess.run([*compiler, *FLAGS, "-o", f"{binary}.{os.getpid()}", src],
-                             capture_output=True, text=True)
+        res = subprocess.run([*compiler, *FLAGS, "-o", f"{binary}.{os.getpid()}", src,
+                              *TLS[tls]], capture_output=True, text=True)
         if res.returncode:
             raise LoadClientError(f"compiling the load client failed:\n{res.stderr.strip()}")
         os.replace(f"{binary}.{os.getpid()}", binary)  # atomic: parallel runs may race
