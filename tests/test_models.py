@@ -310,3 +310,27 @@ def test_models_smoke_pass(tmp_path):
     assert set(result["exits"]) == set(SERVERS) - set(unavailable)
     assert "# The five IO models, measured" in (out / "summary.md").read_text()
     assert "Messages per second" in proc.stdout
+
+
+def test_reactor_model_stops_on_sigterm_sent_as_its_clients_leave(tmp_path):
+    """The Reactor model (--loop) once lost a SIGTERM sent right after the
+    load client was killed: the Python handler's Stop ran inside a
+    transport's __del__ as the loop woke, was printed and dropped, and the
+    server ran on.  The driver's timing (it waits on the client's CPU and
+    signals at once) made it happen every time."""
+    client, server = _loadclient.path(), SERVERS["reactor"]
+    case = _driver.Case(("reactor",), connections=(2,), idle_cpu_at=2, idle_seconds=0.1,
+                        duration=0.1, warmup=0.05)
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {_driver.cpus()[0]})
+    try:
+        for _ in range(3):
+            live = _driver.Live("reactor", list(server.argv), str(tmp_path), _driver.cpus()[1])
+            live.wait_listening(time.monotonic() + START_TIMEOUT)
+            try:
+                _driver.load(live, client, server, case, 1024, 2, hold=0.1)
+            finally:
+                stopped = live.stop()
+            assert stopped["exit"] == 0 and not stopped["traceback"], stopped
+    finally:
+        os.sched_setaffinity(0, allowed)
