@@ -23,7 +23,8 @@ sizes, connection counts, repetitions and seconds.  ``run()``:
 3. with ``idle_cpu_at``, after the load at that many connections, reads the
    server's CPU while they sit silent for ``idle_seconds``;
 4. stops the servers (SIGTERM): exit status, traceback, peak RSS;
-5. summarises each (server, size, connections, idle) by medians.
+5. summarises each (server, size, connections, idle) by medians; for a
+   soak (``memory_check``), judges whether the server's memory stayed flat.
 
 Figures (proc(5)): the server's user and system CPU per message, every
 thread counted (``/proc/PID/stat`` utime and stime, 10 ms ticks), and the
@@ -59,6 +60,8 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 METRICS = ("msgs_per_s", "p50_us", "p99_us", "user_us_per_msg", "sys_us_per_msg",
            "cpu_us_per_msg", "server_cpu_pct", "client_cpu_pct", "other_cpu_pct", "rss_mib",
            "served", "idle_cpu_pct", "idle_other_pct")
+# CI's sanitizer run preloads ASan into every Python process (.ci/run).
+_SANITIZED = "libasan" in os.environ.get("LD_PRELOAD", "")
 ONE_AT_A_TIME = ("not run: it serves one connection until it closes, so the active client "
                  "would wait forever behind the first idle one")
 
@@ -84,7 +87,7 @@ class Case:
     duration: float = 1.5
     warmup: float = 0.3
     alone: bool = False  # each server started by itself for each repetition
-    memory_check: bool = False  # a soak: the caller judges RSS over the run
+    memory_check: bool = False  # a soak: memory_verdict() on its first run
 
 
 class NoEcho(RuntimeError):
@@ -384,11 +387,14 @@ def run(case: Case, servers: Mapping[str, Server],
                 state.all_at_once()
         finally:
             os.sched_setaffinity(0, allowed)
-    return {"case": dataclasses.asdict(case), "cpus": cpus(),
-            "commands": {n: " ".join(servers[n].argv).replace(sys.executable, "python")
-                         for n in case.servers},
-            "unavailable": state.unavailable, "exits": state.exits, "runs": state.runs,
-            "summary": summarize(state.runs)}
+    result = {"case": dataclasses.asdict(case), "cpus": cpus(),
+              "commands": {n: " ".join(servers[n].argv).replace(sys.executable, "python")
+                           for n in case.servers},
+              "unavailable": state.unavailable, "exits": state.exits, "runs": state.runs,
+              "summary": summarize(state.runs)}
+    if case.memory_check:
+        result["memory"] = memory_verdict(result, case.duration)
+    return result
 
 
 def summarize(runs: list[dict]) -> list[dict]:
@@ -426,3 +432,26 @@ def bad_exits(result: dict) -> dict[str, list]:
     """Server -> its exits that were not clean (a status, a traceback)."""
     return {name: bad for name, exits in result["exits"].items()
             if (bad := [e for e in exits if e["exit"] or e["traceback"]])}
+
+
+def memory_verdict(result: dict, duration: float) -> dict:
+    """Flat memory: after the first tenth of the run, RSS grows by less than
+    max(2 MiB, 5%) and its least-squares slope is under 1 MiB per minute;
+    and no byte error, a clean exit, no traceback."""
+    ok = [r for r in result["runs"] if "error" not in r]
+    if not ok:
+        return {"passed": False, "why": "; ".join(r["error"] for r in result["runs"]) or "no run"}
+    run, server_exit = ok[0], result["exits"].get(ok[0]["server"], [{}])[-1]
+    steady = [(t, b) for t, b in run["rss_samples"] if t >= duration / 10] or run["rss_samples"]
+    growth = steady[-1][1] - steady[0][1]
+    slope = (statistics.linear_regression([t for t, _ in steady], [b for _, b in steady]).slope
+             * 60 if len(steady) > 1 else 0.0)
+    # ASan keeps freed memory in its quarantine (256 MiB by default): RSS
+    # grows under it whatever the server does.  Bytes still count.
+    flat = _SANITIZED or (growth < max(2 * MIB, 0.05 * steady[0][1]) and slope < MIB)
+    return {"rss_mib_start": steady[0][1] / MIB, "rss_mib_end": steady[-1][1] / MIB,
+            "peak_rss_mib": server_exit.get("peak_rss_mib"), "growth_kib": growth / 1024,
+            "slope_kib_per_min": slope / 1024, "flat": flat, "rss_checked": not _SANITIZED,
+            "messages": run["messages"], "errors": run["errors"],
+            "passed": flat and run["errors"] == 0 and run["messages"] > 0
+            and server_exit.get("exit") == 0 and not server_exit.get("traceback")}

@@ -37,20 +37,32 @@ def progress_line(run: dict, done: int, total: int, elapsed: float) -> str:
     return line
 
 
+def _git(root: str, *args: str) -> str:
+    try:
+        return subprocess.run(["git", "-C", root, *args], capture_output=True,
+                              text=True).stdout.strip()
+    except OSError:  # no git
+        return ""
+
+
 def machine() -> dict:
+    """The machine, the interpreter, the date, and the git revision of the
+    checkout the package runs from (+dirty when the measured code has
+    uncommitted changes), if it runs from one.  The benchmarks' too."""
     with open("/proc/cpuinfo") as f:
         cpu = next((line.split(":", 1)[1].strip() for line in f
                     if line.startswith("model name")), platform.machine())
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    try:
-        git = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True).stdout.strip()
-    except OSError:  # no git
-        git = ""
+    git = "not a git checkout"
+    if _git(root, "rev-parse", "--show-toplevel") == root:
+        git = _git(root, "rev-parse", "--short", "HEAD")
+        if _git(root, "status", "--porcelain", "--untracked-files=no", "--", "reactor",
+                "_native", "benchmarks", "setup.py", ":!*/recorded"):
+            git += "+dirty"
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cpu": cpu, "nproc": os.cpu_count(), "kernel": platform.release(),
-            "python": platform.python_version(), "git": git or "not a git checkout",
-            "loadavg": [round(x, 2) for x in os.getloadavg()]}
+            "python": f"{platform.python_implementation()} {platform.python_version()}",
+            "git": git, "loadavg": [round(x, 2) for x in os.getloadavg()]}
 
 
 def _cell(row, fmt, *metrics):
@@ -119,7 +131,7 @@ def markdown(result: dict) -> str:
     head = [
         "# The five IO models, measured", "",
         f"`{result['command']}` at {m['git']}, {m['date']}: {m['cpu']} ({m['nproc']} CPUs), "
-        f"Linux {m['kernel']}, Python {m['python']}, load average {m['loadavg']} at the end"
+        f"Linux {m['kernel']}, {m['python']}, load average {m['loadavg']} at the end"
         f"{', ' + str(m['loadavg_at_start']) + ' at the start' if 'loadavg_at_start' in m else ''}"
         ".", "",
         f"Each server on CPU {result['cpus'][1]}, the compiled load client on CPU "
