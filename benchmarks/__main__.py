@@ -2,23 +2,15 @@
 
     python -m benchmarks [--quick] [--out DIR] [--sections a,b,...]
 
-Micro-benchmarks on pyperf, one JSON file per implementation, so
-``python -m pyperf compare_to`` works on them (DIR/pyperf/):
-  selectors  reactor's selectors vs the stdlib's vs the syscalls from C
-  loop       loop dispatch: Reactor, asyncio, asyncio on reactor, uvloop
-  import     `import reactor` vs `import selectors`, fresh processes
-End to end, on the echo driver (benchmarks/driver.py):
-  echo       one asyncio.Protocol on four loops, 1 KiB x 100 connections
-  echo-sizes 1, 10, 100 KiB x 1, 10, 100 connections
-  tls        the same Protocol over TLS
-  models     the IO models' servers, 1 to 1,000 connections
-  soak       60 s at 1,000 connections: nothing lost, memory flat
-
-Writes DIR/results.json (every figure, the machine, the commands),
-DIR/summary.md (the tables, each with its command) and the PNG plots.
-Exit status: 0; 2 when a run failed or an implementation that must work did
-not (a missing optional module, such as uvloop, only makes a row "not
-available").
+Sections: on pyperf (DIR/pyperf/, one JSON file per implementation, for
+``python -m pyperf compare_to``): selectors, loop, import; on the echo
+driver (benchmarks/driver.py): echo, echo-sizes, tls, uring, models, soak;
+file IO (benchmarks/files_bench.py, DIR/files.json): files.  What each
+measures: benchmarks/README.md.  Writes DIR/results.json (every figure, the
+machine, the commands), DIR/summary.md (the tables, each with its command)
+and the PNG plots.  Exit status 2 when a run failed or an implementation
+that must work did not (a missing optional module, such as uvloop, only
+makes a row "not available").
 """
 
 from __future__ import annotations
@@ -26,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.metadata
-import importlib.util
 import json
 import os
 import re
@@ -41,6 +32,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks import driver, selectors_bench
 from benchmarks._harness import PY, ROOT, cpus, machine
+from reactor.models._driver import cells
 
 # section -> (module, implementations, the baseline first)
 MICRO = {
@@ -48,10 +40,7 @@ MICRO = {
     "loop": ("loop_bench", ("asyncio", "asyncio-reactor", "uvloop", "reactor")),
     "import": ("import_bench", ("stdlib", "reactor")),
 }
-# benchmarks/files_bench.py (file IO, from the io_uring issue) joins when it lands:
-# its run(mode) -> dict goes into results.json and summary.md as it is
-FILES = importlib.util.find_spec("benchmarks.files_bench") is not None
-SECTIONS = (*MICRO, *driver.CASES, *["files"] * FILES)
+SECTIONS = (*MICRO, *driver.CASES, "files")
 # pyperf options per mode; the full run stays under ~10 minutes on 2 cores
 PYPERF = {
     "full": {"selectors": "--processes 2 --values 5 --min-time 0.02",
@@ -70,12 +59,18 @@ PYPERF = {
 # 3.11; on 3.10 the quick modes take one worker process instead.
 _PYPERF_IN_PROCESS = tuple(
     int(part) for part in importlib.metadata.version("pyperf").split(".")[:2]) >= (2, 11)
-ECHO = {  # how --quick and --smoke shrink the echo driver's cases
-    "quick": dict(repeat=1, duration=0.15, warmup=0.05),
-    "smoke": dict(repeat=1, duration=0.1, warmup=0.05, connections=(2,)),
+# how --quick and --smoke shrink the echo driver's cases: all, then per case
+ECHO = {"quick": dict(repeat=1, duration=0.15, warmup=0.05),
+        "smoke": dict(repeat=1, duration=0.1, warmup=0.05, connections=(2,))}
+SHRINK = {
+    "quick": {"echo-sizes": dict(sizes=(1024, 102400), connections=(1, 100)),
+              "uring": dict(connections=(1, 100)),
+              "models": dict(connections=(1, 100), idle_cpu_at=100, idle_seconds=0.3),
+              "soak": dict(duration=3.0, connections=(50,), warmup=0)},
+    "smoke": {"echo-sizes": dict(sizes=(102400,)),
+              "models": dict(idle_cpu_at=2, idle_seconds=0.1),
+              "soak": dict(duration=1.0, connections=(20,), warmup=0)},
 }
-SOAK = {"quick": dict(duration=3.0, connections=(50,)), "smoke": dict(duration=1.0,
-                                                                        connections=(20,))}
 
 
 def micro(section: str, mode: str, out: str, advance) -> dict:
@@ -131,17 +126,28 @@ def echo_case(section: str, mode: str) -> driver.Case:
     case = driver.CASES[section]
     if mode == "full":
         return case
-    changes = dict((SOAK if case.memory_check else ECHO)[mode])
-    if section == "echo-sizes" and mode == "quick":  # the smallest and the largest
-        changes.update(sizes=(1024, 102400), connections=(1, 100))
-    elif section == "echo-sizes":
-        changes.update(sizes=(102400,))
-    return dataclasses.replace(case, **changes)
+    return dataclasses.replace(case, **{**ECHO[mode], **SHRINK[mode].get(section, {})})
+
+
+def files(mode: str, out: str, advance) -> dict:
+    """benchmarks/files_bench.py in a process of its own (its CPU figures
+    are the whole process's), pinned to the measured CPU; DIR/files.json."""
+    argv = ["-m", "benchmarks.files_bench", *[f"--{mode}"] * (mode != "full")]
+    doc = {"command": " ".join(["python", *argv]), "errors": []}
+    with subprocess.Popen([PY, *argv, "--json", os.path.join(out, "files.json")], cwd=ROOT,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        lines = []
+        for line in proc.stderr:
+            lines.append(line.rstrip())
+            advance(line.startswith("round "))
+    if proc.returncode:
+        return {**doc, "errors": [next((ln for ln in reversed(lines) if ln), "no output")]}
+    with open(os.path.join(out, "files.json")) as f:
+        return {**json.load(f), **doc}  # the suite's command
 
 
 def steps(section: str, mode: str) -> int:
-    """How far the progress bar moves for a section (about: a micro-benchmark
-    implementation may have fewer cases)."""
+    """A section's steps on the progress bar (about: an implementation may lack cases)."""
     if section == "selectors":
         opts = shlex.split(PYPERF[mode]["selectors"])
         sizes = opts[opts.index("--sizes") + 1] if "--sizes" in opts else selectors_bench.SIZES
@@ -149,9 +155,10 @@ def steps(section: str, mode: str) -> int:
     if section in MICRO:
         return {"loop": 3, "import": 1}[section] * len(MICRO[section][1])
     if section == "files":
-        return 1
+        from benchmarks.files_bench import IMPLS, MODES, WORKLOADS
+        return MODES[mode]["repeat"] * len(WORKLOADS) * len(IMPLS)
     case = echo_case(section, mode)
-    return case.repeat * len(case.sizes) * len(case.connections) * len(case.servers)
+    return case.repeat * len(cells(case)) * len(case.servers)
 
 
 def parse_args(argv=None):
@@ -191,16 +198,15 @@ def main(argv=None) -> int:
             t0 = time.monotonic()
             progress.start_task(tasks[section])
 
-            def advance(step=True, task=tasks[section]):
+            def advance(step: int = 1, task=tasks[section]):
                 progress.advance(task, int(step))
             if section in MICRO:
                 doc[section] = micro(section, args.mode, args.out, advance)
             elif section == "files":
-                from benchmarks import files_bench
-                doc[section] = {"command": f"python -m benchmarks{flag} --sections files",
-                                **files_bench.run(args.mode)}
+                doc[section] = files(args.mode, args.out, advance)
             else:
-                doc[section] = driver.run_case(echo_case(section, args.mode), advance)
+                doc[section] = driver.run_case(echo_case(section, args.mode),
+                                               lambda run: advance(run.get("cells", 1)))
                 doc[section]["command"] = f"python -m benchmarks{flag} --sections {section}"
             progress.update(tasks[section], completed=progress.tasks[tasks[section]].total)
             progress.console.print(f"[suite] {section} done in {time.monotonic() - t0:.0f} s",

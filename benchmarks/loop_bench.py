@@ -19,11 +19,11 @@ and on reactor's) and uvloop, each running the same three benchmarks.
 ``uvloop`` (``uvloop.new_event_loop()``).  Each value is one fresh loop.
 """
 
-import asyncio
 import random
 import threading
 import time
 
+from benchmarks import _harness
 from benchmarks._harness import runner
 
 IMPLS = ("reactor", "asyncio", "asyncio-reactor", "uvloop")
@@ -31,19 +31,8 @@ IMPLS = ("reactor", "asyncio", "asyncio-reactor", "uvloop")
 
 def new_loop(impl):
     """(loop, run until stop())."""
-    if impl == "reactor":
-        import reactor
-        loop = reactor.Reactor()
-        return loop, loop.run
-    if impl == "uvloop":
-        import uvloop
-        loop = uvloop.new_event_loop()
-    elif impl == "asyncio-reactor":
-        import reactor
-        loop = reactor.new_event_loop()
-    else:
-        loop = asyncio.new_event_loop()
-    return loop, loop.run_forever
+    loop = _harness.new_loop(impl)
+    return loop, loop.run if impl == "reactor" else loop.run_forever
 
 
 def chain(loops, impl):

@@ -2,11 +2,10 @@
 
     python -m benchmarks.plots DIR     # redraw DIR/*.png from DIR/results.json
 
-``scaling.png``: one select(0) with 1 ready fd as registered fds grow, per
-backend, reactor / stdlib / kernel, log-log.  ``loop.png``: loop dispatch per
-implementation.  ``<case>_<size>.png`` for each echo-driver case and message
-size: msgs/s, p50/p99 latency and server CPU per message (user and system)
-per server, grouped by connection count; ``soak.png``: the server's RSS.
+``scaling.png``: select(0) with 1 ready fd as registered fds grow, per
+backend and implementation; ``loop.png``: loop dispatch; ``<case>_<size>.png``
+per echo-driver case and message size: msgs/s, latency and server CPU per
+message by server and connection count; ``soak.png``: the server's RSS.
 """
 
 from __future__ import annotations
@@ -79,9 +78,10 @@ def loop(doc, path) -> None:
 def echo(doc, section, size, path) -> None:
     """msgs/s, latency and server CPU per message, per server and connection count."""
     case = doc[section]
-    conns = case["config"]["connections"]
-    rows = {(r["server"], r["connections"]): r for r in case["summary"] if r["size"] == size}
-    servers = [s for s in case["config"]["servers"] if any((s, c) in rows for c in conns)]
+    conns = case["case"]["connections"]
+    rows = {(r["server"], r["connections"]): r for r in case["summary"]
+            if r["size"] == size and not r["idle"] and r["runs"]}
+    servers = [s for s in case["case"]["servers"] if any((s, c) in rows for c in conns)]
     fig, axes = plt.subplots(3, 1, figsize=(max(8, 0.9 * len(servers) * len(conns)), 10),
                              sharex=True)
     width = 0.8 / max(1, len(servers))
@@ -103,8 +103,8 @@ def echo(doc, section, size, path) -> None:
     axes[1].set(ylabel="round trip (µs, log)\nsolid p50, light p99", yscale="log")
     axes[2].set_ylabel("server CPU per message (µs)\nsolid user, light system")
     axes[2].set_xticks(range(len(conns)), [f"{c} connection{'s' * (c != 1)}" for c in conns])
-    axes[0].set_title(f"{section}, {size:,}-byte messages: median of {case['config']['repeat']} "
-                      f"run(s) of {case['config']['duration']:g} s per server")
+    axes[0].set_title(f"{section}, {size:,}-byte messages: median of {case['case']['repeat']} "
+                      f"run(s) of {case['case']['duration']:g} s per server")
     axes[0].legend(fontsize=8, ncol=4)
     for ax in axes:
         ax.grid(True, axis="y", alpha=0.3)
@@ -132,12 +132,12 @@ def draw_all(doc, out_dir) -> dict:
     if doc.get("loop", {}).get("benchmarks"):
         files["loop"] = "loop.png"
         loop(doc, os.path.join(out_dir, "loop.png"))
-    for section in (s for s in CASES if doc.get(s, {}).get("summary")):
-        if doc[section]["config"]["memory_check"]:
+    for section in (s for s in CASES if s in doc and any(r["runs"] for r in doc[s]["summary"])):
+        if doc[section]["case"]["memory_check"]:
             files[section] = f"{section}.png"
             memory(doc, section, os.path.join(out_dir, files[section]))
             continue
-        for size in doc[section]["config"]["sizes"]:
+        for size in doc[section]["case"]["sizes"]:
             key = f"{section}_{size // 1024}KiB" if size % 1024 == 0 else f"{section}_{size}B"
             files[key] = f"{key}.png"
             echo(doc, section, size, os.path.join(out_dir, files[key]))

@@ -12,6 +12,7 @@ import sys
 
 from benchmarks._harness import ROOT
 from benchmarks.driver import CASES
+from reactor.models._driver import bad_exits, find
 
 SELECTOR_HEADLINE = (
     ("epoll: select(0), 1 of 10,000 ready", "epoll select(0) N=10000 ready=1"),
@@ -29,7 +30,9 @@ PAIRS = {"selectors": (("stdlib", "reactor"), ("reactor", "kernel")),
 TITLES = {"selectors": "Selectors: reactor vs the stdlib vs the kernel",
           "loop": "Loop dispatch", "import": "Import time",
           "echo": "Echo: one asyncio.Protocol on four loops", "echo-sizes": "Echo: sizes",
-          "tls": "Echo over TLS", "models": "IO models", "soak": "Soak", "files": "File IO"}
+          "tls": "Echo over TLS", "uring": "Echo on io_uring vs epoll",
+          "models": "The five IO models", "soak": "Soak",
+          "files": "File IO: reactor.open_file vs the thread pools"}
 ECHO_COLUMNS = (("msgs/s", "msgs_per_s", 0), ("p50 µs", "p50_us", 0), ("p99 µs", "p99_us", 0),
                 ("user µs/msg", "user_us_per_msg", 2), ("sys µs/msg", "sys_us_per_msg", 2),
                 ("CPU µs/msg", "cpu_us_per_msg", 2), ("RSS MiB", "rss_mib", 1),
@@ -50,7 +53,7 @@ def table(header, rows) -> list[str]:
 
 
 def machine_line(meta) -> str:
-    return (f"{meta['cpu_model']}, {meta['nproc']} cores, Linux {meta['kernel']}, "
+    return (f"{meta['cpu']}, {meta['nproc']} cores, Linux {meta['kernel']}, "
             f"{meta['python']}, git {meta['git']}, {meta['date']}")
 
 
@@ -78,18 +81,12 @@ def micro_table(section: str, doc: dict, names=None) -> list[str]:
 
 def echo_table(doc: dict, size: int, conns: int) -> list[str]:
     rows = []
-    for name in doc["config"]["servers"]:
-        row = next((r for r in doc["summary"] if (r["server"], r["size"], r["connections"])
-                    == (name, size, conns)), None)
-        if row:
-            rows.append([name, *(f"{row[m]:,.{nd}f}" for _, m, nd in ECHO_COLUMNS)])
-        else:
-            why = doc["unavailable"].get(name) or next(
-                (r.get("error") or f"{r['errors']} echo errors" for r in doc["runs"]
-                 if r["server"] == name and r["size"] == size and r["connections"] == conns),
-                "no run")
-            rows.append([name, f"not available: {why}" if name in doc["unavailable"]
-                         else f"FAILED: {why}", *[""] * (len(ECHO_COLUMNS) - 1)])
+    for name in doc["case"]["servers"]:
+        row = find(doc["summary"], name, size, conns) or {"why": "no run"}
+        why = (f"not available: {doc['unavailable'][name]}" if name in doc["unavailable"]
+               else f"FAILED: {row.get('why')}")
+        rows.append([name, *(f"{row[m]:,.{nd}f}" for _, m, nd in ECHO_COLUMNS)]
+                    if row.get("runs") else [name, why, *[""] * (len(ECHO_COLUMNS) - 1)])
     return table(["server", *(c[0] for c in ECHO_COLUMNS)], rows)
 
 
@@ -110,21 +107,29 @@ def ratio_lines(doc: dict) -> list[str]:
 
 
 def echo_section(section: str, doc: dict, plots: dict, commands: bool = True) -> list[str]:
-    cfg = doc["config"]
+    cfg = doc["case"]
+    how = ("each server started alone (model 2 spins)" if cfg["alone"]
+           else "servers interleaved")
     out = [f"{cfg['repeat']} run(s) per server and cell of {cfg['duration']:g} s after "
-           f"{cfg['warmup']:g} s of load; servers interleaved, pinned to one core, the C client "
-           "to the other; medians. CPU per message is the server's, from psutil; 'other load' "
-           "is the most any other work took of either core during a run.", ""]
-    if section == "soak" and "memory" in doc:
-        m = doc["memory"]
+           f"{cfg['warmup']:g} s of load; {how}, pinned to one core, the C client to the "
+           "other; medians. CPU per message is the server's (/proc); 'other load' is what "
+           "other work took of the server's core during a run.", ""]
+    m = doc.get("memory", {})
+    rss = ("not judged under ASan" if not m.get("rss_checked", True) else "flat"
+           if m.get("flat") else "NOT FLAT")
+    if "why" in m:
+        out += [f"**FAILED**: {m['why']}", ""]
+    elif m:
         out += [f"**{'PASSED' if m['passed'] else 'FAILED'}**: {m['messages']:,} messages, "
                 f"{m['errors']} byte errors; server RSS {m['rss_mib_start']:.1f} MiB after the "
                 f"first tenth, {m['rss_mib_end']:.1f} MiB at the end, peak "
                 f"{m['peak_rss_mib'] or 0:.1f} MiB ({m['growth_kib']:+,.0f} KiB, slope "
-                f"{m['slope_kib_per_min']:+,.0f} KiB/min: "
-                f"{'not judged under ASan' if not m.get('rss_checked', True) else 'flat' if m['flat'] else 'NOT FLAT'}).",
-                ""]
+                f"{m['slope_kib_per_min']:+,.0f} KiB/min: {rss}).", ""]
     out += ratio_lines(doc) if doc["ratios"] else []
+    if cfg["idle_cpu_at"]:
+        out += [f"Server CPU while {cfg['idle_cpu_at']:,} connections sit silent, % of its "
+                "core: " + ", ".join(f"{r['server']} {r['idle_cpu_pct']:.1f}" for r in
+                                     doc["summary"] if "idle_cpu_pct" in r), ""]
     out += [f"![{section}]({plots[section]})", ""] if section in plots else []
     for size in cfg["sizes"]:
         key = f"{section}_{size // 1024}KiB" if size % 1024 == 0 else f"{section}_{size}B"
@@ -140,19 +145,75 @@ def echo_section(section: str, doc: dict, plots: dict, commands: bool = True) ->
     return out + [""]
 
 
+FILE_COLUMNS = (("reads/s", "reads_per_s", 0), ("CPU µs/read", "cpu_us_per_read", 2),
+                ("user µs/read", "user_us_per_read", 2), ("sys µs/read", "sys_us_per_read", 2))
+
+
+def files_lines(doc: dict) -> list[str]:
+    """Per workload, every implementation; then reactor's ratios to each
+    baseline, against aiofiles judged by issue 11's targets."""
+    if "results" not in doc:  # it failed: failures() says why
+        return []
+    cfg = doc["config"]
+    what = {"random": f"{cfg['reads']:,} random {cfg['block']:,}-byte preads of a "
+                      f"{cfg['file_size'] >> 20} MiB file in the page cache",
+            "small": f"{cfg['files']:,} small files ({cfg['block']:,} bytes) read whole"}
+    out = [f"{cfg['tasks']} tasks, loop: {cfg['loop']}; medians of {cfg['repeat']} round(s), "
+           "the implementations interleaved; CPU per read is the whole process's, every "
+           "thread.", ""]
+    for workload, by_impl in doc["results"].items():
+        out += [f"{what[workload]}:", ""]
+        out += table(["implementation", *(c[0] for c in FILE_COLUMNS), "reads/s min-max"],
+                     [[impl, *(f"{d['median'][m]:,.{nd}f}" for _, m, nd in FILE_COLUMNS),
+                       f"{d['min_max'][0]:,.0f}-{d['min_max'][1]:,.0f}"]
+                      for impl, d in by_impl.items()])
+        for impl, r in doc["ratios"].get(workload, {}).items():
+            met = r["reads_per_s_x"] >= 4 and r["cpu_per_read_x"] <= 0.25
+            verdict = (f" (issue 11's targets: >= 4x, <= 0.25x: {'met' if met else 'MISSED'})"
+                       if impl == "aiofiles" else "")
+            out.append(f"- reactor / {impl}: **{r['reads_per_s_x']:.2f}x** the reads per "
+                       f"second, **{r['cpu_per_read_x']:.2f}x** the CPU per read{verdict}")
+        out.append("")
+    return out + [f"- {impl}: not available: {why}" for impl, why in doc["skipped"].items()] + [""]
+
+
 def failures(doc: dict) -> list[str]:
     """What makes the suite exit 2."""
-    out = [f"{s}: {e}" for s in PAIRS if s in doc for e in doc[s]["errors"]]
+    out = [f"{s}: {e}" for s in (*PAIRS, "files") if s in doc for e in doc[s]["errors"]]
     for section in (s for s in CASES if s in doc):
         d = doc[section]
         out += [f"{section}: {r['server']} {r['size']} B x {r['connections']}: "
                 f"{r.get('error') or str(r['errors']) + ' echo errors'}"
-                for r in d["runs"] if "error" in r or r["errors"]]
+                for r in d["runs"] if "error" in r or r.get("errors")]
         out += [f"{section}: {n} exited with {e['exit']}: {e['last_line']}"
                 + (f"; it logged {e['traceback']}" if e["traceback"] else "")
-                for n, e in d["exits"].items() if e["exit"] or e["traceback"]]
+                for n, bad in bad_exits(d).items() for e in bad]
         if "memory" in d and not d["memory"]["passed"]:
             out.append(f"{section}: memory or bytes check failed: {d['memory']}")
+    return out
+
+
+def section_lines(section: str, d: dict, plots: dict, full: bool = True) -> list[str]:
+    """One section's tables and plots (`plots`: key -> path); `full` adds
+    every micro-benchmark case, pyperf's comparison and the servers'
+    commands (summary.md has them; the README only the headline)."""
+    if section == "files":
+        return files_lines(d)
+    if section in CASES:
+        return echo_section(section, d, plots, commands=full)
+    out = []
+    if section == "selectors":
+        out += micro_table(section, d, SELECTOR_HEADLINE)
+        out += [f"![select(0) time vs registered fds]({plots.get('scaling')})", ""]
+        if not full:
+            return out
+        out += ["Every case:", ""]
+    elif section == "loop" and full:
+        out += [f"![loop dispatch]({plots.get('loop')})", ""]
+    out += micro_table(section, d)
+    if full and d.get("compare_to"):
+        out += ["`python -m pyperf compare_to ... --table` (significance is pyperf's):", "",
+                "```", d["compare_to"].rstrip(), "```", ""]
     return out
 
 
@@ -165,25 +226,9 @@ def summary(doc: dict) -> str:
         out += [f"**A {meta['mode']} run: the counts are tiny, so the figures only show that "
                 "every benchmark runs; they mean nothing.**", ""]
     out += [f"- FAILED: {f}" for f in failures(doc)]
-    for section, title in TITLES.items():
-        if section not in doc:
-            continue
-        out += [f"## {title}", "", f"`{doc[section]['command']}`", ""]
-        if section in CASES:
-            out += echo_section(section, doc[section], doc["plots"])
-            continue
-        if section == "files":  # files_bench.run()'s dict, as it is
-            out += ["```json", json.dumps(doc[section], indent=1), "```", ""]
-            continue
-        if section == "selectors":
-            out += micro_table(section, doc[section], SELECTOR_HEADLINE)
-            out += ["![select(0) time vs registered fds](scaling.png)", "", "Every case:", ""]
-        elif section == "loop":
-            out += ["![loop dispatch](loop.png)", ""]
-        out += micro_table(section, doc[section])
-        if doc[section].get("compare_to"):
-            out += ["`python -m pyperf compare_to ... --table` (significance is pyperf's):", "",
-                    "```", doc[section]["compare_to"].rstrip(), "```", ""]
+    for section in (s for s in TITLES if s in doc):
+        out += [f"## {TITLES[section]}", "", f"`{doc[section]['command']}`", ""]
+        out += section_lines(section, doc[section], doc["plots"])
     return "\n".join(out)
 
 
@@ -199,19 +244,11 @@ def readme_section(doc: dict, rel_dir: str) -> str:
            f"[benchmarks/README.md](benchmarks/README.md). The figures below are one "
            f"{meta['mode']} run, `{meta['command']}`, committed in [{rel_dir}/]({rel_dir}/) "
            f"([summary.md]({rel_dir}/summary.md) has every table), on {machine_line(meta)}.", ""]
-    for section in ("selectors", "echo", "loop", "import", "soak"):
-        if section not in doc:
-            continue
-        d = doc[section]
-        out += [f"### {TITLES[section]}", "", f"`{d['command']}`", ""]
-        if section == "selectors":
-            out += micro_table(section, d, SELECTOR_HEADLINE)
-            out += [f"![select(0) time vs registered fds]({rel_dir}/scaling.png)", ""]
-        elif section in CASES:
-            plots = {key: f"{rel_dir}/{name}" for key, name in doc["plots"].items()}
-            out += echo_section(section, d, plots, commands=False)
-        else:
-            out += micro_table(section, d)
+    plots = {key: f"{rel_dir}/{name}" for key, name in doc["plots"].items()}
+    for section in ("selectors", "echo", "loop", "import", "uring", "files", "soak"):
+        if section in doc:
+            out += [f"### {TITLES[section]}", "", f"`{doc[section]['command']}`", ""]
+            out += section_lines(section, doc[section], plots, full=False)
     return "\n".join(out)
 
 

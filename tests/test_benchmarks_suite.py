@@ -1,7 +1,7 @@
 """``python -m benchmarks``, the whole suite, at tiny counts (``--smoke``), so
 that no part of the benchmark code -- the pyperf micro-benchmarks with the C
-floor, every echo server on the echo driver, the plots and the summary --
-can rot unnoticed.  The figures of a smoke run mean nothing; only their
+floor, every echo server on the echo driver, file IO, the plots and the
+summary -- can rot unnoticed.  The figures of a smoke run mean nothing; only their
 presence and sanity are checked."""
 
 import json
@@ -15,9 +15,10 @@ from test_smoke import ROOT, run
 
 sys.path.insert(0, str(ROOT))
 from benchmarks import driver, selectors_bench  # noqa: E402
+from reactor.models._driver import Case, Server  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-ECHO_SECTIONS = ("echo", "echo-sizes", "tls", "models", "soak")
+ECHO_SECTIONS = ("echo", "echo-sizes", "tls", "uring", "models", "soak")
 
 
 def _positive(x):
@@ -47,11 +48,11 @@ def smoke(tmp_path_factory):
 def test_writes_json_summary_plots_and_pyperf_files(smoke):
     out, proc, doc = smoke
     assert "Traceback" not in proc.stderr
-    for section in (*ECHO_SECTIONS, "selectors", "loop", "import"):
+    for section in (*ECHO_SECTIONS, "selectors", "loop", "import", "files"):
         assert f"[suite] {section} done" in proc.stderr, proc.stderr
     assert sorted(doc["plots"].values()) == sorted(p.name for p in out.glob("*.png"))
     for name in ("scaling.png", "loop.png", "echo_1KiB.png", "echo-sizes_100KiB.png",
-                 "tls_1KiB.png", "models_1KiB.png", "soak.png"):
+                 "tls_1KiB.png", "uring_1KiB.png", "models_1KiB.png", "soak.png"):
         _check_png(out / name)
     # pyperf's own tools read the micro-benchmarks' files
     files = [str(out / doc["selectors"]["files"][i]) for i in ("stdlib", "reactor", "kernel")]
@@ -65,7 +66,7 @@ def test_json_describes_the_machine_and_the_commands(smoke):
     _, _, doc = smoke
     meta = doc["meta"]
     assert meta["mode"] == "smoke" and meta["command"].startswith("python -m benchmarks --smoke")
-    for key in ("cpu_model", "nproc", "kernel", "python", "date", "git"):
+    for key in ("cpu", "nproc", "kernel", "python", "date", "git"):
         assert meta[key], key
     assert doc["selectors"]["command"].startswith("python -m benchmarks.selectors_bench --impl")
     assert doc["echo"]["command"] == "python -m benchmarks --smoke --sections echo"
@@ -105,19 +106,25 @@ def test_every_echo_server_ran_or_says_why_not(smoke, section):
         # Only uvloop may be missing (the test extra does not install it).
         assert server.startswith("uvloop") and "uvloop" in why, why
     assert not any("error" in r or r["errors"] for r in case["runs"]), case["runs"]
-    assert all(e["exit"] == 0 and not e["traceback"] for e in case["exits"].values()), case
+    assert all(e["exit"] == 0 and not e["traceback"] for exits in case["exits"].values()
+               for e in exits), case["exits"]
     for row in case["summary"]:
-        assert row["server"] not in case["unavailable"]
+        assert row["server"] not in case["unavailable"] and row["runs"] == 1, row
         for metric in ("msgs_per_s", "p50_us", "rss_mib"):
             assert _positive(row[metric]), (row["server"], metric)
         # CPU times come in 10 ms ticks: a loaded machine may give a 0.1 s window none
         assert row["p99_us"] >= row["p50_us"] and row["cpu_us_per_msg"] >= 0
     ran = {r["server"] for r in case["summary"]}
-    assert ran | set(case["unavailable"]) == set(case["config"]["servers"])
+    assert ran | set(case["unavailable"]) == set(case["case"]["servers"])
+    assert set(case["exits"]) == ran  # every server that ran was stopped and checked
     if section == "tls":
         assert all(r["client"]["tls"] for r in case["runs"]) and "asyncio-tls" in ran
     if section == "soak":
         assert case["memory"]["passed"], case["memory"]
+    if section == "models":  # each server alone, restarted per repetition; model 2 spins
+        assert case["case"]["alone"] and set(case["unavailable"]) <= {"m5-io_uring"}
+        idle = {r["server"]: r["idle_cpu_pct"] for r in case["summary"]}
+        assert idle["m2-nonblocking"] > 10 and idle["m3-epoll"] < 10, idle
 
 
 def test_issue_9_ratios_are_computed_or_say_why(smoke):
@@ -132,16 +139,46 @@ def test_issue_9_ratios_are_computed_or_say_why(smoke):
     assert _positive(rows["tcpserver", "c-epoll", "msgs_per_s"]["ratio"])
 
 
+def test_issue_11_echo_on_io_uring_beside_epoll(smoke):
+    _, _, doc = smoke
+    rows = {(r["numerator"], r["metric"]): r for r in doc["uring"]["ratios"]
+            if r["denominator"] == "tcpserver"}
+    for server in ("tcpserver-uring", "tcpserver-uring-per-recv"):
+        for metric in ("user_us_per_msg", "cpu_us_per_msg"):
+            row = rows[server, metric]
+            assert _positive(row.get("ratio")) or "too short a run" in row["why"], row
+
+
+def test_files_measures_every_workload_and_baseline(smoke):
+    _, _, doc = smoke
+    files = doc["files"]
+    assert files["errors"] == [] and files["command"] == "python -m benchmarks.files_bench --smoke"
+    assert set(files["skipped"]) <= {"aiofiles", "aiofiles-pread"}, files["skipped"]
+    for workload in ("random", "small"):
+        by_impl = files["results"][workload]
+        assert set(by_impl) | set(files["skipped"]) == {"reactor", "aiofiles", "aiofiles-pread",
+                                                       "to_thread", "sync"}
+        for impl, data in by_impl.items():
+            assert data["median"]["reads"] == files["config"]["reads" if workload == "random"
+                                                              else "files"]
+            assert _positive(data["median"]["reads_per_s"]), (workload, impl)
+        assert set(files["ratios"][workload]) == set(by_impl) - {"reactor"}
+
+
 def test_summary_has_every_section_with_its_command(smoke):
     out, _, doc = smoke
     md = (out / "summary.md").read_text()
     assert "smoke run" in md and "they mean nothing" in md
     for text in ("## Selectors", "## Loop dispatch", "## Import time", "## Echo: one asyncio",
-                 "## Echo over TLS", "## IO models", "## Soak", "**PASSED**", "n/a",
-                 "(scaling.png)", "(echo_1KiB.png)", "significance is pyperf's",
-                 "epoll: select(0), 1 of 10,000 ready", doc["meta"]["cpu_model"]):
+                 "## Echo over TLS", "## Echo on io_uring vs epoll", "## The five IO models",
+                 "## Soak", "**PASSED**", "n/a", "(scaling.png)", "(echo_1KiB.png)",
+                 "significance is pyperf's", "epoll: select(0), 1 of 10,000 ready",
+                 "## File IO", "| reactor | ", "reactor / to_thread: **",
+                 doc["meta"]["cpu"]):
         assert text in md, text
-    for section in ("selectors", "loop", "import", *ECHO_SECTIONS):
+    if "aiofiles" in doc["files"]["results"]["random"]:
+        assert "issue 11's targets: >= 4x, <= 0.25x" in md
+    for section in ("selectors", "loop", "import", *ECHO_SECTIONS, "files"):
         assert doc[section]["command"] in md, section
 
 
@@ -174,10 +211,13 @@ def test_runs_without_uvloop(tmp_path):
 
 
 def test_a_server_that_does_not_start_is_a_row_not_a_crash(monkeypatch):
-    monkeypatch.setitem(driver.SERVERS, "broken", [sys.executable, "-c",
-                                                   "raise SystemExit('broken: no such API')"])
-    case = driver.Case(["broken", "c-epoll"], connections=(1,), duration=0.05, warmup=0)
-    result = driver.run_case(case)
-    assert result["unavailable"] == {"broken": "broken: no such API"}
-    assert [r["server"] for r in result["summary"]] == ["c-epoll"]
-    assert result["summary"][0]["msgs_per_s"] > 0
+    monkeypatch.setitem(driver.SERVERS, "broken", Server(
+        (sys.executable, "-c", "raise SystemExit('broken: no such API')")))
+    for alone in (False, True):
+        case = Case(("broken", "c-epoll"), connections=(1,), duration=0.05, warmup=0,
+                    alone=alone, repeat=2)
+        result = driver.run_case(case)
+        assert result["unavailable"] == {"broken": "broken: no such API"}
+        assert [r["server"] for r in result["summary"]] == ["c-epoll"]
+        assert result["summary"][0]["msgs_per_s"] > 0 and result["summary"][0]["runs"] == 2
+        assert len(result["exits"]["c-epoll"]) == (2 if alone else 1)  # restarted per rep

@@ -1,8 +1,8 @@
 """The echo server holds 10,000 concurrent connections (issue: the Reactor).
 
-A real `python -m reactor echo --raw` and the benchmarks' compiled load
-client (which checks every echoed byte) with 10,000 connections doing
-ping-pong at once.
+A real `python -m reactor echo --raw` and the echo driver's compiled load
+client (reactor/models/loadclient.c, which checks every echoed byte) with
+10,000 connections doing ping-pong at once.
 """
 
 import json
@@ -14,6 +14,8 @@ import subprocess
 import sys
 
 import pytest
+
+from reactor.models import _loadclient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONNECTIONS = 10_000
@@ -29,12 +31,7 @@ def _raise_nofile():
 @pytest.mark.skipif(HARD != resource.RLIM_INFINITY and HARD < NEEDED_FDS,
                     reason=f"RLIMIT_NOFILE hard limit {HARD} < {NEEDED_FDS}")
 def test_echo_server_holds_10000_connections():
-    sys.path.insert(0, ROOT)
-    try:
-        from benchmarks._harness import compile_c
-    finally:
-        sys.path.remove(ROOT)
-    client = compile_c("echo/client.c", ("-DNO_TLS",))  # plain TCP is all this test needs
+    client = _loadclient.path()  # without OpenSSL: plain TCP is all this test needs
     server = subprocess.Popen(
         [sys.executable, "-m", "reactor", "echo", "--raw", "--port", "0"],
         stderr=subprocess.PIPE, text=True, cwd=ROOT)

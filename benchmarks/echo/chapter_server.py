@@ -1,6 +1,8 @@
-"""The IO-multiplexing chapter's echo server: a bare loop on ``selectors``.
+"""The IO-multiplexing chapter's echo server: a bare loop on the stdlib's
+``selectors``, the baseline of reactor's layers (the same loop on reactor's
+selectors is the IO models' ``python -m reactor.models.multiplexing``).
 
-    python benchmarks/echo/chapter_server.py [--host H] [--port P] [--selector stdlib|reactor]
+    python -m benchmarks.echo.chapter_server [--host H] [--port P]
 
 The textbook's shape, kept as it is: a ``DefaultSelector``, a non-blocking
 listening socket, callbacks stored as ``key.data``, and ``for key, mask in
@@ -24,7 +26,7 @@ import signal
 import socket
 import sys
 
-sel = selectors.DefaultSelector()  # main() swaps in reactor's with --selector reactor
+sel = selectors.DefaultSelector()
 pending = {}  # conn -> bytes the kernel did not take yet
 
 
@@ -73,16 +75,10 @@ def read(conn, mask):
 
 
 def main(argv=None):
-    global sel
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--selector", choices=("stdlib", "reactor"), default="stdlib")
     args = parser.parse_args(argv)
-    if args.selector == "reactor":
-        import reactor
-        sel.close()
-        sel = reactor.DefaultSelector()
 
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

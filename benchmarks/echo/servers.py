@@ -1,6 +1,6 @@
 """One echo protocol on every event loop, for the benchmarks' echo driver.
 
-    python benchmarks/echo/servers.py --impl asyncio|asyncio-reactor|uvloop|reactor
+    python -m benchmarks.echo.servers --impl asyncio|asyncio-reactor|uvloop|reactor
         [--buffered | --api streams|sock] [--tls CERT KEY] [--host H] [--port P]
 
 ``EchoProtocol`` is ONE ``asyncio.Protocol`` class (``data_received`` writes
@@ -22,6 +22,8 @@ import signal
 import socket
 import ssl
 import sys
+
+from benchmarks._harness import new_loop
 
 
 class EchoProtocol(asyncio.Protocol):
@@ -79,14 +81,7 @@ async def sock_accept(loop, listener, tasks):
 
 def asyncio_server(args, ctx):
     """(loop, server) on one of asyncio's loops."""
-    if args.impl == "uvloop":
-        import uvloop
-        loop = uvloop.new_event_loop()
-    elif args.impl == "asyncio-reactor":
-        import reactor
-        loop = reactor.new_event_loop()
-    else:
-        loop = asyncio.new_event_loop()
+    loop = new_loop(args.impl)
     asyncio.set_event_loop(loop)
     kw = dict(backlog=1024, reuse_address=True, ssl=ctx)
     if args.api == "streams":
@@ -121,8 +116,7 @@ def main(argv=None):
         ctx.load_cert_chain(*args.tls)
     args.tasks = set()
     if args.impl == "reactor":
-        import reactor
-        loop = reactor.Reactor()
+        loop = new_loop("reactor")
         factory = BufferedEchoProtocol if args.buffered else EchoProtocol
         server = loop.create_server(factory, args.host, args.port, backlog=1024, ssl=ctx)
         run = loop.run

@@ -13,11 +13,12 @@ About 8 minutes; --quick under a minute (figures from tiny windows);
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
 
-from . import _loadclient, _report, _runner
+from . import _driver, _loadclient, _report, _runner
 
 
 def add_arguments(parser) -> None:
@@ -28,7 +29,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default="reactor-models", metavar="DIR",
                         help="where to write the results (default: ./reactor-models)")
     parser.add_argument("--servers", metavar="A,B", help="only these servers: "
-                        + ", ".join(s.name for s in _runner.SERVERS))
+                        + ", ".join(_runner.SERVERS))
 
 
 def select_check() -> str:
@@ -39,15 +40,14 @@ def select_check() -> str:
 
 def main(args) -> int:
     plan = _runner.PLANS["smoke" if args.smoke else "quick" if args.quick else "full"]
-    servers = _runner.SERVERS
     if args.servers:
         wanted = args.servers.split(",")
-        unknown = set(wanted) - {s.name for s in servers}
+        unknown = set(wanted) - set(_runner.SERVERS)
         if unknown:
             print(f"reactor models: unknown server {', '.join(sorted(unknown))} (known: "
-                  f"{', '.join(s.name for s in servers)})", file=sys.stderr)
+                  f"{', '.join(_runner.SERVERS)})", file=sys.stderr)
             return 2
-        servers = tuple(s for s in servers if s.name in wanted)
+        plan = dataclasses.replace(plan, servers=tuple(s for s in plan.servers if s in wanted))
     command = "python -m reactor models" + "".join(
         f" {flag}" for flag, on in (("--quick", args.quick), ("--smoke", args.smoke)) if on) + (
         f" --servers {args.servers}" if args.servers else "") + f" --out {args.out}"
@@ -56,17 +56,18 @@ def main(args) -> int:
     except _loadclient.LoadClientError as exc:
         print(f"reactor models: {exc}", file=sys.stderr)
         return 1
-    total = plan.repeat * sum(len(list(_runner.cells(s, plan))) for s in servers)
+    total = plan.repeat * len(_driver.cells(plan)) * len(plan.servers)
     count, start = [0], time.monotonic()
 
     def progress(run):
-        count[0] += 1
+        count[0] += run.get("cells", 1)
         print(_report.progress_line(run, count[0], total, time.monotonic() - start), flush=True)
 
-    print(f"{command}: {len(servers)} servers, {total} measurements\n", flush=True)
+    print(f"{command}: {len(plan.servers)} servers, {total} measurements\n", flush=True)
     loadavg_at_start = [round(x, 2) for x in os.getloadavg()]
-    result = _runner.run(plan, progress, servers)
-    result.update(command=command, machine=_report.machine(), select_check=select_check())
+    result = _driver.run(plan, _runner.SERVERS, progress)
+    result.update(command=command, machine=_report.machine(), select_check=select_check(),
+                  models={name: _runner.MODEL[name] for name in plan.servers})
     result["machine"]["loadavg_at_start"] = loadavg_at_start
     files = _report.write(result, args.out)
     print("\n" + _report.tables(result))
@@ -74,4 +75,4 @@ def main(args) -> int:
         print(f"\nnote: {note}")
     print(f"\nwrote {', '.join(files)} ({time.monotonic() - start:.0f} s)")
     failed = [r for r in result["runs"] if r.get("error") or r.get("errors")]
-    return 1 if failed or _runner.exits(result["runs"]) else 0
+    return 1 if failed or _driver.bad_exits(result) else 0

@@ -8,7 +8,7 @@ import os
 import platform
 import subprocess
 
-from . import _runner
+from ._driver import bad_exits, find
 
 NAMES = {1: "blocking", 2: "non-blocking", 3: "multiplexing", 4: "signal-driven",
          5: "asynchronous"}
@@ -18,40 +18,51 @@ def progress_line(run: dict, done: int, total: int, elapsed: float) -> str:
     head = f"[{done:3}/{total:3} {elapsed:5.0f} s] {run['server']:13}"
     if "unavailable" in run:
         return f"{head} not available: {run['unavailable']}"
-    what = (f"{run['connections']:5} conns" if run["kind"] == "load"
-            else f"1 + {run['idle']:5} idle")
+    what = (f"1 + {run['idle']:5} idle" if run["idle"]
+            else f"{run['connections']:5} conns")
     if "skipped" in run or "error" in run:
         return f"{head} {what}  {run.get('skipped') or run.get('error')}"
     line = (f"{head} {what} {run['msgs_per_s']:9,.0f} msg/s  p50 {run['p50_us']:8,.0f} us  "
-            f"p99 {run['p99_us']:8,.0f} us")
-    if "user_us_per_msg" in run:
-        line += f"  CPU/msg {run['user_us_per_msg']:5.1f} + {run['sys_us_per_msg']:5.1f} us"
+            f"p99 {run['p99_us']:8,.0f} us  CPU/msg {run['user_us_per_msg']:5.1f} + "
+            f"{run['sys_us_per_msg']:5.1f} us")
     if run["served"] < run["connections"]:
         line += f"  served {run['served']} of {run['connections']}"
     if run["errors"]:
         line += f"  {run['errors']} ERRORS"
-    if run["other_pct"] >= 10:
-        line += f"  (others took {run['other_pct']:.0f} % of its CPU)"
+    if run["other_cpu_pct"] >= 10:
+        line += f"  (others took {run['other_cpu_pct']:.0f} % of its CPU)"
     if "idle_cpu_pct" in run:
         line += (f"\n{'':26} then silent: server CPU {run['idle_cpu_pct']:.1f} % of its core "
                  f"(others took {run['idle_other_pct']:.0f} %)")
     return line
 
 
+def _git(root: str, *args: str) -> str:
+    try:
+        return subprocess.run(["git", "-C", root, *args], capture_output=True,
+                              text=True).stdout.strip()
+    except OSError:  # no git
+        return ""
+
+
 def machine() -> dict:
+    """The machine, the interpreter, the date, and the git revision of the
+    checkout the package runs from (+dirty when the measured code has
+    uncommitted changes), if it runs from one.  The benchmarks' too."""
     with open("/proc/cpuinfo") as f:
         cpu = next((line.split(":", 1)[1].strip() for line in f
                     if line.startswith("model name")), platform.machine())
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    try:
-        git = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True).stdout.strip()
-    except OSError:  # no git
-        git = ""
+    git = "not a git checkout"
+    if _git(root, "rev-parse", "--show-toplevel") == root:
+        git = _git(root, "rev-parse", "--short", "HEAD")
+        if _git(root, "status", "--porcelain", "--untracked-files=no", "--", "reactor",
+                "_native", "benchmarks", "setup.py", ":!*/recorded"):
+            git += "+dirty"
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cpu": cpu, "nproc": os.cpu_count(), "kernel": platform.release(),
-            "python": platform.python_version(), "git": git or "not a git checkout",
-            "loadavg": [round(x, 2) for x in os.getloadavg()]}
+            "python": f"{platform.python_implementation()} {platform.python_version()}",
+            "git": git, "loadavg": [round(x, 2) for x in os.getloadavg()]}
 
 
 def _cell(row, fmt, *metrics):
@@ -62,20 +73,20 @@ def _cell(row, fmt, *metrics):
     return fmt.format(*(row[m] for m in metrics))
 
 
-def _table(result, header, columns, fmt, metrics, kind="load"):
+def _table(result, header, columns, fmt, metrics):
     """A Markdown table: a row per server, a column per (connections, idle)."""
-    summary = result["summary"]
+    summary, size = result["summary"], result["case"]["sizes"][0]
     lines = [f"| server (model) | {' | '.join(h for h, _, _ in columns)} |",
              "|---" * (len(columns) + 1) + "|"]
-    for name, info in result["servers"].items():
-        cells = [_cell(_runner.find(summary, name, kind, conns, idle), fmt, *metrics)
+    for name, model in result["models"].items():
+        cells = [_cell(find(summary, name, size, conns, idle), fmt, *metrics)
                  for _, conns, idle in columns]
-        lines.append(f"| {name} ({info['model']}) | {' | '.join(cells)} |")
+        lines.append(f"| {name} ({model}) | {' | '.join(cells)} |")
     return f"### {header}\n\n" + "\n".join(lines)
 
 
 def tables(result: dict) -> str:
-    plan = result["plan"]
+    plan = result["case"]
     load = [(f"{n:,}", n, 0) for n in plan["connections"]]
     idle = [(f"1 + {n:,}", 1, n) for n in plan["active_idle"]]
     parts = [
@@ -89,25 +100,24 @@ def tables(result: dict) -> str:
                load, "{:,.0f}", ("served",)),
         _table(result, "Share of the server's CPU that other work took while it was "
                "measured, % (a shared machine: read the figures above with it)",
-               load, "{:.0f} %", ("other_pct",)),
-        _table(result, f"Server CPU while {plan['idle_cpu_connections']:,} connections sit "
-               "silent, % of one core", [(f"{plan['idle_cpu_connections']:,} idle",
-                                          plan["idle_cpu_connections"], 0)],
+               load, "{:.0f} %", ("other_cpu_pct",)),
+        _table(result, f"Server CPU while {plan['idle_cpu_at']:,} connections sit "
+               "silent, % of one core", [(f"{plan['idle_cpu_at']:,} idle",
+                                          plan["idle_cpu_at"], 0)],
                "{:.1f} % (others: {:.0f} %)", ("idle_cpu_pct", "idle_other_pct")),
         _table(result, "1 active + N idle connections: messages per second of the active one",
-               idle, "{:,.0f}", ("msgs_per_s",), kind="active+idle"),
+               idle, "{:,.0f}", ("msgs_per_s",)),
         _table(result, "1 active + N idle: server CPU per message, microseconds (user + system)",
-               idle, "{:.1f} + {:.1f}", ("user_us_per_msg", "sys_us_per_msg"),
-               kind="active+idle"),
+               idle, "{:.1f} + {:.1f}", ("user_us_per_msg", "sys_us_per_msg")),
     ]
     return "\n\n".join(parts)
 
 
 def notes(result: dict) -> list:
     out = list(result.get("notes", []))
-    for name, why in _runner.unavailable(result["runs"]).items():
+    for name, why in result["unavailable"].items():
         out.append(f"{name}: not available: {why}")
-    for name, bad in _runner.exits(result["runs"]).items():
+    for name, bad in bad_exits(result).items():
         out.append(f"{name}: did not stop cleanly: " + "; ".join(
             f"exit {b['exit']}{', traceback' if b['traceback'] else ''} ({b['last_line']})"
             for b in bad))
@@ -117,15 +127,15 @@ def notes(result: dict) -> list:
 
 
 def markdown(result: dict) -> str:
-    m, plan = result["machine"], result["plan"]
+    m, plan = result["machine"], result["case"]
     head = [
         "# The five IO models, measured", "",
         f"`{result['command']}` at {m['git']}, {m['date']}: {m['cpu']} ({m['nproc']} CPUs), "
-        f"Linux {m['kernel']}, Python {m['python']}, load average {m['loadavg']} at the end"
+        f"Linux {m['kernel']}, {m['python']}, load average {m['loadavg']} at the end"
         f"{', ' + str(m['loadavg_at_start']) + ' at the start' if 'loadavg_at_start' in m else ''}"
         ".", "",
         f"Each server on CPU {result['cpus'][1]}, the compiled load client on CPU "
-        f"{result['cpus'][0]}; {plan['size']:,}-byte messages, every byte compared; "
+        f"{result['cpus'][0]}; {plan['sizes'][0]:,}-byte messages, every byte compared; "
         f"{plan['warmup']} s warm-up, {plan['duration']} s measured; medians of "
         f"{plan['repeat']} repetitions, servers started afresh each time in a rotated "
         "order.  Model numbers are the chapter's: 1 blocking, 2 non-blocking, "
@@ -163,13 +173,13 @@ def plots(result: dict, out: str) -> list:
     except ImportError:
         result.setdefault("notes", []).append("plots skipped: matplotlib is not installed")
         return []
-    summary, plan = result["summary"], result["plan"]
+    summary, plan = result["summary"], result["case"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    for name, info in result["servers"].items():
-        rows = [_runner.find(summary, name, "load", n) for n in plan["connections"]]
+    for name, model in result["models"].items():
+        rows = [find(summary, name, plan["sizes"][0], n) for n in plan["connections"]]
         points = [(n, r) for n, r in zip(plan["connections"], rows) if r and "msgs_per_s" in r]
-        style = dict(marker="o", label=f"{name} ({info['model']})",
-                     linestyle="--" if info["model"] in (1, 2) else "-")
+        style = dict(marker="o", label=f"{name} ({model})",
+                     linestyle="--" if model in (1, 2) else "-")
         for ax, value in zip(axes, (lambda r: r["msgs_per_s"],
                                     lambda r: r.get("user_us_per_msg", 0) + r.get(
                                         "sys_us_per_msg", 0),
@@ -193,23 +203,20 @@ def plots(result: dict, out: str) -> list:
 
 
 def _idle_plot(plt, result, out):
-    summary, plan = result["summary"], result["plan"]
+    summary, plan = result["summary"], result["case"]
+    size, at = plan["sizes"][0], plan["idle_cpu_at"]
     fig, (bars, lines) = plt.subplots(1, 2, figsize=(12, 4.5))
-    names = list(result["servers"])
-    values = [(_runner.find(summary, n, "load", plan["idle_cpu_connections"]) or {}).get(
-        "idle_cpu_pct", 0.0) for n in names]
-    others = [(_runner.find(summary, n, "load", plan["idle_cpu_connections"]) or {}).get(
-        "idle_other_pct", 0.0) for n in names]
+    names = list(result["models"])
+    values = [(find(summary, n, size, at) or {}).get("idle_cpu_pct", 0.0) for n in names]
+    others = [(find(summary, n, size, at) or {}).get("idle_other_pct", 0.0) for n in names]
     bars.barh(names, values, label="the server")
     bars.barh(names, others, left=values, color="lightgrey", label="other work on its CPU")
     bars.invert_yaxis()
     bars.legend(fontsize=8)
     bars.set_xlabel("% of one core")
-    bars.set_title(f"server CPU, {plan['idle_cpu_connections']:,} silent connections")
+    bars.set_title(f"server CPU, {at:,} silent connections")
     for name in names:
-        rows = [(0, _runner.find(summary, name, "load", 1))]  # 1 active + 0 idle
-        rows += [(n, _runner.find(summary, name, "active+idle", 1, n))
-                 for n in plan["active_idle"]]
+        rows = [(n, find(summary, name, size, 1, n)) for n in (0, *plan["active_idle"])]
         points = [(n, r["msgs_per_s"]) for n, r in rows if r and "msgs_per_s" in r]
         if points:
             lines.plot(*zip(*points), marker="o", label=name)

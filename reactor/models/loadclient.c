@@ -1,6 +1,7 @@
 /*
- * Echo load client for benchmarks/driver.py and `python -m reactor models`
- * (one source: reactor/models/loadclient.c, compiled on first use).
+ * Echo load client of the echo driver (reactor/models/_driver.py), which
+ * `python -m reactor models` and `python -m benchmarks` share; compiled on
+ * first use (reactor/models/_loadclient.py).
  *
  *   client HOST PORT CONNECTIONS SIZE WARMUP_S DURATION_S [--sync] [--prime] [--tls]
  *          [--idle N]
@@ -13,7 +14,7 @@
  *
  * --sync   at the start of the measured window, print "measuring" on stdout and
  *          wait for one byte on stdin, so the harness can read the server's CPU
- *          times (psutil) at that instant; the window starts after the byte.
+ *          times (/proc) at that instant; the window starts after the byte.
  *          After the report, wait (idle, connections open) until stdin closes.
  * --prime  first, one connection makes 10 verified round trips and closes
  *          (asyncio's first large reads otherwise keep glibc mapping and

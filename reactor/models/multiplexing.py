@@ -19,6 +19,8 @@ data, and ``for key, mask in selector.select(): key.data(key.fileobj, mask)``.
 Run: ``python -m reactor.models.multiplexing [--selector NAME | --loop] --port 0``.
 """
 
+import signal
+
 import reactor
 
 from . import _serve
@@ -79,7 +81,19 @@ def serve_selector(args):
 
 
 def serve_loop(args):
+    caught = []
     with reactor.Reactor() as loop:
+        # The Reactor's own signal handling, not _serve's Stop raised by a
+        # Python handler: Python runs that handler at the first function
+        # call after the wait returns, and when that call is a finalizer (a
+        # transport freed as the loop wakes, just after its clients left)
+        # the exception is printed and dropped, and the server runs on.
+        def stop(signum):
+            caught.append(signal.Signals(signum).name)
+            loop.stop()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop, signum)
         server = reactor.TCPServer(
             loop, args.host, args.port, backlog=_serve.BACKLOG,
             on_data=lambda connection, data: connection.write(args.reply(data)))
@@ -91,6 +105,7 @@ def serve_loop(args):
             for connection in list(server.connections):
                 connection.abort()
             loop.run_once(0)  # connection_lost() runs in an iteration of its own
+    raise _serve.Stop(caught[0])
 
 
 def serve(args):
