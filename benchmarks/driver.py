@@ -143,13 +143,14 @@ def ratios(case: Case, result: dict) -> list[dict]:
         a, b = (find(result["summary"], s, size, conns) or {"runs": 0} for s in (num, den))
         row = {"numerator": num, "denominator": den, "metric": metric, "target": target,
                "size": size, "connections": conns}
-        if a["runs"] and b["runs"] and b[metric] > 0:
+        if a["runs"] and b["runs"] and a[metric] > 0 and b[metric] > 0:
             pairs = [(good.get((num, size, conns, k)), good.get((den, size, conns, k)))
                      for k in range(case.repeat)]
             row.update(ratio=a[metric] / b[metric], paired=[
                 x[metric] / y[metric] for x, y in pairs if x and y and y[metric] > 0])
         elif a["runs"] and b["runs"]:  # CPU times come in 10 ms ticks: a short run may see none
-            row["why"] = f"{den}'s {metric} is 0: too short a run"
+            zero = den if b[metric] <= 0 else num
+            row["why"] = f"{zero}'s {metric} is 0: too short a run"
         else:
             row["why"] = "; ".join(f"{s} not available: {result['unavailable'][s]}" if s in
                                    result["unavailable"] else f"{s}: no successful run"

@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from reactor import uring_available
+
 START_TIMEOUT = 15.0
 IO_TIMEOUT = 10.0
 
@@ -98,7 +100,8 @@ def closed_by_peer(sock):
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", [None, "epoll", "poll", "select", "uring"])
+@pytest.mark.parametrize("backend", [None, "epoll", "poll", "select", pytest.param(
+    "uring", marks=pytest.mark.skipif(not uring_available(), reason=uring_available().reason))])
 def test_chapter_replies_and_log_format(tmp_path, backend):
     args = [] if backend is None else ["--backend", backend]
     with echo_server(tmp_path, *args) as server:
