@@ -45,7 +45,7 @@ SERVERS = {
     "tcpserver": _cli(),
     "tcpserver-poll": _cli("--backend", "poll"),
     "tcpserver-select": _cli("--backend", "select"),
-    # the echo on io_uring completions (to be `python -m reactor echo --backend uring`):
+    # the echo on io_uring completions (`python -m reactor echo --backend uring`'s):
     # recv buffers from a pool the connections share; a buffer per recv
     "tcpserver-uring": Server((PY, "-m", "reactor._ring_echo", "--raw", "--port", "0")),
     "tcpserver-uring-per-recv": Server((PY, "-m", "reactor._ring_echo", "--raw", "--port", "0",

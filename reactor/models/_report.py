@@ -69,7 +69,8 @@ def _cell(row, fmt, *metrics):
     if row is None:
         return "-"
     if not all(m in row for m in metrics):
-        return f"({row.get('why', 'n/a')[:60]})" if "why" in row else "-"
+        # the whole reason is in the notes (notes())
+        return f"({row['why'].partition(':')[0][:40]})" if "why" in row else "-"
     return fmt.format(*(row[m] for m in metrics))
 
 
@@ -121,6 +122,11 @@ def notes(result: dict) -> list:
         out.append(f"{name}: did not stop cleanly: " + "; ".join(
             f"exit {b['exit']}{', traceback' if b['traceback'] else ''} ({b['last_line']})"
             for b in bad))
+    whys = {}  # a cell that has no figure says why here, once per server and reason
+    for row in result["summary"]:
+        if "why" in row and not all(m in row for m in ("msgs_per_s",)):
+            whys.setdefault((row["server"], row["why"]), None)
+    out += [f"{server}: {why}" for server, why in whys]
     if result.get("select_check"):
         out.append(result["select_check"])
     return out
