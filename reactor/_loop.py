@@ -66,7 +66,12 @@ Facts this module relies on:
      plus one recv per message).  Other events are dispatched as usual.
      Bytes read for a transport that an earlier callback of the batch
      paused are kept for resume_reading(); for one closed meanwhile they
-     are dropped, as the kernel would drop them at close().
+     are dropped, as the kernel would drop them at close().  A transport
+     is listed in `_readers` under its readable event's code while it is
+     registered: when its shortcut to the protocol is set (reactor._streams
+     [S5]), the loop calls data_received() itself, with no frame of the
+     transport's per message; otherwise the transport's _data_read()
+     decides.
 [L10] An exception from a callback must never pass unseen: the default
      handle_exception() logs it with its traceback on the "reactor" logger,
      naming the callback, and reactor adds no handler of its own, so that
@@ -210,6 +215,7 @@ class Reactor:
         # dict lookup; any other BaseSelector goes through get_map().
         self._fd_to_key = getattr(self._selector, "_fd_to_key", None)
         self._reads = None  # [L11]
+        self._readers: dict[int, Any] = {}  # [L11] readable event code -> transport
         self._read_chunk = _READ_CHUNK
         if type(self._selector) is EpollSelector:
             self._use_reads()
@@ -466,22 +472,18 @@ class Reactor:
         # [L1] what is ready now runs now; what these callbacks schedule waits.
         count = len(ready)
         if n >= _ONE:  # one event: the common case, inlined [L11]
-            pair = self._pairs.get(n)
-            if pair is None:
-                pair = self._selector._one(n)
-                pair = pair[0] if pair else None
-            if pair is not None:
-                nread = reads.first
-                if nread > 0:
-                    handler = pair[0].data
-                    try:
-                        handler.__self__._data_read(self._read_view[:nread], pair[1])
-                    except Exception as exc:
-                        self.handle_exception(exc, handler)
-                elif nread == _NOT_READ:
-                    self._dispatch((pair,))
-                else:
-                    self._dispatch_read(n)
+            nread = reads.first
+            transport = self._readers.get(n) if nread > 0 else None
+            deliver = transport._deliver_now if transport is not None else None
+            if deliver is not None:
+                try:
+                    deliver(self._read_view[:nread])
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._delivery_failed(transport, exc, deliver)
+            else:
+                self._dispatch_read(n)
         elif n:
             self._dispatch_read(n)
         elif events:
@@ -532,12 +534,22 @@ class Reactor:
         if None in pairs:  # a result not kept yet, or an fd no longer registered [E8]
             pairs = selector._pairs_of(codes)
         current = selector._fd_to_key.get
+        reader = self._readers.get
         offset = 0
         view = self._read_view
-        for pair, nread in zip(pairs, lens):
-            if nread > 0:  # read for a transport: its own state decides
+        for code, pair, nread in zip(codes, pairs, lens):
+            if nread > 0:  # read for a transport
                 end = offset + nread
-                if pair is not None:
+                transport = reader(code)  # as it is now, after earlier callbacks
+                deliver = transport._deliver_now if transport is not None else None
+                if deliver is not None:  # straight to its protocol
+                    try:
+                        deliver(view[offset:end])
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        self._delivery_failed(transport, exc, deliver)
+                elif pair is not None:  # its own state decides
                     handler = pair[0].data
                     try:
                         handler.__self__._data_read(view[offset:end], pair[1])
@@ -555,6 +567,14 @@ class Reactor:
                     handler.__self__._read_done(nread, view, offset, pair[1])
                 except Exception as exc:
                     self.handle_exception(exc, handler)
+
+    def _delivery_failed(self, transport, exc, deliver):
+        """data_received() raised, called by the loop for `transport`: the
+        transport's own path for a protocol that raises [X4]."""
+        try:
+            transport._fatal_error(exc, deliver)
+        except Exception as error:
+            self.handle_exception(error, deliver)
 
     def _dispatch(self, events):
         """Call each event's callback, skipping stale ones [L2]."""
@@ -678,6 +698,7 @@ class Reactor:
             self._wakeup_fd = -1
         _live_reactors.discard(self)
         self._release_transports()
+        self._readers.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None

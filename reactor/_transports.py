@@ -63,7 +63,7 @@ class SocketTransport(asyncio.Transport):
     __slots__ = ("_loop", "_sock", "_fd", "_protocol", "_protocol_connected", "_server",
                  "_buffer", "_conn_lost", "_closing", "_paused", "_interest", "_on_ready_cb",
                  "_high_water", "_low_water", "_protocol_paused", "_autoread",
-                 "_reading_started", "__weakref__")
+                 "_read_code", "_reading_started", "__weakref__")
 
     # Whether the loop may read for this kind of transport (reactor._loop
     # [L11]); a stream transport says yes unless its protocol is buffered.
@@ -99,6 +99,7 @@ class SocketTransport(asyncio.Transport):
         self._low_water = 16 * 1024
         self._protocol_paused = False
         self._autoread = False
+        self._read_code = 0  # our readable event's code in loop._readers [L11]
         self.set_protocol(protocol)
         if server is not None:
             server._attach(self)
@@ -214,12 +215,15 @@ class SocketTransport(asyncio.Transport):
         selector = self._loop._selector
         try:
             if not events:
+                if self._read_code:
+                    self._forget_read_code()
                 selector.unregister(self._fd)
             elif self._autoread:
                 if old:
                     selector._modify_autoread(self._fd, events, self._on_ready_cb)
                 else:
                     selector._register_autoread(self._fd, events, self._on_ready_cb)
+                    self._learn_read_code()
             elif old:
                 selector.modify(self._fd, events, self._on_ready_cb)
             else:
@@ -229,8 +233,24 @@ class SocketTransport(asyncio.Transport):
             # itself done), or a refusal: learn what the selector holds.
             key = (selector.get_map() or {}).get(self._fd)
             self._interest = key.events if key is not None else 0
+            if key is None and self._read_code:
+                self._forget_read_code()
             raise
         self._interest = events
+
+    def _learn_read_code(self):
+        """List us in loop._readers under the code of our readable event, so
+        that the loop hands what it read for us straight to the protocol
+        (reactor._loop [L11]); a registration keeps its code until it ends."""
+        code = self._loop._selector._fd_to_code.get(self._fd)
+        if code is not None:
+            self._read_code = code | _READ
+            self._loop._readers[self._read_code] = self
+
+    def _forget_read_code(self):
+        code, self._read_code = self._read_code, 0
+        if self._loop._readers.get(code) is self:
+            del self._loop._readers[code]
 
     def _update_autoread(self):
         """Read for this transport in the loop's wait, or stop: after a
@@ -239,8 +259,12 @@ class SocketTransport(asyncio.Transport):
         if autoread != self._autoread:
             self._autoread = autoread
             if self._interest:
+                if not autoread and self._read_code:
+                    self._forget_read_code()
                 self._loop._selector._modify_autoread(self._fd, self._interest,
                                                       self._on_ready_cb, autoread)
+                if autoread:
+                    self._learn_read_code()
 
     def _on_ready(self, fd, mask):
         raise NotImplementedError
