@@ -122,7 +122,7 @@ def notes(result: dict) -> list:
         out.append(f"{name}: did not stop cleanly: " + "; ".join(
             f"exit {b['exit']}{', traceback' if b['traceback'] else ''} ({b['last_line']})"
             for b in bad))
-    whys = {}  # a cell that has no figure says why here, once per server and reason
+    whys: dict = {}  # a cell that has no figure says why here, once per server and reason
     for row in result["summary"]:
         if "why" in row and not all(m in row for m in ("msgs_per_s",)):
             whys.setdefault((row["server"], row["why"]), None)
