@@ -95,11 +95,14 @@ def ratio_lines(doc: dict) -> list[str]:
     for r in doc["ratios"]:
         what = (f"{r['numerator']} / {r['denominator']}, {METRIC_NAMES[r['metric']]}, "
                 f"{r['size']:,} B x {r['connections']}")
-        target = f" (issue 9's target: <= {r['target']})" if r["target"] else ""
+        # issue 9's targets are for its cell, 1 KiB x 100 connections; the
+        # other cells show the same ratios unjudged
+        judged = r["target"] and (r["size"], r["connections"]) == (1024, 100)
+        target = f" (issue 9's target: <= {r['target']})" if judged else ""
         if "ratio" not in r:
             out.append(f"- {what}: n/a{target}: {r['why']}")
             continue
-        verdict = "" if not r["target"] else " met" if r["ratio"] <= r["target"] else " MISSED"
+        verdict = "" if not judged else " met" if r["ratio"] <= r["target"] else " MISSED"
         spread = (f" (runs: {min(r['paired']):.2f}-{max(r['paired']):.2f})"
                   if len(r["paired"]) > 1 else "")
         out.append(f"- {what}: **{r['ratio']:.2f}x**{spread}{target}{verdict}")
