@@ -377,8 +377,11 @@ static long long reactor_epoll_add(struct reactor_epoll_shared *sh, int fd, uint
     }
     slot = sh->free_slot;
     if (slot < 0) {
+        /* Read under the lock: another thread may be installing a larger
+         * array (reactor_epoll_set_slots) as soon as we let go. */
+        int full = sh->slots->len >= REACTOR_SLOT_MAX;
         reactor_unlock(&sh->lock);
-        return sh->slots->len >= REACTOR_SLOT_MAX ? -ENOSPC : REACTOR_EGROW;
+        return full ? -ENOSPC : REACTOR_EGROW;
     }
     entry = sh->slots->slot[slot];
     gen = (uint32_t)(entry >> 32) + 1;
