@@ -38,6 +38,9 @@ class EchoServer:
     def connect(self):
         return socket.create_connection(self.address, timeout=IO_TIMEOUT)
 
+    def fds(self):
+        return os.listdir(f"/proc/{self.proc.pid}/fd")
+
     def stop(self, signum=signal.SIGTERM):
         self.proc.send_signal(signum)
         try:
@@ -47,11 +50,12 @@ class EchoServer:
 
 
 @contextlib.contextmanager
-def echo_server(tmp_path, *args):
+def echo_server(tmp_path, *args, command=("-m", "reactor", "echo")):
+    """The echo server `python *command` on a port the system picks."""
     log_path = tmp_path / "echo-stderr.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reactor", "echo", "--port", "0", *args],
+            [sys.executable, *command, "--port", "0", *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -168,8 +172,10 @@ def test_many_concurrent_clients(tmp_path):
         assert server.stop() == 0
 
 
-def test_max_connections_refuses_the_sixth(tmp_path):
-    with echo_server(tmp_path, "--max-connections", "5") as server:
+@pytest.mark.parametrize("backend", ["epoll", pytest.param(
+    "uring", marks=pytest.mark.skipif(not uring_available(), reason=uring_available().reason))])
+def test_max_connections_refuses_the_sixth(tmp_path, backend):
+    with echo_server(tmp_path, "--backend", backend, "--max-connections", "5") as server:
         five = [server.connect() for _ in range(5)]
         try:
             for i, s in enumerate(five):

@@ -1,80 +1,31 @@
 """The io_uring echo server (reactor/_ring_echo.py) end to end: a real
-process (``python -m reactor._ring_echo``, until the CLI's ``echo
---backend uring`` calls it), real sockets, found by its "listening on" line
-as tests/test_echo_cli.py finds the epoll one.
+process (``python -m reactor._ring_echo``, which ``python -m reactor echo
+--backend uring`` runs), real sockets, started by tests/test_echo_cli.py's
+echo_server() (whose tests take --backend uring too).
 
 Every byte echoed at 1 and 100 connections, chapter replies and their log
 lines, clean exit on SIGINT and SIGTERM, and no fd left behind in the
 server when clients come and go.
 """
 
-import contextlib
 import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
 import reactor
-from test_echo_cli import CHAPTER_LINE, LISTENING, ask, closed_by_peer, recv_exactly
+from test_echo_cli import CHAPTER_LINE, IO_TIMEOUT, ask, closed_by_peer, echo_server, recv_exactly
 
 pytestmark = pytest.mark.skipif(not reactor.uring_available(),
                                 reason=f"{reactor.uring_available().reason}")
 
-START_TIMEOUT = 15.0
-IO_TIMEOUT = 10.0
 
-
-class RingEchoServer:
-    def __init__(self, proc, log_path, address):
-        self.proc = proc
-        self.log_path = log_path
-        self.address = address
-
-    def log(self):
-        return self.log_path.read_bytes()
-
-    def connect(self):
-        return socket.create_connection(self.address, timeout=IO_TIMEOUT)
-
-    def fds(self):
-        return os.listdir(f"/proc/{self.proc.pid}/fd")
-
-    def stop(self, signum=signal.SIGTERM):
-        self.proc.send_signal(signum)
-        try:
-            return self.proc.wait(IO_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the server did not exit on signal {signum}:\n{self.log().decode()}")
-
-
-@contextlib.contextmanager
 def ring_echo_server(tmp_path, *args):
-    log_path = tmp_path / "ring-echo.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "reactor._ring_echo", "--port", "0", *args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            match = LISTENING.search(log_path.read_bytes())
-            if match:
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the server did not start (exit status {proc.returncode}):\n"
-                            f"{log_path.read_text()}")
-            time.sleep(0.01)
-        yield RingEchoServer(proc, log_path, (match.group(1).decode(), int(match.group(2))))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+    return echo_server(tmp_path, *args, command=("-m", "reactor._ring_echo"))
 
 
 BUFFERS = pytest.mark.parametrize("buffers", [[], ["--no-provided-buffers"]],
@@ -224,45 +175,16 @@ def test_the_port_is_free_once_stopped(tmp_path):
         again.bind(("127.0.0.1", port))
 
 
-def test_max_connections_refuses_the_sixth(tmp_path):
-    with ring_echo_server(tmp_path, "--max-connections", "5") as server:
-        five = [server.connect() for _ in range(5)]
-        try:
-            for i, s in enumerate(five):
-                ask(s, b"hello %d" % i)
-            with server.connect() as sixth:
-                assert closed_by_peer(sixth)
-            for i, s in enumerate(five):
-                ask(s, b"still here %d" % i)
-        finally:
-            for s in five:
-                s.close()
-        assert server.stop() == 0
-        log = server.log()
-    assert b"at most 5 connections" in log
-    assert b"stopped: 1 connections refused" in log
-
-
 def test_more_connections_than_pool_buffers(tmp_path, monkeypatch):
     """Buffers are picked when data comes, not per connection: 300 clients
     sending at once through a pool of 4 buffers; those that find it empty
     (ENOBUFS) wait for a buffer and lose nothing."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [
         os.path.dirname(__file__), os.environ.get("PYTHONPATH")])))
-    log_path = tmp_path / "log"
     code = ("import reactor._ring_echo as e; e.POOL_BUFFERS = 4; "
             "e.main(['--port', '0', '--raw'])")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-c", code], stderr=log,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not LISTENING.search(log_path.read_bytes()):
-            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.01)
-        address = LISTENING.search(log_path.read_bytes())
-        address = (address.group(1).decode(), int(address.group(2)))
-        socks = [socket.create_connection(address, timeout=IO_TIMEOUT) for _ in range(300)]
+    with echo_server(tmp_path, command=("-c", code)) as server:
+        socks = [server.connect() for _ in range(300)]
         try:
             for i, s in enumerate(socks):
                 s.sendall(b"%05d" % i * 100)
@@ -271,10 +193,5 @@ def test_more_connections_than_pool_buffers(tmp_path, monkeypatch):
         finally:
             for s in socks:
                 s.close()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(IO_TIMEOUT) == 0
-        assert b"Traceback" not in log_path.read_bytes()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+        assert server.stop() == 0
+        assert b"Traceback" not in server.log()
