@@ -84,8 +84,8 @@ import weakref
 from asyncio.events import _get_running_loop
 
 from ._native import ffi, lib
-from ._ring import _INT_MAX, Ring, StatxResult, _oserror, _path, _readable_buffer, _size, \
-    uring_available
+from ._ring import _INT_MAX, Ring, StatxResult, _new_buffer, _oserror, _path, \
+    _readable_buffer, _size, uring_available
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -106,7 +106,6 @@ _OP_CLOSE = lib.IORING_OP_CLOSE
 _OP_FSYNC = lib.IORING_OP_FSYNC
 _OP_FTRUNCATE = lib.IORING_OP_FTRUNCATE
 _STATX_MASK = lib.STATX_BASIC_STATS | lib.STATX_BTIME
-_new_buffer = ffi.new_allocator(should_clear_after_alloc=False)
 _ESPIPE = errno.ESPIPE
 _SEEK_DATA_HOLE = tuple(getattr(os, name) for name in ("SEEK_DATA", "SEEK_HOLE")
                         if hasattr(os, name))
@@ -636,27 +635,24 @@ class _ThreadFile(AsyncFile):
         fut.add_done_callback(self._running.discard)
         return fut
 
-    async def _pread(self, size, offset):
+    async def _at(self, positioned, streaming, arg, offset):
+        """positioned(fd, arg, offset) in a thread; streaming(fd, arg) for
+        offset -1 or a file without positions (ESPIPE) [F1]."""
         if offset == -1:
-            return await self._run(os.read, self._fd, size)
+            return await self._run(streaming, self._fd, arg)
         try:
-            return await self._run(os.pread, self._fd, size, offset)
+            return await self._run(positioned, self._fd, arg, offset)
         except OSError as exc:
             if exc.errno != _ESPIPE:
                 raise
             self._stream = True  # [F1]
-            return await self._run(os.read, self._fd, size)
+            return await self._run(streaming, self._fd, arg)
 
-    async def _pwrite(self, data, offset):
-        if offset == -1:
-            return await self._run(os.write, self._fd, data)
-        try:
-            return await self._run(os.pwrite, self._fd, data, offset)
-        except OSError as exc:
-            if exc.errno != _ESPIPE:
-                raise
-            self._stream = True  # [F1]
-            return await self._run(os.write, self._fd, data)
+    def _pread(self, size, offset):
+        return self._at(os.pread, os.read, size, offset)
+
+    def _pwrite(self, data, offset):
+        return self._at(os.pwrite, os.write, data, offset)
 
     async def _stat(self):
         return await self._run(os.fstat, self._fd)
