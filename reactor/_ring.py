@@ -140,6 +140,7 @@ import time
 import warnings
 import weakref
 
+from ._base import fileobj_to_fd
 from ._native import ffi, lib
 
 TYPE_CHECKING = False
@@ -493,14 +494,8 @@ def _check_callable(callback):
 def _fd(fileobj):
     """An fd from an int or an object with fileno() (the selectors' rule),
     ValueError for one no C int can hold."""
-    if isinstance(fileobj, int):
-        fd = fileobj
-    else:
-        try:
-            fd = int(fileobj.fileno())
-        except (AttributeError, TypeError, ValueError):
-            raise ValueError(f"Invalid file object: {fileobj!r}") from None
-    if not 0 <= fd <= _INT_MAX:
+    fd = fileobj_to_fd(fileobj)
+    if fd > _INT_MAX:
         raise ValueError(f"Invalid file descriptor: {fd}")
     return fd
 
