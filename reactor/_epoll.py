@@ -344,7 +344,7 @@ class EpollSelector(SelectorBase):
             return key
         interest = events & _VALID_EVENTS  # TypeError first, as in the stdlib
         code = self._fd_to_code[fd]
-        try:
+        try:  # _kernel_modify(), inline
             rc = _epoll_modify(self._shared, code, 0, interest)
         except BaseException:
             self._modify_interrupted(fd)
@@ -382,14 +382,7 @@ class EpollSelector(SelectorBase):
     def _modify_autoread(self, fd, events, data, autoread=True):
         """modify() of a registration made by _register_autoread()."""
         code = self._fd_to_code[fd]
-        try:
-            rc = _epoll_modify(self._shared, code, 0, events | _AUTOREAD if autoread else events)
-        except BaseException:
-            self._modify_interrupted(fd)
-            raise
-        if rc:
-            self._forget(fd)  # reactor._native released the registration
-            raise self._ctl_failed(rc)
+        self._kernel_modify(fd, code, 0, events | _AUTOREAD if autoread else events)
         self._fd_to_key[fd] = key = _new_tuple(SelectorKey, (fd, fd, events, data))
         if self._pairs:
             self._drop_pairs(code)  # [E8]
@@ -408,6 +401,19 @@ class EpollSelector(SelectorBase):
                     pair = self._keep_pair(code, key)
             out.append(pair)
         return out
+
+    def _kernel_modify(self, fd, code, flags, interest):
+        """EPOLL_CTL_MOD of fd's registration `code`; a failure forgets the
+        registration and raises.  (modify() has the same steps inline: it
+        is timed against the stdlib's.)"""
+        try:
+            rc = _epoll_modify(self._shared, code, flags, interest)
+        except BaseException:
+            self._modify_interrupted(fd)
+            raise
+        if rc:
+            self._forget(fd)  # reactor._native released the registration
+            raise self._ctl_failed(rc)
 
     def _modify_interrupted(self, fd):
         """A signal handler raised as EPOLL_CTL_MOD returned: the kernel may
@@ -440,14 +446,7 @@ class EpollSelector(SelectorBase):
                                  "(epoll_ctl(2))")
             new_flags = old_flags if flags is None else flags
             interest = events & _VALID_EVENTS  # TypeError first, as in the stdlib
-            try:
-                rc = _epoll_modify(self._shared, self._fd_to_code[fd], new_flags, interest)
-            except BaseException:
-                self._modify_interrupted(fd)
-                raise
-            if rc:
-                self._forget(fd)  # reactor._native released the registration
-                raise self._ctl_failed(rc)
+            self._kernel_modify(fd, self._fd_to_code[fd], new_flags, interest)
             if new_flags:
                 self._fd_to_flags[fd] = new_flags
             elif old_flags:
