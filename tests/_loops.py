@@ -126,6 +126,18 @@ class _Driver:
         while time.monotonic() < deadline:
             self._turn()
 
+    # _connecting(make, factory, *args, **options): make() the connection
+    # the loop's way, recording its transport, protocol or error.
+
+    def connect(self, factory, host="127.0.0.1", port=None, **options):
+        return self._connecting(self.loop.create_connection, factory, host, port, **options)
+
+    def unix_connect(self, factory, path, **options):
+        return self._connecting(self.loop.create_unix_connection, factory, path, **options)
+
+    def cancel(self, connecting):
+        connecting.handle.cancel()
+
     def port_of(self, server):
         return server.sockets[0].getsockname()[1]
 
@@ -160,15 +172,6 @@ class ReactorDriver(_Driver):
             result.error = exc
         result.handle = make(factory, *args, on_error=failed, **options)
         return result
-
-    def connect(self, factory, host="127.0.0.1", port=None, **options):
-        return self._connecting(self.loop.create_connection, factory, host, port, **options)
-
-    def unix_connect(self, factory, path, **options):
-        return self._connecting(self.loop.create_unix_connection, factory, path, **options)
-
-    def cancel(self, connecting):
-        connecting.handle.cancel()
 
     def datagram(self, factory, local_addr=None, remote_addr=None, **options):
         return self.loop.create_datagram_endpoint(factory, local_addr, remote_addr, **options)
@@ -226,15 +229,6 @@ class AsyncioDriver(_Driver):
                 result.error = exc
         result.handle = self.loop.create_task(go())
         return result
-
-    def connect(self, factory, host="127.0.0.1", port=None, **options):
-        return self._connecting(self.loop.create_connection, factory, host, port, **options)
-
-    def unix_connect(self, factory, path, **options):
-        return self._connecting(self.loop.create_unix_connection, factory, path, **options)
-
-    def cancel(self, connecting):
-        connecting.handle.cancel()
 
     def datagram(self, factory, local_addr=None, remote_addr=None, **options):
         return self.loop.run_until_complete(self.loop.create_datagram_endpoint(
