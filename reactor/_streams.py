@@ -250,50 +250,35 @@ class StreamTransport(SocketTransport):
 
     def write(self, data):
         send = self._send_now
-        if send is not None and data.__class__ is bytes:
-            try:
-                sent = send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, f"send() on {self!r}")
+        if send is None or data.__class__ is not bytes:  # [S5] not the common case
+            if data.__class__ is not bytes:
+                data = check_data(data)
+            if self._eof:
+                raise RuntimeError("Cannot call write() after write_eof()")
+            if not data:
                 return
-            if sent == len(data):
+            if self._conn_lost:
+                self._lost_write()
                 return
-            self._buffer += memoryview(data)[sent:]
-            self._send_now = None  # [S5] something is queued
-            self._set_interest(self._interest | _WRITE)
-            self._maybe_pause_protocol()
+            if self._buffer:  # [S1]
+                self._buffer += data
+                self._maybe_pause_protocol()
+                return
+            send = self._sock.send
+        try:
+            sent = send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, f"send() on {self!r}")
             return
-        if data.__class__ is not bytes:
-            data = check_data(data)
-        if self._eof:
-            raise RuntimeError("Cannot call write() after write_eof()")
-        if not data:
+        if sent == len(data):
             return
-        if self._conn_lost:
-            self._lost_write()
-            return
-        buffer = self._buffer
-        if not buffer:  # [S1]
-            try:
-                sent = self._sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, f"send() on {self!r}")
-                return
-            if sent == len(data):
-                return
-            buffer += memoryview(data)[sent:]
-            self._send_now = None  # [S5]
-            self._set_interest(self._interest | _WRITE)
-        else:
-            buffer += data
+        self._buffer += memoryview(data)[sent:]
+        self._send_now = None  # [S5] something is queued
+        self._set_interest(self._interest | _WRITE)
         self._maybe_pause_protocol()
 
     def _write_ready(self):
