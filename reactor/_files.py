@@ -230,10 +230,12 @@ async def _await(ring, fut, user_data, orphan=None):
 def _abandon(ring, fut, user_data, orphan=None):
     """The task awaiting `fut` was cancelled: cancel the operation, or hand
     a result that came anyway to `orphan` [F2]."""
-    if not fut.done():
+    if fut.cancelled() or not fut.done():
+        # Still in flight (cancelling the task cancelled `fut`, which
+        # leaves the kernel's operation running): cancel that too.
         ring._orphan(user_data, orphan)
         ring._cancel(user_data)
-    elif orphan is not None and not fut.cancelled() and fut.exception() is None:
+    elif orphan is not None and fut.exception() is None:
         # The result came, then the task was cancelled before it ran
         # again: asyncio throws CancelledError instead of the result.
         orphan(fut.result(), 0)

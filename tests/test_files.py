@@ -754,3 +754,29 @@ def test_hostile_read_bytes_and_write_bytes(tmp_path):
         asyncio.run(main())
 
     check()
+
+
+@needs_uring
+def test_cancelling_a_pending_open_cancels_the_kernel_operation(loop, tmp_path):
+    """An open that waits in the kernel (a FIFO opened for writing, no
+    reader) is cancelled there when its awaiter is [F2], as a read is.
+    (Opened for reading it would not wait: io_uring tries the open with
+    O_NONBLOCK first, which a FIFO's reading end accepts at once.)"""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    async def main():
+        task = asyncio.ensure_future(reactor.open_file(fifo, "wb"))
+        await asyncio.sleep(0.05)
+        ring = _files._loop_ring(asyncio.get_running_loop())
+        assert ring.in_flight() == 1  # the open waits in the kernel
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(100):
+            if not ring.in_flight():
+                break
+            await asyncio.sleep(0.01)
+        assert ring.in_flight() == 0
+
+    loop.run_until_complete(main())
