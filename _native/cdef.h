@@ -100,6 +100,7 @@ struct reactor_reads {
     long long size;
     long long chunk;
     long long first;
+    long long count;
     ...;
 };
 long long reactor_epoll_wait_read(struct reactor_epoll *ep, long long timeout_ns,

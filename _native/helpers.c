@@ -599,6 +599,9 @@ struct reactor_reads {
     long long size;
     long long chunk;
     long long first;              /* out: lens[0], where Python reads it fastest */
+    long long count;              /* out: events in codes/lens, also when the caller
+                                     cannot see the return value (a signal handler
+                                     raised as the call returned); 0 for none */
 };
 
 /* One recv() for the caller [REACTOR_AUTOREAD]: the byte count, 0 at EOF,
@@ -642,6 +645,8 @@ static long long reactor_epoll_wait_core(struct reactor_epoll *ep, long long tim
     uint64_t stale_data = 0;
     int n, i, err = 0, epfd, count = 0, capacity, stale = 0, seen_again = 0;
     long long used = 0;
+    if (rx != NULL)
+        rx->count = 0;
     if (reactor_claim(&ep->owner))
         return REACTOR_EBUSY;
     /* Only now: until we hold the state, its holder may replace them. */
@@ -694,8 +699,10 @@ static long long reactor_epoll_wait_core(struct reactor_epoll *ep, long long tim
                               : REACTOR_NOT_READ;
         count++;
     }
-    if (rx != NULL && count > 0)
+    if (rx != NULL && count > 0) {
         rx->first = ep->lens[0];
+        rx->count = count;
+    }
     /* A stale registration that stays ready shows up in wait after wait;
      * one that a racing EPOLL_CTL_DEL removes does not. */
     if (!stale) {

@@ -59,19 +59,14 @@ Facts this module relies on:
      ready queue is run from its head, so that an exception that leaves the
      loop (KeyboardInterrupt, SystemExit from a callback) loses nothing: what
      had not run yet runs in the next iteration, as in asyncio.
-[L11] On reactor's EpollSelector the loop waits with
-     reactor_epoll_wait_read() ([E10]): stream transports register their fd
-     so that the wait itself recv()s what is readable, and the loop hands
-     the bytes to the transport (one native call per wait, not one wait
-     plus one recv per message).  Other events are dispatched as usual.
-     Bytes read for a transport that an earlier callback of the batch
-     paused are kept for resume_reading(); for one closed meanwhile they
-     are dropped, as the kernel would drop them at close().  A transport
-     is listed in `_readers` under its readable event's code while it is
-     registered: when its shortcut to the protocol is set (reactor._streams
-     [S5]), the loop calls data_received() itself, with no frame of the
-     transport's per message; otherwise the transport's _data_read()
-     decides.
+[L11] The wait and the dispatch of its results are reactor._poller's
+     ([P1]-[P4]): on reactor's EpollSelector the wait itself reads for
+     stream transports and the Poller hands the bytes to them; every other
+     event comes back to the Reactor's _run_event() ([L2]).  A batch that an
+     exception interrupted is finished before the next wait.
+[L12] run_once() and run() are refused inside a callback of the same
+     Reactor: a nested iteration would wait again while the outer batch is
+     still being dispatched.
 [L10] An exception from a callback must never pass unseen: the default
      handle_exception() logs it with its traceback on the "reactor" logger,
      naming the callback, and reactor adds no handler of its own, so that
@@ -101,22 +96,15 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from . import _native
 if TYPE_CHECKING:
     from ._base import FileDescriptorLike
-from ._base import SelectorBase, release as _release
+from ._base import SelectorBase
 from ._epoll import EpollSelector
+from ._poller import Poller
 
 __all__ = ["Reactor", "Handle", "TimerHandle"]
 
 logger = logging.getLogger("reactor")
 
 _EVENT_READ = 1
-_ONE = _native.lib.REACTOR_ONE
-_NOT_READ = _native.lib.REACTOR_NOT_READ
-_wait_read = _native.lib.reactor_epoll_wait_read
-_unpack = _native.ffi.unpack
-# [L11] reads made for transports: one buffer per Reactor, each recv() asks
-# for up to asyncio's 256 KiB.
-_READ_BUFFER = 1 << 20
-_READ_CHUNK = 256 * 1024
 _WAKE = (1).to_bytes(8, "little")
 # Longest single wait: a timer days away (or at infinity) must not overflow
 # the selectors' timeout limits.
@@ -214,11 +202,8 @@ class Reactor:
         # Our selectors expose their fd -> key dict, so that [L2] costs a
         # dict lookup; any other BaseSelector goes through get_map().
         self._fd_to_key = getattr(self._selector, "_fd_to_key", None)
-        self._reads = None  # [L11]
-        self._readers: dict[int, Any] = {}  # [L11] readable event code -> transport
-        self._read_chunk = _READ_CHUNK
-        if type(self._selector) is EpollSelector:
-            self._use_reads()
+        self._poller = Poller(self._selector, self._run_event)  # [L11]
+        self._iterating = False  # [L12]
         self._ready: collections.deque[Handle] = collections.deque()
         self._timers: list[TimerHandle] = []
         self._timer_sequence = itertools.count()
@@ -416,6 +401,9 @@ class Reactor:
         self._check_open()
         if self._thread_id is not None and self._thread_id != threading.get_ident():
             raise RuntimeError("the Reactor is running in another thread")
+        if self._iterating:  # [L12]
+            raise RuntimeError("run_once() cannot be called from a callback of the "
+                               "same Reactor")
         if timeout is not None and timeout > _MAX_WAIT:
             timeout = _MAX_WAIT  # as for timers: past the selectors' limits
         self._run_once(timeout)
@@ -431,34 +419,28 @@ class Reactor:
         return self._closed
 
     def _run_once(self, timeout):
+        self._iterating = True
+        try:
+            self._iterate(timeout)
+        finally:
+            self._iterating = False
+
+    def _iterate(self, timeout):
         ready = self._ready
         timers = self._timers
-        if ready or self._stopping:
-            timeout = 0
-        elif timers:
-            until = timers[0].when - monotonic()
-            if until < 0:
-                until = 0
-            elif until > _MAX_WAIT:
-                until = _MAX_WAIT  # the loop waits again; the timer is not early
-            if timeout is None or until < timeout:
-                timeout = until
-        reads = self._reads
-        if reads is None:
-            events = self._selector.select(timeout)
-            n = 0
-        else:  # [L11]
-            timeout_ns = -1 if timeout is None else 0 if timeout <= 0 else _ceil(timeout * 1e9)
-            state = self._wait_state
-            try:
-                n = _wait_read(state, timeout_ns, reads)
-            except BaseException:  # a signal handler raised as the wait returned
-                _release(state)
-                raise
-            events = None
-            if n < 0:  # interrupted, buffers to grow, ...: the selector's rules
-                events = self._selector._results_of(n, state, timeout_ns)
-                n = 0
+        poller = self._poller
+        if not poller.pending:  # [L11] a batch left by an exception goes first
+            if ready or self._stopping:
+                timeout = 0
+            elif timers:
+                until = timers[0].when - monotonic()
+                if until < 0:
+                    until = 0
+                elif until > _MAX_WAIT:
+                    until = _MAX_WAIT  # the loop waits again; the timer is not early
+                if timeout is None or until < timeout:
+                    timeout = until
+            poller.wait(timeout)
         if timers:
             # [L9] due timers wait in the ready queue, behind what was ready.
             now = monotonic()
@@ -471,23 +453,7 @@ class Reactor:
                     ready.append(timer)
         # [L1] what is ready now runs now; what these callbacks schedule waits.
         count = len(ready)
-        if n >= _ONE:  # one event: the common case, inlined [L11]
-            nread = reads.first
-            transport = self._readers.get(n) if nread > 0 else None
-            deliver = transport._deliver_now if transport is not None else None
-            if deliver is not None:
-                try:
-                    deliver(self._read_view[:nread])
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    self._delivery_failed(transport, exc, deliver)
-            else:
-                self._dispatch_read(n)
-        elif n:
-            self._dispatch_read(n)
-        elif events:
-            self._dispatch(events)
+        poller.dispatch()
         popleft = ready.popleft
         while count:
             count -= 1
@@ -496,108 +462,32 @@ class Reactor:
                 continue
             try:
                 handle._callback(*handle._args)
-            except Exception as exc:
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
                 self.handle_exception(exc, handle._callback)
 
-    def _dispatch_read(self, n):
-        """Dispatch what reactor_epoll_wait_read() returned: bytes read for a
-        transport go to it, other events to their callbacks [L11]."""
-        selector = self._selector
-        if n >= _ONE:
-            pair = selector._pairs.get(n)
-            if pair is None:
-                pairs = selector._one(n)
-                if not pairs:
-                    return
-                pair = pairs[0]
-            nread = self._reads.first
-            key, mask = pair
-            if nread == _NOT_READ:
-                self._dispatch((pair,))
-                return
-            handler = key.data
-            try:
-                handler.__self__._read_done(nread, self._read_view, 0, mask)
-            except Exception as exc:
-                self.handle_exception(exc, handler)
-            return
-        state = self._wait_state
-        try:
-            codes = _unpack(selector._codes, n)
-            lens = _unpack(selector._lens, n)
-        finally:
-            state.owner = 0  # its arrays are read
-        # Every event's (key, mask) as the wait saw it, before any callback
-        # of the batch runs [L2]: bytes read for a transport go to it, even
-        # if an earlier callback replaced its registration.
-        pairs = list(map(self._pairs.get, codes))
-        if None in pairs:  # a result not kept yet, or an fd no longer registered [E8]
-            pairs = selector._pairs_of(codes)
-        current = selector._fd_to_key.get
-        reader = self._readers.get
-        offset = 0
-        view = self._read_view
-        for code, pair, nread in zip(codes, pairs, lens):
-            if nread > 0:  # read for a transport
-                end = offset + nread
-                transport = reader(code)  # as it is now, after earlier callbacks
-                deliver = transport._deliver_now if transport is not None else None
-                if deliver is not None:  # straight to its protocol
-                    try:
-                        deliver(view[offset:end])
-                    except (SystemExit, KeyboardInterrupt):
-                        raise
-                    except BaseException as exc:
-                        self._delivery_failed(transport, exc, deliver)
-                elif pair is not None:  # its own state decides
-                    handler = pair[0].data
-                    try:
-                        handler.__self__._data_read(view[offset:end], pair[1])
-                    except Exception as exc:
-                        self.handle_exception(exc, handler)
-                offset = end
-            elif pair is None:
-                continue
-            elif nread == _NOT_READ:
-                if current(pair[0].fd) is pair[0]:  # [L2]
-                    self._dispatch((pair,))
-            else:  # EOF or an error, for a transport
-                handler = pair[0].data
-                try:
-                    handler.__self__._read_done(nread, view, offset, pair[1])
-                except Exception as exc:
-                    self.handle_exception(exc, handler)
-
-    def _delivery_failed(self, transport, exc, deliver):
-        """data_received() raised, called by the loop for `transport`: the
-        transport's own path for a protocol that raises [X4]."""
-        try:
-            transport._fatal_error(exc, deliver)
-        except Exception as error:
-            self.handle_exception(error, deliver)
-
-    def _dispatch(self, events):
-        """Call each event's callback, skipping stale ones [L2]."""
+    def _run_event(self, key, mask):
+        """Call an event's callback, unless it is stale [L2]."""
+        fd = key.fd
         fd_to_key = self._fd_to_key
         if fd_to_key is None:
             fd_to_key = self._selector.get_map() or {}
-        current = fd_to_key.get
-        plain_int = int
-        for key, mask in events:
-            fd = key.fd
-            if current(fd) is not key:
-                continue  # [L2] unregistered or replaced
-            fileobj = key.fileobj
-            if fileobj.__class__ is not plain_int:
-                try:
-                    if fileobj.fileno() != fd:
-                        continue  # [L2] closed
-                except (OSError, ValueError):
-                    continue
+        if fd_to_key.get(fd) is not key:
+            return  # [L2] unregistered or replaced
+        fileobj = key.fileobj
+        if fileobj.__class__ is not int:
             try:
-                key.data(fileobj, mask)
-            except Exception as exc:
-                self.handle_exception(exc, key.data)
+                if fileobj.fileno() != fd:
+                    return  # [L2] closed
+            except (OSError, ValueError):
+                return
+        try:
+            key.data(fileobj, mask)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.handle_exception(exc, key.data)
 
     def _on_wakeup(self, fd, mask):
         # Drain first, then clear the flag [L4]: a waker that saw the flag
@@ -617,6 +507,11 @@ class Reactor:
         traceback on the "reactor" logger, naming `callback` [L10].
         """
         logger.error("Exception in %s", describe(callback), exc_info=exc)
+
+    def _report_error(self, exc, where, transport=None):
+        """How transports report an error (reactor._transports [X4]): to
+        handle_exception(), naming `where`."""
+        self.handle_exception(exc, where)
 
     # -- networking: asyncio's protocols and transports, loaded on first use ---
 
@@ -698,7 +593,7 @@ class Reactor:
             self._wakeup_fd = -1
         _live_reactors.discard(self)
         self._release_transports()
-        self._readers.clear()
+        self._poller.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None
@@ -765,16 +660,6 @@ class Reactor:
                 logger.warning("after fork() the signal wakeup fd was someone else's; "
                                "the Reactor replaced it")
 
-    def _use_reads(self):
-        """[L11] Wait with reactor_epoll_wait_read() on the selector's state."""
-        buffer = _native.ffi.new("char[]", _READ_BUFFER)
-        self._reads = _native.ffi.new("struct reactor_reads *", {
-            "buf": buffer, "size": _READ_BUFFER, "chunk": _READ_CHUNK})
-        self._read_buffer = buffer
-        self._read_view = _native.ffi.buffer(buffer)
-        self._wait_state = self._selector._state
-        self._pairs = self._selector._pairs  # [E8]: code -> (key, mask)
-
     def _replace_selector(self, inherited):
         """[L8] A selector of inherited's class with its keys, for this child."""
         selector = type(inherited)()
@@ -786,6 +671,7 @@ class Reactor:
         inherited.close()  # closes our fd of the instance; unregisters nothing
         self._selector = selector
         self._fd_to_key = getattr(selector, "_fd_to_key", None)
+        self._poller = Poller(selector, self._run_event)
 
     def _replace_fd(self, fd, new_fd, callback, fileobj=None):
         """Put the open file `new_fd` under the number `fd` (closing it),

@@ -29,6 +29,8 @@ import asyncio
 import errno
 import os
 import socket
+from asyncio import constants
+from functools import partial
 
 from ._transports import SocketTransport, check_data
 
@@ -42,21 +44,27 @@ class StreamTransport(SocketTransport):
     """asyncio's transport for a connected stream socket (TCP or Unix)."""
 
     __slots__ = ("_eof", "_read_eof", "_buffered", "_read_size", "_held", "_deliver_now",
-                 "_send_now")
+                 "_send_now", "_empty_waiter")
 
-    def __init__(self, loop, sock, protocol, extra=None, server=None, start=True):
+    # asyncio's start_tls() and sendfile() may use this transport.
+    _start_tls_compatible = True
+    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+
+    def __init__(self, loop, sock, protocol, extra=None, server=None, start=True, waiter=None,
+                 context=None):
         self._buffered = False
         self._read_size = self.max_size  # bytes asked of one recv()
         self._buffer = bytearray()
         self._eof = False            # write_eof() was called
         self._read_eof = False       # the peer's FIN came and we stay open [S2]
-        self._held = None  # bytes read for us while paused (reactor._loop [L11])
+        self._held = None  # bytes read for us while paused (reactor._poller [P4])
         self._deliver_now = self._send_now = None  # see _shortcuts()
-        super().__init__(loop, sock, protocol, extra, server)
+        self._empty_waiter = None  # asyncio's sendfile() waits for the buffer to drain
+        super().__init__(loop, sock, protocol, extra, server, context)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # [S4]
         if start:
-            self._start()
+            self._start(waiter)
 
     def set_protocol(self, protocol):
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
@@ -71,17 +79,22 @@ class StreamTransport(SocketTransport):
         straight to the kernel (nothing queued, no write_eof(), not lost);
         None otherwise, and the slow paths decide."""
         protocol, sock = self._protocol, self._sock
-        self._deliver_now = None if (
-            self._paused or self._closing or self._held is not None or self._buffered
-            or protocol is None) else protocol.data_received
+        if (self._paused or self._closing or self._held is not None or self._buffered
+                or protocol is None):
+            self._deliver_now = None
+        elif self._context is None:
+            self._deliver_now = protocol.data_received
+        else:  # [X7]
+            self._deliver_now = partial(self._context.run, protocol.data_received)
         self._send_now = None if (
-            self._buffer or self._eof or self._conn_lost or sock is None) else sock.send
+            self._buffer or self._eof or self._conn_lost or sock is None
+            or self._empty_waiter is not None) else sock.send
 
     @property
     def _reads_for_it(self):
-        # The loop's reads ask for its chunk (256 KiB): not for a transport
-        # held to less (reactor._tcp's read_size), nor a buffered protocol.
-        return not self._buffered and self._read_size >= self._loop._read_chunk
+        # Not for a buffered protocol, nor a transport held to less than
+        # the wait's reads (reactor._tcp's read_size).
+        return not self._buffered and self._loop._poller.can_read_for(self)
 
     def _set_read_size(self, size):
         """Ask at most `size` bytes of each recv()."""
@@ -92,7 +105,7 @@ class StreamTransport(SocketTransport):
 
     def _read_again(self):
         if self._held is not None:
-            self._loop.call_soon(self._deliver_held)
+            self._call_soon(self._deliver_held)
         elif self._reading_started and not self._read_eof:
             self._set_interest(self._interest | _READ)
 
@@ -255,6 +268,8 @@ class StreamTransport(SocketTransport):
                 data = check_data(data)
             if self._eof:
                 raise RuntimeError("Cannot call write() after write_eof()")
+            if self._empty_waiter is not None:
+                raise RuntimeError("unable to write; sendfile is in progress")
             if not data:
                 return
             if self._conn_lost:
@@ -294,6 +309,8 @@ class StreamTransport(SocketTransport):
         except BaseException as exc:
             buffer.clear()
             self._set_interest(self._interest & ~_WRITE)
+            if self._empty_waiter is not None:
+                self._empty_waiter.set_exception(exc)
             self._fatal_error(exc, f"send() on {self!r}")
             return
         if sent:
@@ -302,6 +319,8 @@ class StreamTransport(SocketTransport):
         if not buffer:
             self._set_interest(self._interest & ~_WRITE)
             self._shortcuts()  # [S5] nothing queued
+            if self._empty_waiter is not None:
+                self._empty_waiter.set_result(None)
             if self._closing:
                 self._conn_lost += 1
                 self._call_connection_lost(None)  # [X1]
@@ -324,6 +343,32 @@ class StreamTransport(SocketTransport):
 
     def can_write_eof(self):
         return True
+
+    # -- asyncio's sendfile() (base_events, selector_events) ---------------------
+
+    @property
+    def _sock_fd(self):
+        return self._fd
+
+    def _make_empty_waiter(self):
+        """A future done once the write buffer is empty: asyncio's native
+        sendfile() waits for it before it sends from the file."""
+        if self._empty_waiter is not None:
+            raise RuntimeError("Empty waiter is already set")
+        self._empty_waiter = self._loop.create_future()
+        if not self._buffer:
+            self._empty_waiter.set_result(None)
+        self._send_now = None  # [S5] write() refuses meanwhile
+        return self._empty_waiter
+
+    def _reset_empty_waiter(self):
+        self._empty_waiter = None
+        self._shortcuts()
+
+    def _call_connection_lost(self, exc):
+        super()._call_connection_lost(exc)
+        if self._empty_waiter is not None:
+            self._empty_waiter.set_exception(ConnectionError("Connection is closed by peer"))
 
     def get_write_buffer_size(self):
         return len(self._buffer)

@@ -35,6 +35,15 @@ Facts this module relies on:
 [X5] After the connection is lost, write() does not raise: writes are
      counted and, past LOG_THRESHOLD_FOR_CONNLOST_WRITES of them, logged
      (asyncio's "socket.send() raised exception.").
+[X7] The transports serve two loops: the callback Reactor (reactor._loop)
+     and the asyncio EventLoop (reactor._eventloop).  They reach the
+     selector only through loop._poller (reactor._poller), report errors
+     through loop._report_error(exc, where, transport), and schedule with
+     loop.call_soon().  On the asyncio loop a transport has a context
+     (contextvars, copied where it was made, as uvloop does): every
+     protocol method runs in it; a call made from the user's own code
+     (write() pausing the protocol) runs in a copy, since the context may
+     be entered already.
 [X6] The loop knows its transports by fd (loop._transports).  Reactor.close()
      discards pending callbacks, as asyncio's does, so a transport closed
      just before would never close its socket: close() releases every
@@ -46,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from asyncio.transports import _FlowControlMixin
 
 from ._loop import describe, logger
 
@@ -55,25 +65,31 @@ _READ, _WRITE = 1, 2
 LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5  # asyncio.constants' [X5]
 
 
-class SocketTransport(asyncio.Transport):
+def _call(function, *args):
+    return function(*args)
+
+
+class SocketTransport(_FlowControlMixin):
     """Bookkeeping shared by the stream and datagram transports."""
 
-    # asyncio.BaseTransport has __slots__ ("_extra",); the transports keep
-    # theirs in slots too (an attribute lookup per message is on the hot path).
-    __slots__ = ("_loop", "_sock", "_fd", "_protocol", "_protocol_connected", "_server",
+    # asyncio's _FlowControlMixin (which asyncio's sendfile fallback asks
+    # for) has __slots__ for _loop, _protocol_paused and the water marks;
+    # the transports keep the rest in slots too (an attribute lookup per
+    # message is on the hot path).
+    __slots__ = ("_sock", "_fd", "_protocol", "_protocol_connected", "_server",
                  "_buffer", "_conn_lost", "_closing", "_paused", "_interest", "_on_ready_cb",
-                 "_high_water", "_low_water", "_protocol_paused", "_autoread",
-                 "_read_code", "_reading_started", "__weakref__")
+                 "_autoread", "_read_code", "_reading_started", "_context", "_enter",
+                 "__weakref__")
 
-    # Whether the loop may read for this kind of transport (reactor._loop
-    # [L11]); a stream transport says yes unless its protocol is buffered.
+    # Whether the loop may read for this kind of transport (reactor._poller
+    # [P1]); a stream transport says yes unless its protocol is buffered.
     _reads_for_it = False
 
     max_size = 256 * 1024  # bytes asked of one recv(), as asyncio
 
-    def __init__(self, loop, sock, protocol, extra=None, server=None):
-        super().__init__(extra)
-        self._extra["socket"] = sock
+    def __init__(self, loop, sock, protocol, extra=None, server=None, context=None):
+        super().__init__(extra, loop)
+        self._extra.setdefault("socket", sock)
         try:
             self._extra["sockname"] = sock.getsockname()
         except OSError:
@@ -94,12 +110,18 @@ class SocketTransport(asyncio.Transport):
         self._paused = False     # pause_reading()
         self._reading_started = False  # after connection_made() [X1]
         self._interest = 0       # the events registered with the selector [X2]
-        self._on_ready_cb = self._on_ready
+        self._context = context  # [X7]
+        if context is None:
+            self._enter = _call
+            self._on_ready_cb = self._on_ready
+        else:
+            self._enter = context.run
+            self._on_ready_cb = self._on_ready_in_context
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
         self._protocol_paused = False
         self._autoread = False
-        self._read_code = 0  # our readable event's code in loop._readers [L11]
+        self._read_code = 0  # our readable event's code in the Poller's readers [P2]
         self.set_protocol(protocol)
         if server is not None:
             server._attach(self)
@@ -137,7 +159,7 @@ class SocketTransport(asyncio.Transport):
             self._set_interest(0)
             self._conn_lost += 1
             self._shortcuts()
-            self._loop.call_soon(self._call_connection_lost, None)
+            self._call_soon(self._call_connection_lost, None)
 
     def abort(self):
         """Close now, dropping the write buffer."""
@@ -145,10 +167,22 @@ class SocketTransport(asyncio.Transport):
 
     # -- reading ---------------------------------------------------------------
 
-    def _start(self):
-        """connection_made(), then reading, each in an iteration to come [X1]."""
-        self._loop.call_soon(self._protocol.connection_made, self)
-        self._loop.call_soon(self._start_reading)
+    def _start(self, waiter=None):
+        """connection_made(), then reading, each in an iteration to come
+        [X1]; then `waiter` (an asyncio future) gets its result."""
+        self._call_soon(self._protocol.connection_made, self)
+        self._call_soon(self._start_reading)
+        if waiter is not None:
+            self._call_soon(_set_result_unless_cancelled, waiter)
+
+    def _call_soon(self, callback, *args):
+        """loop.call_soon(), in our context [X7]."""
+        if self._context is None:
+            return self._loop.call_soon(callback, *args)
+        return self._loop.call_soon(callback, *args, context=self._context)
+
+    def _on_ready_in_context(self, fd, mask):
+        self._context.run(self._on_ready, fd, mask)
 
     def _start_reading(self):
         self._reading_started = True
@@ -197,74 +231,29 @@ class SocketTransport(asyncio.Transport):
         if self.get_write_buffer_size() <= self._high_water or self._protocol_paused:
             return
         self._protocol_paused = True
-        call_reporting(self._loop, self._protocol.pause_writing)
+        # Called from the user's write(): in a copy of our context [X7].
+        context = self._context
+        if context is None:
+            call_reporting(self._loop, self._protocol.pause_writing, transport=self)
+        else:
+            context.copy().run(call_reporting, self._loop, self._protocol.pause_writing,
+                               transport=self)
 
     def _maybe_resume_protocol(self):
         if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
             self._protocol_paused = False
-            call_reporting(self._loop, self._protocol.resume_writing)
+            call_reporting(self._loop, self._protocol.resume_writing, transport=self)
 
     # -- the selector [X2] -------------------------------------------------------
 
     def _set_interest(self, events):
-        """Register, modify or unregister our fd so the selector watches
-        exactly `events` (and reads for us, where the loop can [L11])."""
-        old = self._interest
-        if events == old:
-            return
-        selector = self._loop._selector
-        try:
-            if not events:
-                if self._read_code:
-                    self._forget_read_code()
-                selector.unregister(self._fd)
-            elif self._autoread:
-                if old:
-                    selector._modify_autoread(self._fd, events, self._on_ready_cb)
-                else:
-                    selector._register_autoread(self._fd, events, self._on_ready_cb)
-                    self._learn_read_code()
-            elif old:
-                selector.modify(self._fd, events, self._on_ready_cb)
-            else:
-                selector.register(self._fd, events, self._on_ready_cb)
-        except BaseException:
-            # A signal handler that raised as the call returned (the call
-            # itself done), or a refusal: learn what the selector holds.
-            key = (selector.get_map() or {}).get(self._fd)
-            self._interest = key.events if key is not None else 0
-            if key is None and self._read_code:
-                self._forget_read_code()
-            raise
-        self._interest = events
-
-    def _learn_read_code(self):
-        """List us in loop._readers under the code of our readable event, so
-        that the loop hands what it read for us straight to the protocol
-        (reactor._loop [L11]); a registration keeps its code until it ends."""
-        code = self._loop._selector._fd_to_code.get(self._fd)
-        if code is not None:
-            self._read_code = code | _READ
-            self._loop._readers[self._read_code] = self
-
-    def _forget_read_code(self):
-        code, self._read_code = self._read_code, 0
-        if self._loop._readers.get(code) is self:
-            del self._loop._readers[code]
+        """Make the selector watch exactly `events` for us [X2]."""
+        self._loop._poller.set_interest(self, events)
 
     def _update_autoread(self):
         """Read for this transport in the loop's wait, or stop: after a
         change of protocol (a buffered one reads itself)."""
-        autoread = self._reads_for_it and self._loop._reads is not None
-        if autoread != self._autoread:
-            self._autoread = autoread
-            if self._interest:
-                if not autoread and self._read_code:
-                    self._forget_read_code()
-                self._loop._selector._modify_autoread(self._fd, self._interest,
-                                                      self._on_ready_cb, autoread)
-                if autoread:
-                    self._learn_read_code()
+        self._loop._poller.set_autoread(self, self._reads_for_it)
 
     def _on_ready(self, fd, mask):
         raise NotImplementedError
@@ -275,7 +264,7 @@ class SocketTransport(asyncio.Transport):
         """The one path for a broken connection [X4]: `where` names what
         failed (a protocol method, or what the transport was doing)."""
         if not isinstance(exc, OSError):
-            self._loop.handle_exception(exc, where)
+            self._loop._report_error(exc, where, self)
         self._force_close(exc)
 
     def _force_close(self, exc):
@@ -288,13 +277,13 @@ class SocketTransport(asyncio.Transport):
         self._shortcuts()
         if self._sock is not None:
             self._set_interest(0)
-        self._loop.call_soon(self._call_connection_lost, exc)
+        self._call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc):
         protocol = self._protocol
         try:
             if self._protocol_connected:
-                call_reporting(self._loop, protocol.connection_lost, exc)
+                call_reporting(self._loop, protocol.connection_lost, exc, transport=self)
         finally:
             self._release()
 
@@ -332,15 +321,20 @@ class SocketTransport(asyncio.Transport):
             sock.close()
 
 
-def call_reporting(loop, method, *args):
-    """method(*args); an exception from it goes to loop.handle_exception(),
-    naming it, and the connection carries on [X3][X4]."""
+def call_reporting(loop, method, *args, transport=None):
+    """method(*args); an exception from it is reported by the loop, naming
+    it, and the connection carries on [X3][X4]."""
     try:
         method(*args)
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as exc:
-        loop.handle_exception(exc, method)
+        loop._report_error(exc, method, transport)
+
+
+def _set_result_unless_cancelled(waiter):
+    if not waiter.cancelled():
+        waiter.set_result(None)
 
 
 def check_data(data):
