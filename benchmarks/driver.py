@@ -21,6 +21,7 @@ from reactor.models import _driver, _loadclient, _runner
 from reactor.models._driver import Case, Server, find
 
 IMPLS = ("reactor", "uvloop", "asyncio", "asyncio-reactor")  # issue 9's four loops
+ASYNCIO_IMPLS = IMPLS[1:]  # the asyncio loops: uvloop's, asyncio's, reactor's EventLoop
 
 
 def _echo(impl: str, *extra: str) -> Server:
@@ -39,8 +40,11 @@ SERVERS = {
     **{f"{impl}-buffered": _echo(impl, "--buffered") for impl in IMPLS},
     **{f"{impl}-tls": _echo(impl, "--tls", "{cert}", "{key}") for impl in IMPLS},
     # asyncio's other APIs
-    **{f"streams-{impl}": _echo(impl, "--api", "streams") for impl in IMPLS[1:]},
-    **{f"sock-{impl}": _echo(impl, "--api", "sock") for impl in IMPLS[1:]},
+    **{f"streams-{impl}": _echo(impl, "--api", "streams") for impl in ASYNCIO_IMPLS},
+    **{f"sock-{impl}": _echo(impl, "--api", "sock") for impl in ASYNCIO_IMPLS},
+    # aiohttp's hello world, under the C client's HTTP/1.1 keep-alive requests
+    **{f"aiohttp-{impl}": Server((PY, "-m", "benchmarks.aiohttp_server", "--impl", impl),
+                                 http=True) for impl in ASYNCIO_IMPLS},
     # the chapter's layer: reactor.TCPServer behind `python -m reactor echo`, per selector
     "tcpserver": _cli(),
     "tcpserver-poll": _cli("--backend", "poll"),

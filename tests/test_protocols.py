@@ -413,7 +413,7 @@ def test_setup_argument_errors(drv):
 def test_server_listens_on_every_interface_when_host_is_none(drv):
     server = drv.server(Echo, None, 0)
     ports = {sock.family: sock.getsockname()[1] for sock in server.sockets}
-    if drv.kind == "asyncio":
+    if drv.api == "asyncio":
         assert set(ports) == {socket.AF_INET, socket.AF_INET6}  # one socket per family
     else:
         assert set(ports) == {socket.AF_INET6}  # one dual-stack socket [S7]
@@ -497,7 +497,7 @@ def test_protocol_exception_is_reported_and_others_are_served(drv, method):
 
 
 def test_failing_protocol_factory_is_reported(drv):
-    if drv.kind == "asyncio":
+    if drv.api == "asyncio":
         pytest.skip("asyncio reports a failing factory only in debug mode and leaves the "
                     "accepted socket to the garbage collector (a ResourceWarning)")
     calls = []

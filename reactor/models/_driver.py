@@ -70,6 +70,7 @@ ONE_AT_A_TIME = ("not run: it serves one connection until it closes, so the acti
 class Server:
     argv: tuple[str, ...]
     tls: bool = False  # the client speaks TLS to it
+    http: bool = False  # the client sends HTTP/1.1 requests instead of echo messages
     # holds every connection at once (the one-at-a-time loop does not): the
     # driver waits until it holds them all before measuring
     accepts_all: bool = True
@@ -232,7 +233,8 @@ def load(live: Live, client: str, server: Server, case: Case, size: int, conns: 
     server's CPU per message and RSS; with `hold`, also the server's CPU
     while the connections then sit silent for that long."""
     argv = [client, HOST, str(live.port), str(conns), str(size), str(case.warmup),
-            str(case.duration), "--sync", "--prime"] + ["--tls"] * server.tls + (
+            str(case.duration), "--sync", "--prime"] + ["--tls"] * server.tls + [
+                "--http"] * server.http + (
                 ["--idle", str(idle)] if idle else [])
     with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True,
