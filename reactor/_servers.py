@@ -52,6 +52,9 @@ class Server:
         self._accepts_per_event = backlog  # [V1] asyncio takes the backlog
         self._unix_paths = list(unix_paths)  # (path, (st_dev, st_ino)) [V3]
         self._transports = set()
+        # Called with each accepted connection's transport once it ends,
+        # TLS handshake or not (reactor._tcp gives its slot back [C3]).
+        self._client_gone = None
         self._serving = False
         self._watching = False  # the listening sockets are registered
         self._retry_timer = None
@@ -137,6 +140,8 @@ class Server:
 
     def _detach(self, transport):
         self._transports.discard(transport)
+        if self._client_gone is not None:
+            self._client_gone(transport)
 
     def close(self):
         """Stop listening and close the listening sockets; connections

@@ -33,6 +33,11 @@ Facts this module relies on:
      can_write_eof() is False (asyncio's); a close_notify from the peer is
      eof_received() for the application, and its return value is ignored,
      with asyncio's warning.
+[T6] A server's connection is the server's from the start of its
+     handshake: close_clients() and abort_clients() reach it, and closing
+     it then ends it quietly (not a handshake failure).  Server._detach()
+     runs when it ends, whether the application's protocol ever heard of
+     it or not (reactor._tcp [C3] counts its slots by it).
 """
 
 from __future__ import annotations
@@ -187,6 +192,8 @@ class _TLSLayer(asyncio.Protocol):
         self._on_done = on_done
         self._server = server
         self._lost_writes = 0
+        if server is not None:  # [T6] handshaking connections are the server's too
+            server._attach(self._app_transport)
 
     def _set_app_protocol(self, protocol):
         self._app_protocol = protocol
@@ -267,8 +274,6 @@ class _TLSLayer(asyncio.Protocol):
         self._extra.update(peercert=sslobj.getpeercert(), cipher=sslobj.cipher(),
                            compression=sslobj.compression(), ssl_object=sslobj)
         self._app_connected = True
-        if self._server is not None:
-            self._server._attach(self._app_transport)
         protocol = self._app_protocol
         try:
             protocol.connection_made(self._app_transport)
@@ -481,6 +486,8 @@ class _TLSLayer(asyncio.Protocol):
 
     def _abort(self, exc):
         self._app_transport._closed = True
+        if self._state == _HANDSHAKE:
+            self._on_error = None  # closed by us [T6]: no failure to report
         if self._transport is not None:
             self._transport._force_close(exc)
         elif self._state == _HANDSHAKE:
