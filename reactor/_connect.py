@@ -4,11 +4,15 @@ the protocol's connection_made() or through on_error(exc).
 
 Facts this module relies on:
 
-[N1] A non-blocking connect() returns EINPROGRESS (EAGAIN for a Unix
-     socket whose listener's backlog is full); the socket turns writable
-     when the attempt ends, and SO_ERROR says how it ended.  Each resolved
-     address is tried in order; when all fail, on_error gets the one error,
-     or asyncio's "Multiple exceptions: ..." OSError.
+[N1] A non-blocking connect() returns EINPROGRESS (or EINTR: it goes on
+     in the kernel); the socket turns writable when the attempt ends, and
+     SO_ERROR says how it ended.  EAGAIN is no attempt at all: a Unix
+     socket's listener has its backlog full (for TCP, no ephemeral port is
+     free), and the unconnected socket is writable at once; it fails that
+     address, as libuv has it (asyncio waits, then reports a connection
+     that does not exist).  Each resolved address is tried in order; when
+     all fail, on_error gets the one error, or asyncio's "Multiple
+     exceptions: ..." OSError.
 [N2] Names are resolved in a worker thread (reactor._addresses [R1]): the
      loop never blocks on DNS.  The host first, then local_addr, as asyncio
      does, so that the same argument fails first.
@@ -31,7 +35,7 @@ from ._streams import StreamTransport
 __all__ = ["ConnectHandle", "create_connection", "create_unix_connection"]
 
 _WRITE = 2
-_IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
+_IN_PROGRESS = (errno.EINPROGRESS, errno.EINTR)  # not EAGAIN [N1]
 
 
 class ConnectHandle:

@@ -579,6 +579,39 @@ def test_unix_connect_to_missing_path(drv, tmp_path):
     assert isinstance(client.error, FileNotFoundError)
 
 
+def test_eagain_from_a_unix_connect_is_not_in_progress(drv, tmp_path):
+    # [N1] EAGAIN from a non-blocking connect() to a Unix socket means the
+    # listener's backlog is full: the connection does not exist, so it is an
+    # error (as libuv has it), never connection_made() then ENOTCONN.
+    if drv.kind == "asyncio":
+        pytest.skip("asyncio bug: sock_connect() takes EAGAIN (BlockingIOError) for a "
+                    "connect in progress and reports a connection that does not exist")
+    path = str(tmp_path / "full.sock")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen(0)  # Linux queues one connection, then refuses with EAGAIN
+    queued = []
+    try:
+        while True:
+            sock = socket.socket(socket.AF_UNIX)
+            queued.append(sock)
+            sock.setblocking(False)
+            try:
+                sock.connect(path)
+            except BlockingIOError:
+                break
+        client = drv.unix_connect(Recorder, path)
+        drv.run_until(lambda: client.error is not None or client.done, what="an outcome")
+        drv.run_for(0.05)
+        assert client.transport is None
+        assert isinstance(client.error, BlockingIOError)
+        assert client.protocol is None
+    finally:
+        for sock in queued:
+            sock.close()
+        listener.close()
+
+
 # -- datagrams -----------------------------------------------------------------------
 
 class DatagramRecorder(asyncio.DatagramProtocol):
