@@ -46,7 +46,8 @@ Facts this module relies on:
      asyncio's, without importing asyncio (which costs more than all of
      reactor): if asyncio is imported after this module, our hook is
      registered again just before the next fork (a `before` hook), and the
-     first one stands down.
+     first one stands down.  The worker pool (_run_in_thread()) is
+     dropped in the child: its threads stayed in the parent.
 [L8] A selector holding kernel state (one with a fileno(): epoll) is shared
      with the parent after fork(): any change the child makes to it changes
      the parent's registrations (epoll(7); a child's EPOLL_CTL_DEL of the
@@ -639,6 +640,10 @@ class Reactor:
         self._wakeup_pending = False
         if self._thread_id != threading.get_ident():
             self._thread_id = None  # run() was in a thread this child does not have
+        # The worker pool's threads are the parent's: in the child the pool
+        # counts them as running and never starts one, so work sent to it
+        # would never run.  The child makes its own pool when it needs one.
+        self._executor = None
         selector = self._selector
         if not isinstance(selector, SelectorBase) and hasattr(selector, "fileno"):
             self._replace_selector(selector)  # [L8]
