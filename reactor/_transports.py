@@ -280,9 +280,12 @@ class SocketTransport(_FlowControlMixin):
         self._call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc):
+        # Once [X1]: a close() from resume_writing() after the last byte went
+        # out has scheduled this, and the write-ready callback calls it too.
         protocol = self._protocol
+        connected, self._protocol_connected = self._protocol_connected, False
         try:
-            if self._protocol_connected:
+            if connected:
                 call_reporting(self._loop, protocol.connection_lost, exc, transport=self)
         finally:
             self._release()

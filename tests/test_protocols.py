@@ -304,6 +304,49 @@ def test_buffered_protocol_reads_into_its_buffer(drv):
     drv.run_until(lambda: client.protocol.lost_count and servers[0].lost)
 
 
+class CloseOnResume(Recorder):
+    """Writes `payload` with limits that resume it only once its buffer is
+    empty, and closes from resume_writing()."""
+
+    payload = b""
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        transport.set_write_buffer_limits(high=1, low=0)
+        transport.write(self.payload)
+
+    def resume_writing(self):
+        super().resume_writing()
+        self.transport.close()
+
+
+def skip_asyncio_311_connection_lost_twice(drv):
+    if drv.kind == "asyncio" and sys.version_info < (3, 12):
+        pytest.skip("asyncio 3.11 has the bug (connection_lost() path run twice, then "
+                    "None.connection_lost); later versions guard it")
+
+
+def test_connection_lost_path_runs_twice(drv):
+    # close() from resume_writing() once the buffer drained: the write-ready
+    # callback went on to run connection_lost() itself, then the one close()
+    # scheduled ran too, and called None.connection_lost.
+    skip_asyncio_311_connection_lost_twice(drv)
+
+    class Writer(CloseOnResume):
+        payload = pattern(BIG)
+    servers = []
+    _, port = serve(drv, lambda: servers.append(Writer()) or servers[-1])
+    client = drv.connect(Recorder, "127.0.0.1", port)
+    drv.run_until(lambda: client.protocol is not None and client.protocol.lost_count,
+                  timeout=30)
+    drv.run_until(lambda: servers[0].lost_count)
+    drv.run_for(0.05)
+    assert client.protocol.received == pattern(BIG)
+    assert servers[0].kinds() == ["made", "pause_writing", "resume_writing", "lost"]
+    assert servers[0].lost is None
+    assert drv.errors == []
+
+
 # -- connecting --------------------------------------------------------------------
 
 def test_connect_refused_reports_the_error(drv):
@@ -672,6 +715,53 @@ def test_udp_error_received_for_a_closed_port(drv):
     assert not transport.is_closing()
     transport.close()
     drv.run_until(lambda: protocol.events[-1][0] == "lost")
+
+
+def test_datagram_connection_lost_path_runs_twice(drv, tmp_path):
+    # reactor._datagram's write-ready callback had the same double run as
+    # the stream transport's (test_connection_lost_path_runs_twice).
+    skip_asyncio_311_connection_lost_twice(drv)
+    path = str(tmp_path / "peer.sock")
+    peer = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ours = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with peer:
+        peer.bind(path)
+        peer.setblocking(False)
+        protocols = []
+
+        class Sender(DatagramRecorder):
+            def connection_made(self, transport):
+                super().connection_made(transport)
+                protocols.append(self)
+                transport.set_write_buffer_limits(high=1, low=0)
+                self.events = []
+                while not transport.get_write_buffer_size():  # until the kernel refuses
+                    transport.sendto(b"d" * 1000, path)
+
+            def pause_writing(self):
+                self.events.append("pause_writing")
+
+            def resume_writing(self):
+                self.events.append("resume_writing")
+                self.transport.close()
+
+            def connection_lost(self, exc):
+                self.events.append(("lost", exc))
+        drv.datagram(Sender, sock=ours)
+        drv.run_until(lambda: protocols)
+        received = 0
+        drv.run_until(lambda: "pause_writing" in protocols[0].events)
+        while ("lost", None) not in protocols[0].events:
+            try:
+                while True:
+                    peer.recv(2000)
+                    received += 1
+            except BlockingIOError:
+                pass
+            drv.run_for(0.005)
+        drv.run_for(0.05)
+        assert protocols[0].events == ["pause_writing", "resume_writing", ("lost", None)]
+        assert drv.errors == []
 
 
 def test_datagram_endpoint_argument_errors(drv):
