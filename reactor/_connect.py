@@ -19,7 +19,9 @@ Facts this module relies on:
 [N3] Every outcome is reported once, in a later iteration than the call:
      connection_made() (after the TLS handshake, with ssl=), or on_error(exc)
      for a failure to resolve, bind, connect or handshake, whatever its
-     type; or nothing at all after cancel().
+     type (also one raised after the connect: wrap_bio() refusing
+     server_hostname); or nothing at all after cancel().  The handle is
+     done() once connection_made() is called, even if it raises.
 """
 
 from __future__ import annotations
@@ -215,16 +217,23 @@ class ConnectHandle:
             self._fail(exc)
             return
         self.protocol = protocol
-        if self._ssl is None:
-            self._done = True
-            self.transport = StreamTransport(self._loop, sock, protocol)
-        else:
-            from ._tls import start_tls
-            self._tls = start_tls(
-                self._loop, sock, protocol, self._ssl, server_side=False,
-                server_hostname=self._server_hostname,
-                handshake_timeout=self._handshake_timeout,
-                on_error=self._fail, on_done=self._tls_done)
+        try:
+            if self._ssl is None:
+                self._done = True
+                self.transport = StreamTransport(self._loop, sock, protocol)
+            else:
+                from ._tls import start_tls
+                self._tls = start_tls(
+                    self._loop, sock, protocol, self._ssl, server_side=False,
+                    server_hostname=self._server_hostname,
+                    handshake_timeout=self._handshake_timeout,
+                    on_error=self._fail, on_done=self._tls_done)
+        except (SystemExit, KeyboardInterrupt):
+            sock.close()
+            raise
+        except BaseException as exc:  # [N3] wrap_bio() refusing server_hostname...
+            sock.close()
+            self._fail(exc)
 
     def _tls_done(self, transport):
         self._tls = None

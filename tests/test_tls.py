@@ -195,3 +195,23 @@ def test_tls_protocol_exception_aborts_the_connection(drv, server_context, clien
     drv.run_until(lambda: servers and servers[0].lost_count and client.protocol.lost_count)
     assert any(isinstance(exc, ZeroDivisionError) for exc, _ in drv.errors)
     assert isinstance(servers[0].lost, ZeroDivisionError)
+
+
+@pytest.mark.parametrize("server_hostname", ["x..y", "a" * 64 + ".example"])
+def test_tls_errors_after_the_tcp_connect_escape(drv, server_context, client_context,
+                                                 server_hostname):
+    # wrap_bio() refuses the name only once the TCP connect is done: that
+    # error must reach on_error, and the connected socket be closed.
+    if drv.kind == "asyncio":
+        pytest.skip("asyncio reports the ValueError but leaves the connected socket to "
+                    "the garbage collector (a ResourceWarning)")
+    server = drv.server(Echo, "127.0.0.1", 0, ssl=server_context)
+    client = drv.connect(Recorder, "127.0.0.1", drv.port_of(server), ssl=client_context,
+                         server_hostname=server_hostname)
+    drv.run_until(lambda: client.error is not None, what="on_error")
+    assert isinstance(client.error, (ValueError, UnicodeError))
+    assert client.handle.done()
+    assert client.handle.transport is None
+    drv.run_for(0.02)
+    assert not any(isinstance(exc, (ValueError, UnicodeError)) for exc, _ in drv.errors)
+
