@@ -274,6 +274,8 @@ class _TLSLayer(asyncio.Protocol):
         self._extra.update(peercert=sslobj.getpeercert(), cipher=sslobj.cipher(),
                            compression=sslobj.compression(), ssl_object=sslobj)
         self._app_connected = True
+        if self._on_done is not None:  # before connection_made(), which may raise
+            self._on_done(self._app_transport)
         protocol = self._app_protocol
         try:
             protocol.connection_made(self._app_transport)
@@ -282,8 +284,6 @@ class _TLSLayer(asyncio.Protocol):
         except BaseException as exc:
             self._fatal_error(exc, protocol.connection_made)
             return
-        if self._on_done is not None:
-            self._on_done(self._app_transport)
         if self._state == _WRAPPED:
             self._read_pending()  # application data that came with the handshake
 

@@ -215,3 +215,20 @@ def test_tls_errors_after_the_tcp_connect_escape(drv, server_context, client_con
     drv.run_for(0.02)
     assert not any(isinstance(exc, (ValueError, UnicodeError)) for exc, _ in drv.errors)
 
+
+def test_tls_connection_made_that_raises_finishes_the_handle(drv, server_context,
+                                                            client_context):
+    class Faulty(Recorder):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            raise ZeroDivisionError("in connection_made")
+    server = drv.server(Echo, "127.0.0.1", 0, ssl=server_context)
+    client = drv.connect(Faulty, "127.0.0.1", drv.port_of(server), ssl=client_context,
+                         server_hostname="localhost")
+    drv.run_until(lambda: drv.errors, what="the error hook")
+    assert isinstance(drv.errors[0][0], ZeroDivisionError)
+    if drv.kind != "asyncio":
+        drv.run_until(lambda: client.handle.done(), timeout=2, what="the handle to finish")
+        assert client.handle.protocol.events[0] == ("made",)
+        drv.run_until(lambda: client.handle.protocol.lost_count)
+        assert isinstance(client.handle.protocol.lost, ZeroDivisionError)
