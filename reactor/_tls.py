@@ -157,9 +157,13 @@ class TLSTransport(asyncio.Transport):
         return False
 
     def __del__(self, _warn=warnings.warn):
+        # Only warn, as asyncio's does: while the connection is open the loop
+        # holds the stream transport beneath, which holds us, so we are
+        # collected only once the loop released it (reactor._transports [X6]);
+        # abort() would call_soon() on a closed loop, perhaps from another thread.
         if not getattr(self, "_closed", True):
+            self._closed = True
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self.abort()
 
 
 class _TLSLayer(asyncio.Protocol):

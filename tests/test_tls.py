@@ -232,3 +232,43 @@ def test_tls_connection_made_that_raises_finishes_the_handle(drv, server_context
         assert client.handle.protocol.events[0] == ("made",)
         drv.run_until(lambda: client.handle.protocol.lost_count)
         assert isinstance(client.handle.protocol.lost, ZeroDivisionError)
+
+
+def test_tls_transport_collected_after_reactor_close_calls_nothing(server_context,
+                                                                   client_context,
+                                                                   monkeypatch):
+    # TLSTransport.__del__ aborted, and abort() called call_soon() on the
+    # closed Reactor ("Exception ignored" at collection; from a collection
+    # in another thread, a call_soon() that is not thread-safe).
+    import gc
+    import threading
+    import warnings
+
+    import reactor
+    unraisable = []
+    monkeypatch.setattr("sys.unraisablehook", unraisable.append)
+    loop = reactor.Reactor()
+    made = []
+
+    class Keep(asyncio.Protocol):
+        def connection_made(self, transport):
+            made.append(transport)
+    server = loop.create_server(Keep, "127.0.0.1", 0, ssl=server_context)
+    handle = loop.create_connection(Keep, "127.0.0.1", server.sockets[0].getsockname()[1],
+                                    ssl=client_context, server_hostname="localhost")
+    for _ in range(500):
+        if len(made) == 2:
+            break
+        loop.run_once(0.01)
+    assert len(made) == 2
+    server.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # unclosed, as asyncio says
+        loop.close()
+        del handle, server
+        in_thread = threading.Thread(target=lambda: (made.pop(), gc.collect()))
+        in_thread.start()
+        in_thread.join()
+        made.clear()
+        gc.collect()
+    assert unraisable == []
