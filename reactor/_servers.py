@@ -4,7 +4,8 @@ Server listening at once (asyncio's Server, without its coroutines).
 Facts this module relies on:
 
 [V1] accept(): one readiness event may stand for many queued connections:
-     accept up to `backlog` per event.  EMFILE, ENFILE, ENOBUFS and ENOMEM
+     accept up to `backlog` per event (at least one: asyncio's backlog=0
+     accepts nothing and spins).  EMFILE, ENFILE, ENOBUFS and ENOMEM
      leave the connection queued and the listener readable, so accepting
      pauses for ACCEPT_RETRY_DELAY instead of spinning (asyncio: 1 s).
 [V2] host=None (or "") listens on every interface: where the kernel has
@@ -49,7 +50,9 @@ class Server:
         self._ssl_context = ssl_context
         self._ssl_handshake_timeout = ssl_handshake_timeout
         self._backlog = backlog
-        self._accepts_per_event = backlog  # [V1] asyncio takes the backlog
+        # [V1] asyncio takes the backlog; at least one, or backlog=0 accepts
+        # nothing and the still-readable listener wakes the loop forever.
+        self._accepts_per_event = max(backlog, 1)
         self._unix_paths = list(unix_paths)  # (path, (st_dev, st_ino)) [V3]
         self._transports = set()
         # Called with each accepted connection's transport once it ends,

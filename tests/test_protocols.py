@@ -490,6 +490,21 @@ def test_server_close_stops_listening_but_keeps_connections(drv):
     drv.run_until(lambda: client.protocol.lost_count)
 
 
+def test_backlog_0_accepts_nothing_per_event(drv):
+    # accepts per readiness event = backlog: with backlog=0 nothing was
+    # accepted, and the level-triggered listener, still readable, spun.
+    if drv.kind == "asyncio":
+        pytest.skip("asyncio bug: its accept loop runs range(backlog) times, so "
+                    "backlog=0 accepts nothing and the listener spins")
+    server, port = serve(drv, Echo, backlog=0)
+    client = drv.connect(Recorder, "127.0.0.1", port)
+    drv.run_until(lambda: client.transport is not None and client.protocol.events)
+    client.transport.write(b"accepted")
+    drv.run_until(lambda: client.protocol.received == b"accepted", timeout=2)
+    client.transport.close()
+    drv.run_until(lambda: client.protocol.lost_count)
+
+
 def test_reuse_port_lets_two_servers_share_a_port(drv):
     first = drv.server(Echo, "127.0.0.1", 0, reuse_port=True)
     port = drv.port_of(first)
