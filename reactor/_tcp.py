@@ -9,7 +9,8 @@ Facts this module relies on (the transport's are in reactor._transports):
      without bound.  Past `max_outbound` bytes owed (the transport's
      high-water mark, pause_writing()) the connection stops reading from
      that peer, whose own sends then block in its kernel buffers; it reads
-     again once the buffer drains to half (resume_writing()).  Memory per
+     again once the buffer drains to a quarter of it (resume_writing(), at
+     the transport's default low-water mark).  Memory per
      connection is bounded by max_outbound + one read (`read_size`, 256 KiB
      by default, as asyncio's).
 [C2] The peer's FIN is a half-close: on_eof(connection) runs, then what is

@@ -393,6 +393,15 @@ def test_outbound_cap_stops_reading_from_a_peer_that_does_not_read(loop, servers
     exchange(loop, hog, b"reading again")
 
 
+def test_reading_resumes_at_a_quarter_of_max_outbound(epoll_loop, servers, clients):
+    # [C1] said "half" while the limits it sets resume at a quarter.
+    server = servers(epoll_loop, on_data=Connection.write, max_outbound=1 << 20)
+    clients(server.address)
+    pump(epoll_loop, lambda: server.connections)
+    transport = only_connection(server).transport
+    assert transport.get_write_buffer_limits() == (1 << 18, 1 << 20)
+
+
 # --------------------------------------------------------------------------
 # EOF and resets [T4]
 
