@@ -31,7 +31,10 @@ Facts this module relies on:
      connection is aborted, with connection_lost(exc), as asyncio does.  An
      OSError from the socket (reset, broken pipe) ends the connection
      quietly: connection_lost(exc) is how the protocol hears of it.
-     SystemExit and KeyboardInterrupt are never caught.
+     SystemExit and KeyboardInterrupt are never caught; anything else is,
+     CancelledError included (asyncio's policy, on every path: also by
+     the loop, which runs connection_made(): reported without aborting,
+     as asyncio's Handle does).
 [X5] After the connection is lost, write() does not raise: writes are
      counted and, past LOG_THRESHOLD_FOR_CONNLOST_WRITES of them, logged
      (asyncio's "socket.send() raised exception.").

@@ -554,6 +554,45 @@ def test_protocol_exception_is_reported_and_others_are_served(drv, method):
     drv.run_until(lambda: good.protocol.lost_count and bad.protocol.lost_count)
 
 
+@pytest.mark.parametrize("method", ["data_received", "eof_received", "connection_made",
+                                    "connection_lost", "held data_received"])
+def test_cancelled_error_from_a_protocol_method_follows_asyncio(drv, method):
+    # One policy on every path, asyncio's: any exception but SystemExit and
+    # KeyboardInterrupt goes to the error hook (and, from data_received() or
+    # eof_received(), aborts that connection); a CancelledError must not
+    # leave the loop on one path and abort the connection on another.
+    held = method.startswith("held ")
+    method = method.split()[-1]
+
+    class Faulty(Recorder):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            if held:
+                transport.pause_reading()
+                drv.call_later(0.05, transport.resume_reading)
+
+    def raiser(self, *args):
+        getattr(Recorder, method)(self, *args)
+        raise asyncio.CancelledError(method)
+    setattr(Faulty, method, raiser)
+    protocols = []
+    _, port = serve(drv, lambda: protocols.append(Faulty()) or protocols[-1])
+    client = drv.connect(Recorder, "127.0.0.1", port)
+    drv.run_until(lambda: protocols and client.transport is not None)
+    client.transport.write(b"trigger")
+    if method != "data_received":
+        client.transport.write_eof()  # the server's Recorder closes on EOF
+    drv.run_until(lambda: drv.errors, what="the error hook")
+    assert isinstance(drv.errors[0][0], asyncio.CancelledError)
+    if method in ("data_received", "eof_received"):
+        drv.run_until(lambda: protocols[0].lost_count)
+        assert isinstance(protocols[0].lost, asyncio.CancelledError)
+    client.transport.close()
+    drv.run_until(lambda: client.protocol.lost_count)
+    drv.run_for(0.02)
+    assert len(drv.errors) == 1
+
+
 def test_failing_protocol_factory_is_reported(drv):
     if drv.api == "asyncio":
         pytest.skip("asyncio reports a failing factory only in debug mode and leaves the "
