@@ -416,6 +416,68 @@ def test_cancel_before_connected_calls_nothing(drv):
     assert numeric.error is None and named.error is None
 
 
+def stalled_listener():
+    """A loopback listener whose accept queue is full (backlog 0, one
+    connection queued, never accepted): the next connect() stays in
+    progress, its SYNs dropped.  Returns (listener, filler)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    filler = socket.create_connection(listener.getsockname(), timeout=5)
+    return listener, filler
+
+
+def test_cancel_while_connecting_calls_nothing(drv):
+    listener, filler = stalled_listener()
+    with listener, filler:
+        client = drv.connect(Recorder, *listener.getsockname())
+        drv.run_for(0.2)
+        assert client.transport is None and client.error is None  # still connecting
+        drv.cancel(client)
+        drv.run_for(0.1)
+        assert client.transport is None and client.error is None
+        if drv.kind != "asyncio":
+            assert client.handle.done() and client.handle.cancelled()
+            assert client.handle.protocol is None
+
+
+def test_cancel_between_the_connect_and_connection_made(drv):
+    # The TCP connect is done and connection_made() is queued: asyncio's
+    # task, cancelled now, closes the transport it made (the protocol sees
+    # connection_made() then connection_lost(None)); the Reactor's handle
+    # is done() from the connect on, so cancel() has no effect and the
+    # connection is the caller's, open.
+    _, port = serve(drv, Echo)
+    client = drv.connect(Recorder, "127.0.0.1", port)
+    if drv.kind == "asyncio":
+        made = []
+
+        def factory():
+            made.append(Recorder())
+            return made[-1]
+        client.handle.cancel()
+        client = drv.connect(factory, "127.0.0.1", port)
+        while not made:
+            drv.loop._run_once()  # one iteration at a time, as the Reactor's run_once()
+        assert made[0].events == []  # connection_made() is queued
+        drv.cancel(client)
+        drv.run_until(lambda: made[0].lost_count)
+        assert client.handle.cancelled() and client.transport is None
+        assert made[0].events == [("made",), ("lost", None)]
+        return
+    while client.transport is None:
+        drv.loop.run_once(0.01)
+    assert client.handle.done() and client.protocol.events == []  # made is queued
+    drv.cancel(client)
+    assert not client.handle.cancelled()
+    drv.run_until(lambda: client.protocol.events == [("made",)])
+    client.transport.write(b"still mine")
+    drv.run_until(lambda: client.protocol.received == b"still mine")
+    client.transport.close()
+    drv.run_until(lambda: client.protocol.lost_count)
+    assert client.protocol.kinds() == ["made", "data", "lost"]
+
+
 def test_local_addr_binds_the_client(drv):
     server, port = serve(drv, Echo)
     client = drv.connect(Recorder, "127.0.0.1", port, local_addr=("127.0.0.1", 0))

@@ -272,3 +272,24 @@ def test_tls_transport_collected_after_reactor_close_calls_nothing(server_contex
         made.clear()
         gc.collect()
     assert unraisable == []
+
+
+def test_tls_cancel_during_the_handshake_calls_nothing(drv, client_context):
+    # A plain TCP server that never answers the ClientHello: the handshake
+    # is under way when the connection is cancelled.
+    servers = []
+    server = drv.server(lambda: servers.append(Recorder()) or servers[-1], "127.0.0.1", 0)
+    made = []
+
+    class Watch(Recorder):
+        def connection_made(self, transport):
+            made.append(transport)
+            super().connection_made(transport)
+    client = drv.connect(Watch, "127.0.0.1", drv.port_of(server), ssl=client_context,
+                         server_hostname="localhost")
+    drv.run_until(lambda: servers and servers[0].received, what="the ClientHello")
+    drv.cancel(client)
+    drv.run_until(lambda: servers[0].lost_count, what="the client's socket closed")
+    drv.run_for(0.05)
+    assert made == [] and client.error is None and client.transport is None
+    assert drv.errors == []
