@@ -8,15 +8,15 @@ supervisor; ``--tls CERT KEY`` serves over TLS.
 
 Facts this module relies on:
 
-[E1] Log lines carry the peer's bytes: a newline or an escape sequence in a
+[CE1] Log lines carry the peer's bytes: a newline or an escape sequence in a
      message would forge a log line or rewrite the terminal (CWE-117).
      Characters that are not printable are written escaped (\\n, \\x1b,
      \\u2028), so one message is always one line.
-[E2] On SIGTERM or SIGINT the server stops accepting and closes each
+[CE2] On SIGTERM or SIGINT the server stops accepting and closes each
      connection once its queued replies are sent; it exits 0 once every
      connection is gone, or after --drain-timeout seconds (aborting what is
      left).  A second signal stops at once.
-[E3] With --workers, each worker is a forked process with its own Reactor
+[CE3] With --workers, each worker is a forked process with its own Reactor
      and its own listening socket on the same port (SO_REUSEPORT: the
      kernel spreads connections over them).  For --port 0 the supervisor
      first binds a port (SO_REUSEPORT, never listening, so it receives no
@@ -71,7 +71,7 @@ _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 
 def escape(text):
-    """`text` with every character that is not printable escaped [E1]."""
+    """`text` with every character that is not printable escaped [CE1]."""
     if text.isprintable() and "\\" not in text:
         return text
     out = []
@@ -125,7 +125,7 @@ def _selector(backend):
 def serve(host="127.0.0.1", port=9999, backend="epoll", raw=False, max_connections=None,
           idle_timeout=None, max_outbound=1 << 20, *, tls=None, reuse_port=False,
           drain_timeout=5.0, name="reactor echo"):
-    """Run the echo server until SIGINT or SIGTERM [E2]."""
+    """Run the echo server until SIGINT or SIGTERM [CE2]."""
     from ._loop import Reactor
     from ._tcp import TCPServer
 
@@ -140,7 +140,7 @@ def serve(host="127.0.0.1", port=9999, backend="epoll", raw=False, max_connectio
         if not raw:
             log.info("client %s closed", connection.address)
         if stopping and not server.connections:
-            reactor.stop()  # [E2] the last connection drained
+            reactor.stop()  # [CE2] the last connection drained
 
     stopping = []
 
@@ -181,7 +181,7 @@ def serve(host="127.0.0.1", port=9999, backend="epoll", raw=False, max_connectio
 
 
 def supervise(workers, host, port, **options):
-    """Run `workers` processes serving host:port [E3]; returns the exit status."""
+    """Run `workers` processes serving host:port [CE3]; returns the exit status."""
     reserved = None
     if port == 0:
         reserved = _reserve_port(host)

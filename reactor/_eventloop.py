@@ -10,7 +10,7 @@ layers replaced:
 
 - the transports: the loop's stream and datagram transports (TCP, Unix,
   UDP, and TLS as asyncio's sslproto over a stream transport) are
-  reactor's (reactor._streams, reactor._datagram), which write at once and
+  reactor's (reactor.net._streams, reactor.net._datagram), which write at once and
   take what the wait read for them;
 - the wait: reactor's EpollSelector under a Poller (reactor._poller),
   whose one native call waits and reads every ready socket.
@@ -55,10 +55,10 @@ from asyncio.base_events import (
 from asyncio.log import logger as _asyncio_logger
 import heapq
 
-from ._datagram import DatagramTransport
+from .net._datagram import DatagramTransport
 from ._epoll import EpollSelector
 from ._poller import Poller
-from ._streams import StreamTransport
+from .net._streams import StreamTransport
 
 __all__ = ["EventLoop", "new_event_loop", "run", "EventLoopPolicy", "install"]
 

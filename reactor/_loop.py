@@ -61,7 +61,7 @@ Facts this module relies on:
      loop (KeyboardInterrupt, SystemExit from a callback) loses nothing: what
      had not run yet runs in the next iteration, as in asyncio.
 [L11] The wait and the dispatch of its results are reactor._poller's
-     ([P1]-[P4]): on reactor's EpollSelector the wait itself reads for
+     ([W1]-[W4]): on reactor's EpollSelector the wait itself reads for
      stream transports and the Poller hands the bytes to them; every other
      event comes back to the Reactor's _run_event() ([L2]).  A batch that an
      exception interrupted is finished before the next wait.
@@ -80,7 +80,6 @@ from __future__ import annotations
 import collections
 import heapq
 import itertools
-import logging
 import numbers
 import os
 import signal
@@ -99,78 +98,17 @@ if TYPE_CHECKING:
     from ._base import FileDescriptorLike
 from ._base import SelectorBase
 from ._epoll import EpollSelector
+from ._events import Handle, TimerHandle, check_callable as _check_callable, describe, logger
 from ._poller import Poller
 
 __all__ = ["Reactor", "Handle", "TimerHandle"]
 
-logger = logging.getLogger("reactor")
 
 _EVENT_READ = 1
 _WAKE = (1).to_bytes(8, "little")
 # Longest single wait: a timer days away (or at infinity) must not overflow
 # the selectors' timeout limits.
 _MAX_WAIT = 86400.0
-
-
-class Handle:
-    """A scheduled callback; ``cancel()`` stops it from running."""
-
-    __slots__ = ("_callback", "_args", "_cancelled")
-
-    def __init__(self, callback, args):
-        self._callback = callback
-        self._args = args
-        self._cancelled = False
-
-    def cancel(self) -> None:
-        self._cancelled = True
-        self._callback = self._args = None
-
-    def cancelled(self) -> bool:
-        return self._cancelled
-
-    def __repr__(self):
-        state = "cancelled" if self._cancelled else getattr(
-            self._callback, "__qualname__", repr(self._callback))
-        return f"<{type(self).__name__} {state}>"
-
-
-class TimerHandle(Handle):
-    """A callback scheduled for a time on the monotonic clock."""
-
-    __slots__ = ("when", "_reactor", "_sequence")
-
-    def __init__(self, when, callback, args, reactor, sequence):
-        super().__init__(callback, args)
-        self.when = when
-        self._reactor = reactor
-        self._sequence = sequence  # equal times run in the order scheduled
-
-    def cancel(self):
-        if not self._cancelled and self._reactor is not None:
-            self._reactor._timer_cancelled()  # still in the heap
-        super().cancel()
-
-    def __lt__(self, other):
-        if self.when == other.when:
-            return self._sequence < other._sequence
-        return self.when < other.when
-
-
-def describe(callback):
-    """How error messages name a callback: its qualified name (a bound
-    method shows its class), a string as it is."""
-    if callback is None:
-        return "a callback"
-    if isinstance(callback, str):
-        return callback
-    name = getattr(callback, "__qualname__", None)
-    if name is None:
-        return repr(callback)
-    module = getattr(callback, "__module__", None)
-    if module not in (None, "__main__", "builtins"):
-        name = f"{module}.{name}"
-    return f"{name}()"
 
 
 def _signal_noop(signum, frame):
@@ -180,12 +118,6 @@ def _signal_noop(signum, frame):
 
 
 _live_reactors: "weakref.WeakSet[Reactor]" = weakref.WeakSet()
-
-
-def _check_callable(callback):
-    # Here, not when the loop runs it, as asyncio does.
-    if not callable(callback):
-        raise TypeError(f"a callback must be callable, not {type(callback).__name__}")
 
 
 def _new_eventfd():
@@ -218,7 +150,7 @@ class Reactor:
         self._wakeup_fd = -1
         self._wakeup_lock = threading.Lock()
         self._executor = None  # worker threads for _run_in_thread()
-        self._transports: dict[int, Any] = {}  # fd -> transport (reactor._transports [X6])
+        self._transports: dict[int, Any] = {}  # fd -> transport (reactor.net._transports [X6])
         self._wakeup_fd = _new_eventfd()
         self._selector.register(self._wakeup_fd, _EVENT_READ, self._on_wakeup)
         _live_reactors.add(self)
@@ -510,7 +442,7 @@ class Reactor:
         logger.error("Exception in %s", describe(callback), exc_info=exc)
 
     def _report_error(self, exc, where, transport=None):
-        """How transports report an error (reactor._transports [X4]): to
+        """How transports report an error (reactor.net._transports [X4]): to
         handle_exception(), naming `where`."""
         self.handle_exception(exc, where)
 
@@ -519,35 +451,35 @@ class Reactor:
     def create_server(self, protocol_factory: Callable[[], Any], host: Any = None,
                       port: Any = None, **options: Any) -> Any:
         """A server for `protocol_factory`, listening at once: asyncio's
-        create_server() without the coroutine (reactor._servers)."""
-        from ._servers import create_server
+        create_server() without the coroutine (reactor.net._servers)."""
+        from .net._servers import create_server
         return create_server(self, protocol_factory, host, port, **options)
 
     def create_connection(self, protocol_factory: Callable[[], Any], host: Any = None,
                           port: Any = None, **options: Any) -> Any:
         """Connect, then call the protocol's connection_made(); failures go
-        to on_error(exc).  Returns a handle with cancel() (reactor._connect)."""
-        from ._connect import create_connection
+        to on_error(exc).  Returns a handle with cancel() (reactor.net._connect)."""
+        from .net._connect import create_connection
         return create_connection(self, protocol_factory, host, port, **options)
 
     def create_unix_server(self, protocol_factory: Callable[[], Any], path: Any = None,
                            **options: Any) -> Any:
-        """create_server() on a Unix socket at `path` (reactor._servers)."""
-        from ._servers import create_unix_server
+        """create_server() on a Unix socket at `path` (reactor.net._servers)."""
+        from .net._servers import create_unix_server
         return create_unix_server(self, protocol_factory, path, **options)
 
     def create_unix_connection(self, protocol_factory: Callable[[], Any], path: Any = None,
                                **options: Any) -> Any:
-        """create_connection() to a Unix socket at `path` (reactor._connect)."""
-        from ._connect import create_unix_connection
+        """create_connection() to a Unix socket at `path` (reactor.net._connect)."""
+        from .net._connect import create_unix_connection
         return create_unix_connection(self, protocol_factory, path, **options)
 
     def create_datagram_endpoint(self, protocol_factory: Callable[[], Any],
                                  local_addr: Any = None, remote_addr: Any = None,
                                  **options: Any) -> Any:
         """A datagram transport and its protocol, (transport, protocol): asyncio's
-        create_datagram_endpoint() without the coroutine (reactor._datagram)."""
-        from ._datagram import create_datagram_endpoint
+        create_datagram_endpoint() without the coroutine (reactor.net._datagram)."""
+        from .net._datagram import create_datagram_endpoint
         return create_datagram_endpoint(self, protocol_factory, local_addr, remote_addr,
                                         **options)
 
@@ -603,7 +535,7 @@ class Reactor:
         self._timers.clear()
 
     def _release_transports(self):
-        """Close the sockets of the transports still open (reactor._transports
+        """Close the sockets of the transports still open (reactor.net._transports
         [X6]): their connection_lost() can no longer run."""
         for transport in list(self._transports.values()):
             if not transport.is_closing():

@@ -2,13 +2,13 @@
 for stream transports, and the dispatch of what a wait returned.
 
 The callback Reactor (reactor._loop) and the asyncio EventLoop
-(reactor._eventloop) each own a Poller.  Transports (reactor._transports)
+(reactor._eventloop) each own a Poller.  Transports (reactor.net._transports)
 reach the selector only through it: ``set_interest()`` and
 ``set_autoread()``.  In the other direction the Poller hands a transport
 what it read through three entries of the transport (its sink):
 
 - ``_deliver_now``: the protocol's data_received (or None while the
-  transport's state asks for the slow path: reactor._streams [S5]);
+  transport's state asks for the slow path: reactor.net._streams [ST5]);
 - ``_data_read(data, mask)``: bytes read for it, the slow path;
 - ``_read_done(nread, view, offset, mask)``: the read found EOF (0) or an
   error (-errno), or bytes while paused.
@@ -17,24 +17,24 @@ Every other event goes to the loop's ``run_event(key, mask)``.
 
 Facts this module relies on:
 
-[P1] On reactor's EpollSelector the wait is reactor_epoll_wait_read()
+[W1] On reactor's EpollSelector the wait is reactor_epoll_wait_read()
      (reactor._epoll [E10]): stream transports register with
      REACTOR_AUTOREAD, and the wait itself recv()s what is readable for
      them into one buffer (one native call per wait, not one wait plus one
      recv per message).  Other selectors get a plain select() and every
      transport reads for itself.
-[P2] A transport is listed in `readers` under its readable event's code
+[W2] A transport is listed in `readers` under its readable event's code
      while it is registered, so that bytes read for it reach its protocol
      with one dict lookup; an event with the write bit too takes the slow
      path, which also drains the write buffer.
-[P3] One wait's results are dispatched before the next wait, in full,
+[W3] One wait's results are dispatched before the next wait, in full,
      even when an exception (KeyboardInterrupt from a callback, a signal
      handler raising as the wait returned) leaves the dispatch: the batch
      stays `pending`, the next dispatch() goes on where it stopped, and no
      wait overwrites the read buffer before that.  Bytes read are never
      dropped, except for a transport closed before they could be handed
      over (as close() would make the kernel drop them).
-[P4] Events are dispatched as the wait saw them ((key, mask) taken before
+[W4] Events are dispatched as the wait saw them ((key, mask) taken before
      any callback of the batch runs): bytes read for a transport reach it
      even if an earlier callback replaced its registration; a transport
      paused meanwhile keeps them for resume_reading().
@@ -56,13 +56,13 @@ _ONE = _native.lib.REACTOR_ONE
 _NOT_READ = _native.lib.REACTOR_NOT_READ
 _wait_read = _native.lib.reactor_epoll_wait_read
 _unpack = _native.ffi.unpack
-# [P1] one buffer per Poller; each recv() asks for up to asyncio's 256 KiB.
+# [W1] one buffer per Poller; each recv() asks for up to asyncio's 256 KiB.
 _READ_BUFFER = 1 << 20
 READ_CHUNK = 256 * 1024
 
 
 class Poller:
-    """A selector and the dispatch of its waits [P1]-[P4].
+    """A selector and the dispatch of its waits [W1]-[W4].
 
     `run_event(key, mask)` is called for every event that is not bytes
     read for a transport; it decides what a key's data means.
@@ -71,10 +71,10 @@ class Poller:
     def __init__(self, selector, run_event):
         self.selector = selector
         self._run_event = run_event
-        self.readers = {}  # [P2] readable event code -> transport
+        self.readers = {}  # [W2] readable event code -> transport
         self.read_chunk = READ_CHUNK
         self.reads = None
-        # The batch still to dispatch [P3]: a wait's one-event code, or its
+        # The batch still to dispatch [W3]: a wait's one-event code, or its
         # codes and lens, or a list of (key, mask) from a plain select().
         self._one = 0
         self._one_pair = None
@@ -91,7 +91,7 @@ class Poller:
 
     @property
     def pending(self) -> bool:
-        """A wait's results are not all dispatched yet [P3]."""
+        """A wait's results are not all dispatched yet [W3]."""
         return bool(self._one or self._codes is not None or self._events is not None)
 
     # -- registrations for transports ------------------------------------------
@@ -99,7 +99,7 @@ class Poller:
     def set_interest(self, transport, events):
         """Register, modify or unregister the transport's fd so that the
         selector watches exactly `events` (and reads for it where it can
-        [P1]); transport._interest follows what the selector holds, also
+        [W1]); transport._interest follows what the selector holds, also
         when the call fails."""
         old = transport._interest
         if events == old:
@@ -132,8 +132,8 @@ class Poller:
         transport._interest = events
 
     def can_read_for(self, transport):
-        """Whether the wait can read for `transport` [P1]: it asks for the
-        whole chunk of each recv() (reactor._streams's read size)."""
+        """Whether the wait can read for `transport` [W1]: it asks for the
+        whole chunk of each recv() (reactor.net._streams's read size)."""
         return self.reads is not None and transport._read_size >= self.read_chunk
 
     def set_autoread(self, transport, autoread):
@@ -151,7 +151,7 @@ class Poller:
                 self._list_reader(transport)
 
     def _list_reader(self, transport):
-        """[P2] a registration keeps its code until it ends."""
+        """[W2] a registration keeps its code until it ends."""
         code = self.selector._fd_to_code.get(transport._fd)
         if code is not None:
             transport._read_code = code | _READ
@@ -166,7 +166,7 @@ class Poller:
 
     def wait(self, timeout):
         """Wait up to `timeout` seconds (None: no limit) and keep what the
-        wait returned for dispatch().  Not while a batch is pending [P3]."""
+        wait returned for dispatch().  Not while a batch is pending [W3]."""
         reads = self.reads
         if reads is None:
             self._events = self.selector.select(timeout) or None
@@ -176,13 +176,13 @@ class Poller:
         state = self._state
         try:
             n = _wait_read(state, timeout_ns, reads)
-        except BaseException:  # a signal handler raised as the wait returned [P3]
+        except BaseException:  # a signal handler raised as the wait returned [W3]
             self._keep(reads.count)
             _release(state)
             raise
         if n >= _ONE:
             self._one = n
-            # [P4] the (key, mask) the wait saw, in case a callback runs
+            # [W4] the (key, mask) the wait saw, in case a callback runs
             # before dispatch() (the asyncio loop's order).
             pair = self._known.get(n)
             if pair is None:
@@ -205,7 +205,7 @@ class Poller:
             lens = _unpack(selector._lens, count)
         finally:
             self._state.owner = 0  # its arrays are read
-        # [P4] every event's (key, mask) as the wait saw it, before any
+        # [W4] every event's (key, mask) as the wait saw it, before any
         # callback of the batch runs.
         known = self._known.get
         pairs = [known(code) for code in codes]
@@ -217,7 +217,7 @@ class Poller:
     # -- dispatching -------------------------------------------------------------
 
     def dispatch(self):
-        """Hand out what the last wait returned [P2]-[P4]."""
+        """Hand out what the last wait returned [W2]-[W4]."""
         code = self._one
         if code:
             self._one = 0
@@ -309,7 +309,7 @@ class Poller:
 
 def _delivery_failed(transport, exc):
     """data_received() raised, called by the Poller: the transport's own
-    path for a protocol that raises (reactor._transports [X4])."""
+    path for a protocol that raises (reactor.net._transports [X4])."""
     where = getattr(transport._protocol, "data_received", None)
     try:
         transport._fatal_error(exc, where)

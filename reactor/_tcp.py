@@ -1,9 +1,9 @@
 """The chapter's TCP server API, ``TCPServer(loop, host, port, on_data)``, as
-a thin layer over the Reactor's create_server() (reactor._servers): one small
+a thin layer over the Reactor's create_server() (reactor.net._servers): one small
 protocol per connection turns asyncio's protocol calls into the chapter's
 callbacks.
 
-Facts this module relies on (the transport's are in reactor._transports):
+Facts this module relies on (the transport's are in reactor.net._transports):
 
 [C1] A peer that sends but does not read makes our write buffer grow
      without bound.  Past `max_outbound` bytes owed (the transport's
@@ -21,7 +21,7 @@ Facts this module relies on (the transport's are in reactor._transports):
      A slot is taken when the protocol is made and given back when the
      connection ends: at connection_lost(), or, for a TLS connection whose
      handshake failed (the protocol never heard of it), when the server
-     lets it go (reactor._tls [T6]).
+     lets it go (reactor.net._tls [T6]).
 [C4] accept() failing for lack of fds (EMFILE...) pauses accepting for
      0.1 s (the chapter's loop is interactive: asyncio waits 1 s).
 """
@@ -33,7 +33,7 @@ import operator
 from time import monotonic
 from typing import Any
 
-from ._servers import create_server
+from .net._servers import create_server
 
 __all__ = ["TCPServer", "Connection"]
 

@@ -521,7 +521,7 @@ def test_server_listens_on_every_interface_when_host_is_none(drv):
     if drv.api == "asyncio":
         assert set(ports) == {socket.AF_INET, socket.AF_INET6}  # one socket per family
     else:
-        assert set(ports) == {socket.AF_INET6}  # one dual-stack socket [S7]
+        assert set(ports) == {socket.AF_INET6}  # one dual-stack socket (reactor.net._servers [V2])
     # IPv4 reaches the IPv4 socket or, dual-stack, the IPv6 one.
     for host, port in (("127.0.0.1", ports.get(socket.AF_INET, ports[socket.AF_INET6])),
                        ("::1", ports[socket.AF_INET6])):
@@ -836,7 +836,7 @@ def test_udp_error_received_for_a_closed_port(drv):
 
 
 def test_datagram_connection_lost_path_runs_twice(drv, tmp_path):
-    # reactor._datagram's write-ready callback had the same double run as
+    # reactor.net._datagram's write-ready callback had the same double run as
     # the stream transport's (test_connection_lost_path_runs_twice).
     skip_asyncio_311_connection_lost_twice(drv)
     path = str(tmp_path / "peer.sock")

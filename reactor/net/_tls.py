@@ -1,5 +1,5 @@
 """TLS for stream transports: a state machine over a pair of ssl.MemoryBIO,
-between a stream transport (reactor._streams) and the application's
+between a stream transport (reactor.net._streams) and the application's
 protocol, which sees asyncio's transport interface (as over asyncio's own
 sslproto.py).
 
@@ -46,7 +46,7 @@ import asyncio
 import ssl
 import warnings
 
-from ._loop import logger
+from .._events import logger
 from ._transports import LOG_THRESHOLD_FOR_CONNLOST_WRITES, call_reporting, check_data
 
 __all__ = ["start_tls", "TLSTransport"]
@@ -159,7 +159,7 @@ class TLSTransport(asyncio.Transport):
     def __del__(self, _warn=warnings.warn):
         # Only warn, as asyncio's does: while the connection is open the loop
         # holds the stream transport beneath, which holds us, so we are
-        # collected only once the loop released it (reactor._transports [X6]);
+        # collected only once the loop released it (reactor.net._transports [X6]);
         # abort() would call_soon() on a closed loop, perhaps from another thread.
         if not getattr(self, "_closed", True):
             self._closed = True

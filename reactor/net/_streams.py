@@ -1,22 +1,22 @@
 """Stream sockets on the Reactor (TCP and Unix): asyncio's stream transport.
 
-Servers are in reactor._servers, outgoing connections in reactor._connect;
-the transport's meaning is asyncio's (reactor._transports, [X1]-[X6]).
+Servers are in reactor.net._servers, outgoing connections in reactor.net._connect;
+the transport's meaning is asyncio's (reactor.net._transports, [X1]-[X6]).
 
 Facts this module relies on:
 
-[S1] write() sends at once when nothing is queued and queues only what the
+[ST1] write() sends at once when nothing is queued and queues only what the
      kernel did not take (a partial send() is normal on a non-blocking
      socket); the queue drains on EVENT_WRITE.
-[S2] recv() returning b"" is the peer's FIN.  eof_received() returning a
+[ST2] recv() returning b"" is the peer's FIN.  eof_received() returning a
      true value keeps the connection half-open (we may still write, and
      read no more); otherwise the transport closes.  write_eof() shuts our
      side down (shutdown(SHUT_WR)) once the queue is sent.
-[S3] A BufferedProtocol's get_buffer() is read into directly (recv_into):
+[ST3] A BufferedProtocol's get_buffer() is read into directly (recv_into):
      no bytes object per read.
-[S4] TCP_NODELAY is set on every TCP connection (asyncio does): small
+[ST4] TCP_NODELAY is set on every TCP connection (asyncio does): small
      writes go out at once instead of waiting for the peer's ACK.
-[S5] A message costs the loop's dispatch, data_received() and write():
+[ST5] A message costs the loop's dispatch, data_received() and write():
      every check they make per message costs as much as the protocol's
      own code.  So the checks are made when the state changes instead
      (_shortcuts()): two attributes hold the protocol's data_received and
@@ -56,13 +56,13 @@ class StreamTransport(SocketTransport):
         self._read_size = self.max_size  # bytes asked of one recv()
         self._buffer = bytearray()
         self._eof = False            # write_eof() was called
-        self._read_eof = False       # the peer's FIN came and we stay open [S2]
+        self._read_eof = False       # the peer's FIN came and we stay open [ST2]
         self._held = None  # bytes read for us while paused (reactor._poller [P4])
         self._deliver_now = self._send_now = None  # see _shortcuts()
         self._empty_waiter = None  # asyncio's sendfile() waits for the buffer to drain
         super().__init__(loop, sock, protocol, extra, server, context)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # [S4]
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # [ST4]
         if start:
             self._start(waiter)
 
@@ -73,7 +73,7 @@ class StreamTransport(SocketTransport):
         self._shortcuts()
 
     def _shortcuts(self):
-        """[S5] Once per state change, not once per message: the protocol's
+        """[ST5] Once per state change, not once per message: the protocol's
         data_received while bytes may go straight to it (reading, nothing
         held, not buffered), and the socket's send while a write may go
         straight to the kernel (nothing queued, no write_eof(), not lost);
@@ -212,7 +212,7 @@ class StreamTransport(SocketTransport):
         except BaseException as exc:
             self._fatal_error(exc, protocol.data_received)  # [X4]
 
-    def _read_into_buffer(self):  # [S3]
+    def _read_into_buffer(self):  # [ST3]
         if self._conn_lost:
             return
         protocol = self._protocol
@@ -244,7 +244,7 @@ class StreamTransport(SocketTransport):
         except BaseException as exc:
             self._fatal_error(exc, protocol.buffer_updated)
 
-    def _on_eof(self):  # [S2]
+    def _on_eof(self):  # [ST2]
         protocol = self._protocol
         try:
             keep_open = protocol.eof_received()
@@ -263,7 +263,7 @@ class StreamTransport(SocketTransport):
 
     def write(self, data):
         send = self._send_now
-        if send is None or data.__class__ is not bytes:  # [S5] not the common case
+        if send is None or data.__class__ is not bytes:  # [ST5] not the common case
             if data.__class__ is not bytes:
                 data = check_data(data)
             if self._eof:
@@ -275,7 +275,7 @@ class StreamTransport(SocketTransport):
             if self._conn_lost:
                 self._lost_write()
                 return
-            if self._buffer:  # [S1]
+            if self._buffer:  # [ST1]
                 self._buffer += data
                 self._maybe_pause_protocol()
                 return
@@ -292,7 +292,7 @@ class StreamTransport(SocketTransport):
         if sent == len(data):
             return
         self._buffer += memoryview(data)[sent:]
-        self._send_now = None  # [S5] something is queued
+        self._send_now = None  # [ST5] something is queued
         self._set_interest(self._interest | _WRITE)
         self._maybe_pause_protocol()
 
@@ -318,7 +318,7 @@ class StreamTransport(SocketTransport):
         self._maybe_resume_protocol()  # it may write more
         if not buffer:
             self._set_interest(self._interest & ~_WRITE)
-            self._shortcuts()  # [S5] nothing queued
+            self._shortcuts()  # [ST5] nothing queued
             if self._empty_waiter is not None:
                 self._empty_waiter.set_result(None)
             if self._closing:
@@ -331,7 +331,7 @@ class StreamTransport(SocketTransport):
         if self._closing or self._eof:
             return
         self._eof = True
-        self._send_now = None  # [S5]
+        self._send_now = None  # [ST5]
         if not self._buffer:
             self._shutdown_write()
 
@@ -358,7 +358,7 @@ class StreamTransport(SocketTransport):
         self._empty_waiter = self._loop.create_future()
         if not self._buffer:
             self._empty_waiter.set_result(None)
-        self._send_now = None  # [S5] write() refuses meanwhile
+        self._send_now = None  # [ST5] write() refuses meanwhile
         return self._empty_waiter
 
     def _reset_empty_waiter(self):

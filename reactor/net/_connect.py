@@ -13,7 +13,7 @@ Facts this module relies on:
      that does not exist).  Each resolved address is tried in order; when
      all fail, on_error gets the one error, or asyncio's "Multiple
      exceptions: ..." OSError.
-[N2] Names are resolved in a worker thread (reactor._addresses [R1]): the
+[N2] Names are resolved in a worker thread (reactor.net._addresses [R1]): the
      loop never blocks on DNS.  The host first, then local_addr, as asyncio
      does, so that the same argument fails first.
 [N3] Every outcome is reported once, in a later iteration than the call:

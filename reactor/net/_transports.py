@@ -1,8 +1,8 @@
 """What every socket transport on the Reactor shares: asyncio's Transport
 interface over one non-blocking socket, with asyncio's meaning.
 
-Streams (reactor._streams) and datagrams (reactor._datagram) build on this;
-TLS (reactor._tls) sits on top of a stream transport.  The model is asyncio's
+Streams (reactor.net._streams) and datagrams (reactor.net._datagram) build on this;
+TLS (reactor.net._tls) sits on top of a stream transport.  The model is asyncio's
 ``selector_events.py``: whatever a protocol can observe (which method is
 called, in which iteration, with what) is the same, so that an existing
 ``asyncio.Protocol`` runs unchanged.
@@ -60,7 +60,7 @@ import asyncio
 import warnings
 from asyncio.transports import _FlowControlMixin
 
-from ._loop import describe, logger
+from .._events import describe, logger
 
 __all__ = ["SocketTransport", "LOG_THRESHOLD_FOR_CONNLOST_WRITES"]
 
@@ -85,7 +85,7 @@ class SocketTransport(_FlowControlMixin):
                  "__weakref__")
 
     # Whether the loop may read for this kind of transport (reactor._poller
-    # [P1]); a stream transport says yes unless its protocol is buffered.
+    # [W1]); a stream transport says yes unless its protocol is buffered.
     _reads_for_it = False
 
     max_size = 256 * 1024  # bytes asked of one recv(), as asyncio
@@ -124,7 +124,7 @@ class SocketTransport(_FlowControlMixin):
         self._low_water = 16 * 1024
         self._protocol_paused = False
         self._autoread = False
-        self._read_code = 0  # our readable event's code in the Poller's readers [P2]
+        self._read_code = 0  # our readable event's code in the Poller's readers [W2]
         self.set_protocol(protocol)
         if server is not None:
             server._attach(self)
@@ -311,8 +311,8 @@ class SocketTransport(_FlowControlMixin):
             server._detach(self)
 
     def _shortcuts(self):
-        """Recompute what a state change may have changed (reactor._streams
-        [S5]); nothing for a transport without shortcuts."""
+        """Recompute what a state change may have changed (reactor.net._streams
+        [ST5]); nothing for a transport without shortcuts."""
 
     def _lost_write(self):
         """write() after the connection was lost [X5]."""
