@@ -36,6 +36,12 @@ Facts this module relies on:
      (_attach()/_detach() without arguments); from 3.13 it keeps them
      (close_clients(), abort_clients()).  Transports always pass
      themselves; an adapter drops the argument for the older Servers.
+[A5] Two asyncio bugs are not kept: its accept loop accepts `backlog`
+     connections per event, so backlog=0 accepted none and the listener,
+     still readable, spun (here at least one is accepted, as the Reactor
+     does); its sock_connect() took EAGAIN from a Unix socket's connect()
+     for a connect in progress, where it means the listener's backlog is
+     full and no connection exists (here it is the error, as libuv has it).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import selectors
+import socket
 import sys
 import warnings
 from asyncio import events, sslproto, trsock
@@ -132,6 +139,26 @@ class EventLoop(asyncio.SelectorEventLoop):
                                  extra=None):
         return DatagramTransport(self, sock, protocol, address, self._extra(sock, extra),
                                  waiter=waiter, context=contextvars.copy_context())
+
+    def _accept_connection(self, protocol_factory, sock, sslcontext=None, server=None,
+                           backlog=100, *timeouts, **options):
+        super()._accept_connection(protocol_factory, sock, sslcontext, server,
+                                   max(backlog, 1), *timeouts, **options)  # [A5]
+
+    def _sock_connect(self, fut, sock, address):
+        if sock.family != socket.AF_UNIX:
+            super()._sock_connect(fut, sock, address)
+            return
+        # A Unix socket's connect() completes at once or fails; EAGAIN is a
+        # full backlog [A5].
+        try:
+            sock.connect(address)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(None)
 
     @staticmethod
     def _extra(sock, extra):
