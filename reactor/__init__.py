@@ -49,6 +49,7 @@ _LAZY = {
     "install": "_eventloop",
     "Ring": "_ring",
     "Operation": "_ring",
+    "BufferRing": "_ring",
     "uring_available": "_ring",
     "open_file": "_files",
     "read_bytes": "_files",
