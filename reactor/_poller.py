@@ -7,10 +7,10 @@ reach the selector only through it: ``set_interest()`` and
 ``set_autoread()``.  In the other direction the Poller hands a transport
 what it read through three entries of the transport (its sink):
 
-- ``_deliver_now``: the protocol's data_received (or None while the
+- ``_fast_receive``: the protocol's data_received (or None while the
   transport's state asks for the slow path: reactor.net._streams [ST5]);
-- ``_data_read(data, mask)``: bytes read for it, the slow path;
-- ``_read_done(nread, view, offset, mask)``: the read found EOF (0) or an
+- ``_received(data, mask)``: bytes read for it, the slow path;
+- ``_read_result(nread, view, offset, mask)``: the read found EOF (0) or an
   error (-errno), or bytes while paused.
 
 Every other event goes to the loop's ``run_event(key, mask)``.
@@ -224,7 +224,7 @@ class Poller:
             nread = self.reads.first
             if nread > 0:
                 transport = self.readers.get(code)
-                deliver = transport._deliver_now if transport is not None else None
+                deliver = transport._fast_receive if transport is not None else None
                 if deliver is not None:  # the common case: straight to the protocol
                     try:
                         deliver(self._view[:nread])
@@ -266,7 +266,7 @@ class Poller:
                 start, offset = offset, offset + nread
                 self._offset = offset
                 transport = reader(code)  # as it is now, after earlier callbacks
-                deliver = transport._deliver_now if transport is not None else None
+                deliver = transport._fast_receive if transport is not None else None
                 if deliver is not None:
                     try:
                         deliver(view[start:offset])
@@ -291,10 +291,10 @@ class Poller:
         transport = key.data.__self__
         try:
             if nread > 0:
-                transport._enter(transport._data_read, self._view[offset:offset + nread],
+                transport._enter(transport._received, self._view[offset:offset + nread],
                                  mask)
             else:
-                transport._enter(transport._read_done, nread, self._view, offset, mask)
+                transport._enter(transport._read_result, nread, self._view, offset, mask)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:

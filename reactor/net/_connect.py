@@ -166,7 +166,7 @@ class ConnectHandle:
             if err in _IN_PROGRESS:
                 self._sock = sock
                 self._address = address
-                self._loop._selector.register(sock.fileno(), _WRITE, self._on_connect_ready)
+                self._loop.register(sock.fileno(), _WRITE, self._on_connect_ready)
                 return
             sock.close()
             self._errors.append(OSError(err, f"Connect call failed {address}"))
@@ -189,7 +189,7 @@ class ConnectHandle:
 
     def _on_connect_ready(self, fd, mask):
         sock, self._sock = self._sock, None
-        self._loop._selector.unregister(fd)
+        self._loop.unregister(fd)
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
             sock.close()
@@ -202,7 +202,7 @@ class ConnectHandle:
         sock, self._sock = self._sock, None
         if sock is not None:
             if not self._loop.is_closed():
-                self._loop._selector.unregister(sock.fileno())
+                self._loop.unregister(sock.fileno())
             sock.close()
 
     def _connected(self, sock):

@@ -84,14 +84,14 @@ class Server:
 
     def _watch(self):
         for sock in self._sockets:
-            self._loop._selector.register(sock, _READ, self._on_accept)
+            self._loop.register(sock, _READ, self._on_accept)
         self._watching = True
 
     def _unwatch(self):
         if self._watching:
             self._watching = False
             for sock in self._sockets:
-                self._loop._selector.unregister(sock)
+                self._loop.unregister(sock)
 
     def _on_accept(self, listener, mask):
         for _ in range(self._accepts_per_event):  # [V1]

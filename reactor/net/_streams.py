@@ -19,7 +19,7 @@ Facts this module relies on:
 [ST5] A message costs the loop's dispatch, data_received() and write():
      every check they make per message costs as much as the protocol's
      own code.  So the checks are made when the state changes instead
-     (_shortcuts()): two attributes hold the protocol's data_received and
+     (_update_fast_paths()): two attributes hold the protocol's data_received and
      the socket's send while the common case applies, None otherwise.
 """
 
@@ -43,8 +43,8 @@ _RETRY = (-errno.EAGAIN, -errno.EINTR)  # a read for us that found nothing
 class StreamTransport(SocketTransport):
     """asyncio's transport for a connected stream socket (TCP or Unix)."""
 
-    __slots__ = ("_eof", "_read_eof", "_buffered", "_read_size", "_held", "_deliver_now",
-                 "_send_now", "_empty_waiter")
+    __slots__ = ("_eof", "_read_eof", "_buffered", "_read_size", "_held", "_fast_receive",
+                 "_fast_send", "_empty_waiter")
 
     # asyncio's start_tls() and sendfile() may use this transport.
     _start_tls_compatible = True
@@ -58,7 +58,7 @@ class StreamTransport(SocketTransport):
         self._eof = False            # write_eof() was called
         self._read_eof = False       # the peer's FIN came and we stay open [ST2]
         self._held = None  # bytes read for us while paused (reactor._poller [P4])
-        self._deliver_now = self._send_now = None  # see _shortcuts()
+        self._fast_receive = self._fast_send = None  # see _update_fast_paths()
         self._empty_waiter = None  # asyncio's sendfile() waits for the buffer to drain
         super().__init__(loop, sock, protocol, extra, server, context)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -70,9 +70,9 @@ class StreamTransport(SocketTransport):
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
         super().set_protocol(protocol)
         self._update_autoread()
-        self._shortcuts()
+        self._update_fast_paths()
 
-    def _shortcuts(self):
+    def _update_fast_paths(self):
         """[ST5] Once per state change, not once per message: the protocol's
         data_received while bytes may go straight to it (reading, nothing
         held, not buffered), and the socket's send while a write may go
@@ -81,12 +81,12 @@ class StreamTransport(SocketTransport):
         protocol, sock = self._protocol, self._sock
         if (self._paused or self._closing or self._held is not None or self._buffered
                 or protocol is None):
-            self._deliver_now = None
+            self._fast_receive = None
         elif self._context is None:
-            self._deliver_now = protocol.data_received
+            self._fast_receive = protocol.data_received
         else:  # [X7]
-            self._deliver_now = partial(self._context.run, protocol.data_received)
-        self._send_now = None if (
+            self._fast_receive = partial(self._context.run, protocol.data_received)
+        self._fast_send = None if (
             self._buffer or self._eof or self._conn_lost or sock is None
             or self._empty_waiter is not None) else sock.send
 
@@ -105,24 +105,24 @@ class StreamTransport(SocketTransport):
 
     def _read_again(self):
         if self._held is not None:
-            self._call_soon(self._deliver_held)
+            self._call_soon(self._pass_held)
         elif self._reading_started and not self._read_eof:
             self._set_interest(self._interest | _READ)
 
-    def _deliver_held(self):
+    def _pass_held(self):
         """What the loop read for us while we were paused [L11] (b"" is the
         peer's EOF); then reading goes on."""
         held, self._held = self._held, None
-        self._shortcuts()
+        self._update_fast_paths()
         if held is None or self._conn_lost or self._closing:
             return
         for index, data in enumerate(held):
             if self._paused:  # paused again by the protocol: keep the rest
                 self._held = held[index:]
-                self._shortcuts()
+                self._update_fast_paths()
                 return
             if data:
-                self._deliver(data)
+                self._pass_to_protocol(data)
             else:
                 self._on_eof()
             if self._conn_lost or self._closing:
@@ -132,12 +132,12 @@ class StreamTransport(SocketTransport):
         if self._reading_started and not self._read_eof:
             self._set_interest(self._interest | _READ)
 
-    def _data_read(self, data, mask):
-        """The loop read `data` for us [L11]: _read_done()'s common case,
-        with _deliver() inlined (once per message)."""
-        deliver = self._deliver_now
+    def _received(self, data, mask):
+        """The loop read `data` for us [L11]: _read_result()'s common case,
+        with _pass_to_protocol() inlined (once per message)."""
+        deliver = self._fast_receive
         if deliver is None:
-            self._read_done(len(data), data, 0, mask)
+            self._read_result(len(data), data, 0, mask)
             return
         try:
             deliver(data)
@@ -149,7 +149,7 @@ class StreamTransport(SocketTransport):
         if mask & _WRITE and self._buffer:
             self._write_ready()
 
-    def _read_done(self, nread, view, offset, mask):
+    def _read_result(self, nread, view, offset, mask):
         """The loop read `nread` bytes for us into view[offset:] (0: EOF,
         < 0: -errno) [L11]."""
         if nread > 0:
@@ -158,7 +158,7 @@ class StreamTransport(SocketTransport):
                 if not self._closing:
                     self._hold(data)
             elif not self._closing:
-                self._deliver(data)
+                self._pass_to_protocol(data)
         elif nread == 0:
             if self._paused or self._held is not None:
                 self._hold(b"")
@@ -173,7 +173,7 @@ class StreamTransport(SocketTransport):
     def _hold(self, data):
         if self._held is None:
             self._held = []
-            self._shortcuts()
+            self._update_fast_paths()
         self._held.append(data)
 
     def _on_ready(self, fd, mask):
@@ -181,11 +181,11 @@ class StreamTransport(SocketTransport):
             if self._buffered:
                 self._read_into_buffer()
             else:
-                self._read_data()
+                self._recv()
         if mask & _WRITE and self._buffer:
             self._write_ready()
 
-    def _read_data(self):
+    def _recv(self):
         if self._conn_lost:
             return
         try:
@@ -198,11 +198,11 @@ class StreamTransport(SocketTransport):
             self._fatal_error(exc, f"recv() on {self!r}")
             return
         if data:
-            self._deliver(data)
+            self._pass_to_protocol(data)
         else:
             self._on_eof()
 
-    def _deliver(self, data):
+    def _pass_to_protocol(self, data):
         """Hand `data`, read from the socket, to the protocol."""
         protocol = self._protocol
         try:
@@ -262,7 +262,7 @@ class StreamTransport(SocketTransport):
     # -- writing -----------------------------------------------------------------
 
     def write(self, data):
-        send = self._send_now
+        send = self._fast_send
         if send is None or data.__class__ is not bytes:  # [ST5] not the common case
             if data.__class__ is not bytes:
                 data = check_data(data)
@@ -292,7 +292,7 @@ class StreamTransport(SocketTransport):
         if sent == len(data):
             return
         self._buffer += memoryview(data)[sent:]
-        self._send_now = None  # [ST5] something is queued
+        self._fast_send = None  # [ST5] something is queued
         self._set_interest(self._interest | _WRITE)
         self._maybe_pause_protocol()
 
@@ -318,7 +318,7 @@ class StreamTransport(SocketTransport):
         self._maybe_resume_protocol()  # it may write more
         if not buffer:
             self._set_interest(self._interest & ~_WRITE)
-            self._shortcuts()  # [ST5] nothing queued
+            self._update_fast_paths()  # [ST5] nothing queued
             if self._empty_waiter is not None:
                 self._empty_waiter.set_result(None)
             if self._closing:
@@ -331,7 +331,7 @@ class StreamTransport(SocketTransport):
         if self._closing or self._eof:
             return
         self._eof = True
-        self._send_now = None  # [ST5]
+        self._fast_send = None  # [ST5]
         if not self._buffer:
             self._shutdown_write()
 
@@ -358,12 +358,12 @@ class StreamTransport(SocketTransport):
         self._empty_waiter = self._loop.create_future()
         if not self._buffer:
             self._empty_waiter.set_result(None)
-        self._send_now = None  # [ST5] write() refuses meanwhile
+        self._fast_send = None  # [ST5] write() refuses meanwhile
         return self._empty_waiter
 
     def _reset_empty_waiter(self):
         self._empty_waiter = None
-        self._shortcuts()
+        self._update_fast_paths()
 
     def _call_connection_lost(self, exc):
         super()._call_connection_lost(exc)

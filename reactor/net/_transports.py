@@ -155,13 +155,13 @@ class SocketTransport(_FlowControlMixin):
         if self._closing:
             return
         self._closing = True
-        self._shortcuts()
+        self._update_fast_paths()
         if self._buffer:
             self._set_interest(self._interest & ~_READ)
         else:
             self._set_interest(0)
             self._conn_lost += 1
-            self._shortcuts()
+            self._update_fast_paths()
             self._call_soon(self._call_connection_lost, None)
 
     def abort(self):
@@ -199,14 +199,14 @@ class SocketTransport(_FlowControlMixin):
         if self._closing or self._paused:
             return
         self._paused = True
-        self._shortcuts()
+        self._update_fast_paths()
         self._set_interest(self._interest & ~_READ)
 
     def resume_reading(self):
         if self._closing or not self._paused:
             return
         self._paused = False
-        self._shortcuts()
+        self._update_fast_paths()
         self._read_again()
 
     def _read_again(self):
@@ -277,7 +277,7 @@ class SocketTransport(_FlowControlMixin):
             self._buffer.clear()
         self._closing = True
         self._conn_lost += 1
-        self._shortcuts()
+        self._update_fast_paths()
         if self._sock is not None:
             self._set_interest(0)
         self._call_soon(self._call_connection_lost, exc)
@@ -301,7 +301,7 @@ class SocketTransport(_FlowControlMixin):
         if not self._loop.is_closed():
             self._set_interest(0)
         self._sock = None
-        self._shortcuts()
+        self._update_fast_paths()
         if self._loop._transports.get(self._fd) is self:
             del self._loop._transports[self._fd]
         sock.close()
@@ -310,9 +310,9 @@ class SocketTransport(_FlowControlMixin):
         if server is not None:
             server._detach(self)
 
-    def _shortcuts(self):
-        """Recompute what a state change may have changed (reactor.net._streams
-        [ST5]); nothing for a transport without shortcuts."""
+    def _update_fast_paths(self):
+        """After a state change: which fast paths apply now (reactor.net._streams
+        [ST5]); a transport without fast paths has nothing to do."""
 
     def _lost_write(self):
         """write() after the connection was lost [X5]."""
