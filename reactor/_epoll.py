@@ -1,5 +1,10 @@
 """EpollSelector: the stdlib's EpollSelector on direct epoll syscalls.
 
+Long because it is one class with one set of records (keys, codes, kept
+results) that every part changes: the stdlib's interface, epoll's extra
+flags, the wait that reads for the Reactor's transports, fork and stale
+registrations; and the facts below explain each of them once.
+
 Facts about epoll this module relies on (numbers are referred to below):
 
 [E1] An epoll registration belongs to the pair (open file description, fd

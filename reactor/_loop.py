@@ -5,7 +5,8 @@ key.data(key.fileobj, mask)``.  The Reactor keeps that shape (a readiness
 callback is the key's data and is called as ``callback(fileobj, mask)``) and
 adds what a program needs around it: timers, callbacks scheduled from the
 loop or from other threads, signal handlers, and one place where callback
-errors go.
+errors go.  (Long because the facts below, about signals and fork() above
+all, are its half; the code is one class.)
 
 Facts this module relies on:
 
