@@ -258,30 +258,33 @@ class Poller:
         view = self._view
         index, offset = self._index, self._offset
         count = len(codes)
-        while index < count:
-            code, pair, nread = codes[index], pairs[index], lens[index]
-            index += 1
-            self._index = index
-            if nread > 0:  # read for a transport
-                start, offset = offset, offset + nread
-                self._offset = offset
-                transport = reader(code)  # as it is now, after earlier callbacks
-                deliver = transport._fast_receive if transport is not None else None
-                if deliver is not None:
-                    try:
-                        deliver(view[start:offset])
-                    except (SystemExit, KeyboardInterrupt):
-                        raise
-                    except BaseException as exc:
-                        _delivery_failed(transport, exc)
-                elif pair is not None:
-                    self._hand_over(pair, code, nread, start)
-            elif pair is None:
-                continue
-            elif nread == _NOT_READ:
-                run_event(*pair)
-            else:  # EOF or an error, for a transport
-                self._hand_over(pair, code, nread, offset)
+        try:
+            while index < count:
+                code, pair, nread = codes[index], pairs[index], lens[index]
+                index += 1  # consumed, whatever its callback does [W3]
+                if nread > 0:  # read for a transport
+                    start = offset
+                    offset += nread
+                    transport = reader(code)  # as it is now, after earlier callbacks
+                    deliver = transport._fast_receive if transport is not None else None
+                    if deliver is not None:
+                        try:
+                            deliver(view[start:offset])
+                        except (SystemExit, KeyboardInterrupt):
+                            raise
+                        except BaseException as exc:
+                            _delivery_failed(transport, exc)
+                    elif pair is not None:
+                        self._hand_over(pair, code, nread, start)
+                elif pair is None:
+                    continue
+                elif nread == _NOT_READ:
+                    run_event(*pair)
+                else:  # EOF or an error, for a transport
+                    self._hand_over(pair, code, nread, offset)
+        except BaseException:
+            self._index, self._offset = index, offset  # the rest, next time [W3]
+            raise
         self._codes = self._lens = self._pairs = None
 
     def _hand_over(self, pair, code, nread, offset):

@@ -263,50 +263,6 @@ def test_slow_callbacks_are_logged_in_debug_mode(loop, caplog):
                for r in caplog.records)
 
 
-# -- nothing lost when an exception leaves the loop ---------------------------------------------
-
-
-def test_keyboard_interrupt_in_a_batch_loses_no_bytes():
-    """Several sockets ready in one wait; the first protocol to get its
-    bytes raises KeyboardInterrupt: the others' bytes (already read by the
-    wait) reach them in the next run of the loop."""
-    loop = reactor.new_event_loop()
-    received = {}
-    interrupted = []
-    pairs = [socket.socketpair() for _ in range(4)]
-
-    class Once(asyncio.Protocol):
-        def __init__(self, name):
-            self.name = name
-
-        def data_received(self, data):
-            received[self.name] = received.get(self.name, b"") + data
-            if not interrupted:
-                interrupted.append(self.name)
-                raise KeyboardInterrupt
-
-    try:
-        transports = []
-        for index, (a, b) in enumerate(pairs):
-            transport, _ = loop.run_until_complete(
-                loop.connect_accepted_socket(lambda index=index: Once(index), a))
-            transports.append(transport)
-        loop.run_until_complete(asyncio.sleep(0.02))
-        for index, (a, b) in enumerate(pairs):
-            b.send(b"message %d" % index)
-        with pytest.raises(KeyboardInterrupt):
-            loop.run_until_complete(asyncio.sleep(0.1))
-        loop.run_until_complete(asyncio.sleep(0.05))
-        assert received == {index: b"message %d" % index for index in range(4)}
-        for transport in transports:
-            transport.close()
-        loop.run_until_complete(asyncio.sleep(0))
-    finally:
-        for a, b in pairs:
-            b.close()
-        loop.close()
-
-
 # -- servers -----------------------------------------------------------------------------------
 
 
