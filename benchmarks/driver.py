@@ -15,6 +15,7 @@ import itertools
 import os
 import subprocess
 import tempfile
+from typing import NamedTuple
 
 from benchmarks._harness import PY, ROOT, cache_dir, compile_c
 from reactor.models import _driver, _loadclient, _runner
@@ -62,9 +63,11 @@ SERVERS = {
     **MODELS,
 }
 
-TODAY = ("tcpserver", "chapter", "streams-asyncio", "streams-asyncio-reactor", "c-epoll")
+TODAY = ("tcpserver", "chapter", *(f"streams-{impl}" for impl in ASYNCIO_IMPLS), "c-epoll")
 CASES = {
     "echo": Case((*IMPLS, *(f"{i}-buffered" for i in IMPLS), *TODAY), repeat=5),
+    "aiohttp": Case(tuple(f"aiohttp-{impl}" for impl in ASYNCIO_IMPLS), connections=(64,),
+                    repeat=5),
     "echo-sizes": Case((*IMPLS, "tcpserver", "chapter", "streams-asyncio", "c-epoll"),
                        sizes=(1024, 10240, 102400), connections=(1, 10, 100), duration=1.0),
     "tls": Case(tuple(f"{impl}-tls" for impl in IMPLS), repeat=3),
@@ -76,22 +79,46 @@ CASES = {
                  memory_check=True),
 }
 
-# (numerator, denominator, metric, target from issue 9 or None), per cell where both ran
+
+class Ratio(NamedTuple):
+    """numerator / denominator in `metric`, per cell where both ran; judged
+    against `target` (from issue `issue`) in the cell (size, connections)
+    the target is for."""
+    numerator: str
+    denominator: str
+    metric: str
+    target: float | None = None
+    issue: int | None = None
+    cell: tuple[int, int] = (1024, 100)
+
+
+_USER, _CPU = "user_us_per_msg", "cpu_us_per_msg"
 RATIOS = [
-    ("reactor", "uvloop", "user_us_per_msg", 1.2),
-    ("reactor", "asyncio", "user_us_per_msg", 0.7),
-    ("reactor", "uvloop", "cpu_us_per_msg", 1.05),
-    ("reactor-buffered", "uvloop-buffered", "user_us_per_msg", None),
-    ("reactor-buffered", "uvloop-buffered", "cpu_us_per_msg", None),
-    ("reactor-tls", "uvloop-tls", "cpu_us_per_msg", None),
-    ("asyncio-reactor", "asyncio", "user_us_per_msg", None),
-    ("tcpserver", "chapter", "user_us_per_msg", None),
-    ("tcpserver", "c-epoll", "msgs_per_s", None),
+    # the callback Reactor: issue 9's targets, and issue 16's on user CPU
+    Ratio("reactor", "uvloop", _USER, 1.2, 16),
+    Ratio("reactor", "asyncio", _USER, 0.7, 9),
+    Ratio("reactor", "uvloop", _CPU, 1.05, 9),
+    # reactor's asyncio EventLoop (issue 16): Protocol echo, streams echo, aiohttp
+    Ratio("asyncio-reactor", "uvloop", _USER, 1.3, 16),
+    Ratio("asyncio-reactor", "asyncio", _USER, 0.6, 16),
+    Ratio("asyncio-reactor", "uvloop", _CPU, 1.05, 16),
+    Ratio("streams-asyncio-reactor", "streams-uvloop", _USER, 1.25, 16),
+    Ratio("streams-asyncio-reactor", "streams-asyncio", _USER, 0.8, 16),
+    Ratio("streams-asyncio-reactor", "streams-uvloop", _CPU, 1.1, 16),
+    Ratio("aiohttp-asyncio-reactor", "aiohttp-uvloop", _USER, 1.1, 16, (1024, 64)),
+    Ratio("aiohttp-asyncio-reactor", "aiohttp-asyncio", _USER, 0.9, 16, (1024, 64)),
+    Ratio("aiohttp-asyncio-reactor", "aiohttp-uvloop", _CPU, 1.1, 16, (1024, 64)),
+    Ratio("reactor-buffered", "uvloop-buffered", _USER),
+    Ratio("reactor-buffered", "uvloop-buffered", _CPU),
+    Ratio("reactor-tls", "uvloop-tls", _CPU),
+    Ratio("asyncio-reactor-tls", "asyncio-tls", _CPU),
+    Ratio("tcpserver", "chapter", _USER),
+    Ratio("tcpserver", "c-epoll", "msgs_per_s"),
     # issue 11: echo on io_uring vs epoll, user and total CPU per message
-    *((uring, "tcpserver", metric, None) for uring in ("tcpserver-uring",
+    *(Ratio(uring, "tcpserver", metric) for uring in ("tcpserver-uring",
                                                       "tcpserver-uring-per-recv")
-      for metric in ("user_us_per_msg", "cpu_us_per_msg")),
-    ("m3-reactor", "m3-epoll", "user_us_per_msg", None),
+      for metric in (_USER, _CPU)),
+    Ratio("m3-reactor", "m3-epoll", _USER),
 ]
 
 
@@ -140,12 +167,13 @@ def ratios(case: Case, result: dict) -> list[dict]:
     good = {(r["server"], r["size"], r["connections"], r["rep"]): r for r in result["runs"]
             if "messages" in r and not r["errors"]}
     out = []
-    for (num, den, metric, target), (size, conns, idle) in itertools.product(
+    for (num, den, metric, target, issue, cell), (size, conns, idle) in itertools.product(
             RATIOS, _driver.cells(case)):
         if idle or num not in case.servers or den not in case.servers:
             continue
         a, b = (find(result["summary"], s, size, conns) or {"runs": 0} for s in (num, den))
         row = {"numerator": num, "denominator": den, "metric": metric, "target": target,
+               "issue": issue, "cell": list(cell),
                "size": size, "connections": conns}
         if a["runs"] and b["runs"] and a[metric] > 0 and b[metric] > 0:
             pairs = [(good.get((num, size, conns, k)), good.get((den, size, conns, k)))
