@@ -299,3 +299,25 @@ def test_signal_handler(loop):
         loop.remove_signal_handler(signal.SIGUSR1)
 
     loop.run_until_complete(main())
+
+
+def test_a_transport_takes_attributes_and_patched_methods_as_asyncios_do(loop):
+    # aiohttp's tests patch transport.write with unittest.mock; asyncio's
+    # transports have a __dict__.
+    from unittest import mock
+
+    async def main():
+        a, b = socket.socketpair()
+        transport, _ = await loop.connect_accepted_socket(Echo, a)
+        try:
+            transport.note = "kept"
+            with mock.patch.object(transport, "write", side_effect=ConnectionResetError):
+                with pytest.raises(ConnectionResetError):
+                    transport.write(b"x")
+            assert transport.note == "kept"
+        finally:
+            transport.close()
+            b.close()
+            await asyncio.sleep(0)
+
+    loop.run_until_complete(main())

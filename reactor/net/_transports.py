@@ -78,11 +78,13 @@ class SocketTransport(_FlowControlMixin):
     # asyncio's _FlowControlMixin (which asyncio's sendfile fallback asks
     # for) has __slots__ for _loop, _protocol_paused and the water marks;
     # the transports keep the rest in slots too (an attribute lookup per
-    # message is on the hot path).
+    # message is on the hot path).  A __dict__ as well, as asyncio's
+    # transports have: code (and tests) may set attributes on a transport,
+    # or patch its methods.
     __slots__ = ("_sock", "_fd", "_protocol", "_protocol_connected", "_server",
                  "_buffer", "_conn_lost", "_closing", "_paused", "_interest", "_on_ready_cb",
                  "_autoread", "_read_code", "_reading_started", "_context", "_enter",
-                 "__weakref__")
+                 "__weakref__", "__dict__")
 
     # Whether the loop may read for this kind of transport (reactor._poller
     # [W1]); a stream transport says yes unless its protocol is buffered.
