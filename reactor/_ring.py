@@ -127,6 +127,15 @@ points here):
      so open, read and close can be one linked chain, without the fd
      number coming back to us in between.  A slot is free again only once
      its close completed: an openat into a used slot replaces its file.
+[U17] A batch of CQEs is copied out and its slots given back to the kernel
+     before any callback runs [U1, U2], so the copy is all that is left of
+     them.  A BaseException leaving a callback (KeyboardInterrupt,
+     SystemExit) leaves the rest of the batch in Ring._batch, and a flush
+     is scheduled: the next dispatch delivers it first, in order, so no
+     awaiter waits forever for a completion the kernel already gave.  A
+     CQE whose user_data names no operation (a bug in reactor, never the
+     caller's) is reported through the loop's exception handler as a
+     RuntimeError once the batch is done; the rest of the batch runs.
 """
 
 from __future__ import annotations
@@ -866,6 +875,8 @@ class Ring:
                                                   self._batch_size)
         self._draining = True
         try:
+            if self._batch is not None:  # a tail left by a BaseException [U17]
+                self._dispatch()
             for _ in range(_ROUNDS):
                 mark = self._next_user_data  # moves when a callback prepares an SQE
                 n = submit_reap(cring, ud_array, res_array, flags_array, size)
@@ -914,6 +925,9 @@ class Ring:
         ud_array, res_array, flags_array, size = (self._user_data, self._res, self._flags,
                                                   self._batch_size)
         while not self._closed:
+            if self._batch is not None:  # a tail left by a BaseException [U17]
+                self._dispatch()
+                continue
             n = lib_reap(cring, ud_array, res_array, flags_array, size)
             if n <= 0:
                 if n < 0 and n != -_EINTR:
@@ -926,21 +940,31 @@ class Ring:
                 break
 
     def _dispatch(self):
+        """Run the callbacks of self._batch, the completions reaped [U17]."""
         ops, report = self._ops, self._driver.report
         batch = self._batch
-        unknown = None
-        for user_data, res, flags in batch:
-            entry = ops[user_data] if flags & _MORE else ops.pop(user_data, None)
-            if entry is None:
-                unknown = user_data
-                continue
-            try:
-                entry[0](res, flags)
-            except Exception as exc:
-                report(exc, entry[0])
-        if unknown is not None:  # a bug here, not in the caller: say so
-            report(RuntimeError(f"io_uring completion for an unknown operation "
-                                f"(user_data {unknown})"), self._dispatch)
+        unknown = []
+        try:
+            for user_data, res, flags in batch:
+                entry = ops.get(user_data) if flags & _MORE else ops.pop(user_data, None)
+                if entry is None:
+                    unknown.append(user_data)
+                    continue
+                try:
+                    entry[0](res, flags)
+                except Exception as exc:
+                    report(exc, entry[0])
+        except BaseException:
+            # KeyboardInterrupt & co.: the rest of the batch stays in
+            # self._batch for the next dispatch, which a flush makes [U17].
+            self._schedule_flush()
+            raise
+        finally:
+            if unknown:  # a bug here, not in the caller: say so
+                report(RuntimeError(f"io_uring completions for unknown operations "
+                                    f"(user_data {unknown})"), self._dispatch)
+        if self._batch is batch:
+            self._batch = None
 
     def _submit_backlog(self):
         backlog, cring, ops = self._backlog, self._cring, self._ops

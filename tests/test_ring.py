@@ -510,6 +510,50 @@ def test_a_callback_that_raises_goes_to_the_loops_handler(harness, ring):
     assert [type(e) for e in harness.errors] == [ValueError]
 
 
+def test_a_keyboardinterrupt_from_a_callback_loses_no_other_completion(harness, ring):
+    """Regression: the CQ head moves before the callbacks run [U17]; a
+    BaseException leaving one of them dropped the rest of the batch, whose
+    awaiters then waited forever (and close() waited CLOSE_TIMEOUT)."""
+    results = Results()
+    interrupted = []
+
+    def interrupt(op):
+        interrupted.append(op)
+        raise KeyboardInterrupt
+
+    ring.nop(results)
+    ring.nop(interrupt)
+    ops = [ring.nop(results) for _ in range(4)]
+    with pytest.raises(KeyboardInterrupt):
+        harness.run_until(lambda: len(results) == 5)
+    assert len(interrupted) == 1
+    harness.run_until(lambda: len(results) == 5, timeout=2)
+    assert all(op.done() for op in ops) and ring.in_flight() == 0
+    assert len(interrupted) == 1 and not harness.errors
+
+
+def test_an_unknown_user_data_on_a_more_completion_loses_nothing(harness, ring):
+    """Regression: a CQE with IORING_CQE_F_MORE for a user_data with no
+    record raised KeyError out of the dispatch, dropping the rest of the
+    batch; now it is reported as a RuntimeError after the batch [U17]."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener:
+        accept = ring.accept(listener, Results(), multishot=True)
+        harness.run_once()
+        del ring._ops[accept._user_data]  # what a bookkeeping bug would do
+        before = set(os.listdir("/proc/self/fd"))
+        client = socket.create_connection(listener.getsockname())
+        results = Results()
+        for _ in range(3):
+            ring.nop(results)
+        harness.run_until(lambda: len(results) == 3 and harness.errors, timeout=2)
+        assert [type(e) for e in harness.errors] == [RuntimeError]
+        assert "unknown" in str(harness.errors[0])
+        client.close()
+        for fd in set(os.listdir("/proc/self/fd")) - before:  # the accepted one
+            os.close(int(fd))
+
+
 def test_operation_arguments_are_checked_before_the_kernel(ring):
     with pytest.raises(TypeError):
         ring.nop("not callable")
