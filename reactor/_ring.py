@@ -60,7 +60,11 @@ points here):
      user_data).  The target still posts exactly one last CQE: -ECANCELED,
      or its own result if it finished first.  So a cancelled read may have
      read: Operation.result() says so, and the file objects (_files.py) do
-     not move their position for it.
+     not move their position for it.  An operation already running in an
+     io-wq worker (a blocking open, say) cannot be taken back: the cancel's
+     own CQE is -EALREADY, the worker is interrupted as by a signal, and
+     the target ends with its real result or with the kernel's internal
+     -ERESTARTSYS (512), which Operation reports as ECANCELED.
 [U8] Closing.  Every operation is cancelled (IORING_ASYNC_CANCEL_ANY |
      _ALL, 5.19), then close() waits (at most CLOSE_TIMEOUT seconds) for
      every last CQE before unmapping the rings and closing the fd.  Without
@@ -174,6 +178,10 @@ _INT64_MAX = 2**63 - 1
 _MORE = lib.IORING_CQE_F_MORE
 _ECANCELED = errno.ECANCELED
 _ETIME = errno.ETIME
+# The kernel's internal restart codes (ERESTARTSYS, ERESTARTNOINTR,
+# ERESTARTNOHAND, ERESTART_RESTARTBLOCK): what a cancelled operation that
+# was blocked in an io-wq worker ends with [U7].
+_RESTART_CODES = frozenset((512, 513, 514, 516))
 _EBUSY = errno.EBUSY
 _EAGAIN = errno.EAGAIN
 _EINTR = errno.EINTR
@@ -409,7 +417,7 @@ class Operation:
             self._errno = 0
         else:
             self._value = None
-            self._errno = -res
+            self._errno = _ECANCELED if -res in _RESTART_CODES else -res  # [U7]
         self._callback(self)
 
     def done(self) -> bool:

@@ -390,6 +390,31 @@ def test_cancel_a_timeout_and_an_operation_not_yet_submitted(harness, ring):
     assert timer.exception().errno == errno.ECANCELED
 
 
+def test_cancelling_an_operation_running_in_an_io_wq_worker(harness, ring, tmp_path,
+                                                            monkeypatch):
+    """The -EALREADY path [U7]: an open of a FIFO for writing with O_CREAT
+    skips the non-blocking try and waits for a reader in an io-wq worker;
+    the cancel cannot take it back, interrupts the worker, and the target
+    ends with the kernel's -ERESTARTSYS, reported as ECANCELED.  Its path
+    buffer is kept until that last CQE [U6]."""
+    cancels = []
+    monkeypatch.setattr(_ring, "_cancel_done", lambda res, flags: cancels.append(res))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    results = Results()
+    op = ring.openat(fifo, os.O_WRONLY | os.O_CREAT, 0o600, results)
+    harness.run_for(0.05)
+    assert not op.done()  # blocked in the worker, waiting for a reader
+    path_buffer = ring._ops[op._user_data][1]
+    assert ffi.string(path_buffer) == os.fsencode(fifo)
+    assert op.cancel()
+    harness.run_until(op.done)
+    assert cancels == [-errno.EALREADY]
+    [value] = results.values()
+    assert isinstance(value, OSError) and value.errno == errno.ECANCELED, value
+    assert ring.in_flight() == 0
+
+
 def test_a_cancelled_read_keeps_its_buffer_until_the_kernel_lets_go(harness, ring):
     """[U6] the record, and the buffer in it, outlive the cancel request
     until the target's own CQE."""
