@@ -1380,6 +1380,7 @@ class BufferRing:
         self._view = memoryview(self._pool_map)
         self._count, self._size, self._group = count, size, group
         self._ids = ffi.new("uint16_t[]", count)
+        self._held = bytearray(count)  # 1: picked by a recv, not given back yet
         rc = lib.reactor_pbuf_register(ring._cring, self._entries, count, group)
         if rc < 0:
             raise _oserror(-rc)
@@ -1415,9 +1416,16 @@ class BufferRing:
 
     def _picked(self, res, flags):
         if flags & lib.IORING_CQE_F_BUFFER:
-            self.taken += 1
-            return flags >> lib.IORING_CQE_BUFFER_SHIFT, res
+            buffer_id = flags >> lib.IORING_CQE_BUFFER_SHIFT
+            self._take(buffer_id)
+            return buffer_id, res
         return None, res
+
+    def _take(self, buffer_id):
+        """A CQE says the kernel picked `buffer_id` (IORING_CQE_F_BUFFER):
+        it is the caller's until give_back()."""
+        self._held[buffer_id] = 1
+        self.taken += 1
 
     def view(self, buffer_id: int, nbytes: int) -> memoryview:
         """The first `nbytes` of buffer `buffer_id` (no copy)."""
@@ -1425,9 +1433,14 @@ class BufferRing:
         return self._view[start:start + nbytes]
 
     def give_back(self, buffer_id: int) -> None:
-        """Return a buffer the kernel picked to the kernel."""
-        if not 0 <= buffer_id < self._count:
+        """Return a buffer the kernel picked to the kernel; ValueError for
+        one that is not out (given back twice, it would be handed to two
+        receives at once)."""
+        if not isinstance(buffer_id, int) or not 0 <= buffer_id < self._count:
             raise ValueError(f"no buffer {buffer_id!r} in this group")
+        if not self._held[buffer_id]:
+            raise ValueError(f"buffer {buffer_id} is not taken (given back twice?)")
+        self._held[buffer_id] = 0
         self.taken -= 1
         if self._ring is not None and not self._ring._closed:
             ids = self._ids

@@ -117,6 +117,8 @@ class _Connection:
 
     def received(self, res, flags):
         server = self.server
+        if flags & _F_BUFFER:  # the kernel picked a pool buffer: ours until given back
+            server.buffers._take(flags >> _BUFFER_SHIFT)
         if self.closed:  # a CQE after the close (the shutdown's cancels)
             if flags & _F_BUFFER:
                 server.give_back(flags >> _BUFFER_SHIFT)

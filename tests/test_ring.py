@@ -927,6 +927,24 @@ def test_buffer_ring_recv_gives_and_takes_buffers(harness, ring):
         buffers.recv(0, print)
 
 
+def test_a_buffer_given_back_twice_is_refused(harness, ring):
+    """Regression: give_back() did not check that the buffer was out; a
+    second give_back put it in the kernel's ring twice, and two recvs could
+    then fill one buffer at once."""
+    buffers = _ring.BufferRing(ring, 2, 16)
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(b"one")
+        buffer_id, n = one(harness, ring, lambda cb: buffers.recv(b, cb))
+        buffers.give_back(buffer_id)
+        with pytest.raises(ValueError, match="not taken"):
+            buffers.give_back(buffer_id)
+        with pytest.raises(ValueError, match="not taken"):
+            buffers.give_back(1 - buffer_id)  # never picked
+        assert buffers.taken == 0
+    buffers.close()
+
+
 def test_an_idle_recv_waits_for_data_not_for_a_buffer(harness, ring):
     """A buffer-select recv tried at once fails with ENOBUFS on an idle
     socket when the pool is empty; with poll_first (the default) it waits
