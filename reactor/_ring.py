@@ -825,9 +825,10 @@ class Ring:
             return True
         return self._enter_now() and self._sq_entries - unsubmitted(self._cring) >= count
 
-    def _start_pair(self, prep, args, callback, prep2, args2, callback2):
-        """_start_chain() of two steps without a keep, the echo's send and
-        the recv linked to it: False when they cannot go now."""
+    def _start_pair(self, prep, args, callback, prep2, args2, callback2, keep=None):
+        """_start_chain() of two steps, the echo's send (whose memory `keep`
+        holds [U6]) and the recv linked to it: False when they cannot go
+        now."""
         if self._closed:
             self._check_open()
         if not self._room(2):
@@ -844,7 +845,7 @@ class Ring:
         if prep(cring, user_data, *args) < 0 or prep2(cring, user_data + 1, *args2) < 0:
             raise RuntimeError("io_uring SQ full in the middle of a chain")  # pragma: no cover
         ops = self._ops
-        ops[user_data] = (callback, None)
+        ops[user_data] = (callback, keep)
         ops[user_data + 1] = (callback2, None)
         return True
 
