@@ -32,9 +32,14 @@ Facts this module relies on (see also reactor/_ring.py's [U*]):
      ESPIPE on both.
 [F2] Cancellation.  When the awaiting task is cancelled the kernel
      operation is cancelled too [U7], its buffer kept until the kernel lets
-     go [U6]; the position does not move, whatever the kernel managed to do
-     (a cancelled read may have read: the next read reads it again; a
-     cancelled write may have written).  An open whose awaiter was
+     go [U6]; the position does not move, whatever the kernel managed to do.
+     A cancelled read may have read.  From a file that seeks, the next read
+     reads it again.  From a stream (a FIFO, a pipe, a socket) the kernel
+     consumed it: the file keeps those bytes, and its next read() returns
+     them first, after waiting for a cancelled read the kernel (or a worker
+     thread, which cannot be interrupted) is still running, so the order
+     holds.  (pread() on a stream neither keeps nor returns them first.)  A
+     cancelled write may have written.  An open whose awaiter was
      cancelled closes the fd it may still produce, whichever comes first:
      the cancellation or the result (the flush may reap it before the
      cancelled task runs again).  The thread backend's open does the same
@@ -301,6 +306,8 @@ class AsyncFile:
                 self._stream = True
         self._lock = asyncio.Lock()
         self._closed = False
+        self._unread = b""      # [F2] bytes cancelled reads took from a stream
+        self._settling = None   # [F2] a future: a cancelled read the kernel still runs
 
     # -- plain attributes, as aiofiles delegates them ------------------------------
 
@@ -349,6 +356,10 @@ class AsyncFile:
             raise TypeError(f"size must be an int or None, not {type(size).__name__}")
         self._check_readable()
         async with self._lock:
+            if self._settling is not None:  # [F2] its bytes come first
+                await asyncio.shield(self._settling)
+            if self._unread:
+                return await self._read_kept(size)
             if size < 0:
                 data = await self._readall(self._pos)
             else:
@@ -356,6 +367,46 @@ class AsyncFile:
             if not self._stream:
                 self._pos += len(data)
             return data
+
+    async def _read_kept(self, size):
+        """A read served from what cancelled reads took from a stream [F2]:
+        at most `size` of it (a short read, as a stream's may be), or all
+        of it and the rest of the stream."""
+        kept, self._unread = self._unread, b""
+        if 0 <= size < len(kept):
+            self._unread = kept[size:]
+            return kept[:size]
+        if size >= 0:
+            return kept
+        try:
+            return kept + await self._readall(-1)
+        except _CancelledError:
+            self._unread = kept + self._unread
+            raise
+
+    def _keep(self, data, *, first=False):
+        """[F2] bytes a read whose awaiter was cancelled took: from a stream
+        they are gone from the kernel, so the next read returns them (from
+        a file that seeks the position did not move: they are read again)."""
+        if not data or self._closed:
+            return
+        if not self._stream:
+            try:
+                os.lseek(self._fd, 0, os.SEEK_CUR)  # no IO: can it seek at all?
+                return
+            except OSError as exc:
+                if exc.errno != _ESPIPE:
+                    raise
+                self._stream = True
+        self._unread = data + self._unread if first else self._unread + data
+
+    def _settled(self, settling, data):
+        """A cancelled read the kernel (or a worker thread) still ran is over."""
+        self._keep(data)
+        if self._settling is settling:
+            self._settling = None
+        if not settling.done():
+            settling.set_result(None)
 
     async def write(self, data: Any) -> int:
         """Write all of `data` at the position (at the end in append mode)
@@ -432,14 +483,18 @@ class AsyncFile:
         st = await self._stat()
         want = max(st.st_size - max(offset, 0), 0) if stat.S_ISREG(st.st_mode) else 0
         chunks = []
-        while True:
-            chunk = await self._pread(min(want or _STREAM_CHUNK, _MAX_CHUNK),
-                                      -1 if self._stream else offset)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            offset += len(chunk)
-            want = max(want - len(chunk), 0)
+        try:
+            while True:
+                chunk = await self._pread(min(want or _STREAM_CHUNK, _MAX_CHUNK),
+                                          -1 if self._stream else offset)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                offset += len(chunk)
+                want = max(want - len(chunk), 0)
+        except _CancelledError:
+            self._keep(b"".join(chunks), first=True)  # [F2] before what the last read took
+            raise
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def pread(self, size: int, offset: int) -> bytes:
@@ -550,12 +605,41 @@ class _UringFile(AsyncFile):
         fut = self._loop.create_future()
         ring = self._ring
         user_data = ring._start(_prep, (_OP_READ, self._fd, buf, size, offset, 0),
-                                _done_into(fut, lambda res: ffi.unpack(buf, res)), buf)
+                                self._read_done(fut, buf), buf)
         try:  # _await(), inline: one coroutine frame less per read
             return await fut
         except _CancelledError:
-            _abandon(ring, fut, user_data)
+            self._read_cancelled(ring, fut, user_data, buf)
             raise
+
+    def _read_done(self, fut, buf):
+        """_done_into() for a read: what comes after its awaiter was
+        cancelled (the future is, at once; the task runs its except
+        clause later) is kept [F2]."""
+
+        def done(res, flags):
+            if fut.done():
+                if res > 0:
+                    self._keep(ffi.unpack(buf, res))
+            elif res >= 0:
+                fut.set_result(ffi.unpack(buf, res))
+            else:
+                fut.set_exception(_oserror(-res))
+
+        return done
+
+    def _read_cancelled(self, ring, fut, user_data, buf):
+        """[F2] what a read whose awaiter was cancelled took is kept."""
+        if fut.done() and not fut.cancelled():  # it came; the task was cancelled after
+            if fut.exception() is None:
+                self._keep(fut.result())
+            return
+        if user_data not in ring._ops:  # done (_read_done kept it), or never submitted
+            _abandon(ring, fut, user_data)
+            return
+        settling = self._settling = self._loop.create_future()
+        _abandon(ring, fut, user_data, lambda res, flags: self._settled(
+            settling, ffi.unpack(buf, res) if res > 0 else b""))
 
     async def _pwrite(self, data, offset):
         if self._loop is not _get_running_loop():
@@ -633,8 +717,20 @@ class _ThreadFile(AsyncFile):
             self._stream = True  # [F1]
             return await self._run(streaming, self._fd, arg)
 
-    def _pread(self, size, offset):
-        return self._at(os.pread, os.read, size, offset)
+    async def _pread(self, size, offset):
+        if offset != -1 and not self._stream:
+            try:
+                return await self._run(os.pread, self._fd, size, offset)
+            except OSError as exc:
+                if exc.errno != _ESPIPE:
+                    raise
+                self._stream = True  # [F1]
+        reader = _ReadInThread(self)
+        try:
+            return await self._run(reader, self._fd, size)
+        except _CancelledError:
+            reader.abandon()
+            raise
 
     def _pwrite(self, data, offset):
         return self._at(os.pwrite, os.write, data, offset)
@@ -742,6 +838,48 @@ class _OpenInThread:
             fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+
+
+class _ReadInThread:
+    """os.read of a stream in a worker thread whose awaiter may be
+    cancelled while it runs: what it read then is the file's to keep, and
+    the file's next read waits for it [F2]."""
+
+    def __init__(self, file):
+        self._file = file
+        self._loop = file._loop
+        self._lock = threading.Lock()
+        self._state = "waiting"  # -> "running" -> "done"; or "abandoned"
+        self._data = b""
+        self._settling = None
+
+    def __call__(self, fd, size):
+        with self._lock:
+            if self._state == "abandoned":  # cancelled before it started: read nothing
+                return b""
+            self._state = "running"
+        data = b""
+        try:
+            data = os.read(fd, size)
+        finally:
+            with self._lock:
+                abandoned = self._state == "abandoned"
+                if not abandoned:
+                    self._state, self._data = "done", data
+            if abandoned:
+                try:
+                    self._loop.call_soon_threadsafe(self._file._settled, self._settling, data)
+                except RuntimeError:
+                    pass  # the loop is closed: nobody will read again
+        return data
+
+    def abandon(self):
+        with self._lock:
+            state, self._state = self._state, "abandoned"
+            if state == "running":  # still reading: the next read waits for it
+                self._settling = self._file._settling = self._loop.create_future()
+        if state == "done":  # it read, then the task was cancelled
+            self._file._keep(self._data)
 
 
 class _Trip:
