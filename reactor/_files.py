@@ -60,16 +60,24 @@ Facts this module relies on (see also reactor/_ring.py's [U*]):
      OSError(ECANCELED) the kernel gives (or their real result if they
      finished first); then the fd is closed.  The thread backend waits for
      its running calls instead (a thread cannot be interrupted).
-[F6] io_uring opens a FIFO for reading at once, without waiting for a
-     writer as open(2) does: it first tries the open with O_NONBLOCK (and
-     clears that flag on the file afterwards).  Reads then wait for data.
+[F6] FIFOs.  io_uring's openat first tries the open with O_NONBLOCK (and
+     clears that flag on the file afterwards): a FIFO opened for reading
+     opens at once without a writer, and its first read is EOF, where
+     open(2), Python's open() and the thread backend wait for a writer.
+     So open_file() asks fstat (no IO) whether what it opened read-only is
+     a FIFO, and opens it again in an io-wq worker (IOSQE_ASYNC: no
+     O_NONBLOCK try), which waits for a writer as open(2) does; read_bytes()
+     asks statx about a file that read empty, and does the same for a FIFO.
+     Opened for writing the wait is the kernel's already: open_file's write
+     modes carry O_CREAT, which skips the O_NONBLOCK try.
 [F7] read_bytes() takes one trip through the loop: one linked chain [U15]
      opens the file into a direct-descriptor slot [U16], reads 64 KiB and
      then 4 KiB at the file's position (offset -1), and closes the slot.  A
      second read that returns nothing proves the end for any kind of file,
      with no belief about short reads; a file that is not over by then is
      opened again and read on from there (a FIFO's data read by the chain is
-     kept; what a writer sends after the close is not read).  Without slots
+     kept; what a writer sends after the close is not read; a FIFO without
+     a writer: [F6]).  Without slots
      (before 5.19, or all 128 in use) it takes two trips: the open, then the
      same two reads, the close not awaited (a read-only fd's close loses
      nothing).  No statx: IORING_OP_STATX always runs in an io-wq worker
@@ -257,6 +265,30 @@ def _uring_open(ring, loop, cpath, flags, mode):
     return _await(ring, fut, user_data, _close_on_success)
 
 
+def _is_fifo(fd):
+    try:
+        return stat.S_ISFIFO(os.fstat(fd).st_mode)  # (no IO: the inode is in memory)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+async def _wait_for_a_writer(ring, loop, cpath, flags, fd):
+    """[F6] A FIFO io_uring opened for reading without waiting for a writer:
+    open it again in an io-wq worker (IOSQE_ASYNC: no O_NONBLOCK try),
+    which waits for a writer as open(2) does; the first fd, a reader all
+    along (a writer waiting in its open(2) is not let down), is closed once
+    that open is over."""
+    try:
+        fut = loop.create_future()
+        user_data = ring._start(_prep_ext, (_OP_OPENAT, lib.AT_FDCWD, cpath, 0o666, 0, flags,
+                                            ffi.NULL, 0, lib.IOSQE_ASYNC, 0),
+                                _done_into(fut, int, _close_on_success), cpath)
+        return await _await(ring, fut, user_data, _close_on_success)
+    finally:
+        os.close(fd)
+
+
 def _uring_statx(ring, loop, fd):
     stx = ffi.new("struct statx *")
     empty = ffi.new("char[]", b"")
@@ -265,6 +297,21 @@ def _uring_statx(ring, loop, fd):
                                         lib.AT_EMPTY_PATH, stx, 0, 0, 0),
                             _done_into(fut, lambda res: StatxResult(stx)), (empty, stx))
     return _await(ring, fut, user_data)
+
+
+async def _names_a_fifo(ring, loop, cpath):
+    """Whether the path is a FIFO (a statx: asked only of files that read
+    empty)."""
+    stx = ffi.new("struct statx *")
+    fut = loop.create_future()
+    user_data = ring._start(_prep_ext, (_OP_STATX, lib.AT_FDCWD, cpath, _STATX_MASK, 0, 0,
+                                        stx, 0, 0, 0),
+                            _done_into(fut, lambda res: stat.S_ISFIFO(stx.stx_mode)),
+                            (cpath, stx))
+    try:
+        return await _await(ring, fut, user_data)
+    except OSError:
+        return False  # gone or changed since: what was read stands
 
 
 def _uring_simple(ring, loop, opcode, fd, off=0, op_flags=0):
@@ -798,8 +845,13 @@ async def _open(path, mode, flags, closefd, backend):
     loop = asyncio.get_running_loop()
     if backend == "io_uring":
         ring = _loop_ring(loop)
-        fd = path if isinstance(path, int) else await _uring_open(ring, loop, _path(path), flags,
-                                                                  0o666)
+        if isinstance(path, int):
+            fd = path
+        else:
+            cpath = _path(path)
+            fd = await _uring_open(ring, loop, cpath, flags, 0o666)
+            if flags & os.O_ACCMODE == os.O_RDONLY and _is_fifo(fd):
+                fd = await _wait_for_a_writer(ring, loop, cpath, flags, fd)
         return _UringFile(loop, ring, fd, path, mode, flags, closefd)
     if isinstance(path, int):
         fd = path
@@ -952,9 +1004,13 @@ async def read_bytes(path: PathLike, *, backend: Optional[str] = None) -> bytes:
     if n < 0 or more < 0:
         _close_later(ring, fd)
         raise _oserror(-(n if n < 0 else more))
-    if more == 0:  # the end, for certain: a read that returns nothing
+    if more == 0 and (n > 0 or not _is_fifo(fd)):  # the end: a read that returns nothing
         _close_later(ring, fd)
         return data
+    if more == 0:  # [F6] a FIFO without a writer: wait for one, as open(2) does
+        fd = await _wait_for_a_writer(ring, loop, cpath, os.O_RDONLY | os.O_CLOEXEC, fd)
+        async with _UringFile(loop, ring, fd, path, "rb", os.O_RDONLY, True) as f:
+            return await f.read()
     # More than fits: on from where the two reads left off.
     f = _UringFile(loop, ring, fd, path, "rb", os.O_RDONLY, True)
     f._pos = n + more
@@ -999,6 +1055,11 @@ async def _read_bytes_in_one_trip(ring, loop, cpath, path, slots):
     for res in (opened, n, more):  # (the close of a read-only file loses nothing)
         if res < 0:
             raise _oserror(-res)
+    if n == 0 and await _names_a_fifo(ring, loop, cpath):
+        # [F6] opened without a writer, so the reads found none: open it
+        # again, waiting for one as open(2) does.
+        async with open_file(path, "rb", backend="io_uring") as f:
+            return await f.read()
     if more == 0:  # the end, for certain: a read that returns nothing
         return data
     # More than fits, and the slot is closed: on from there, the long way.

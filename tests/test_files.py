@@ -419,6 +419,31 @@ def test_a_fifo_is_read_and_written_as_a_stream(loop, backend, tmp_path):
     loop.run_until_complete(main())
 
 
+def test_a_fifo_opened_for_reading_waits_for_a_writer(loop, backend, tmp_path):
+    """Regression: io_uring opened a FIFO for reading at once (its open
+    tries O_NONBLOCK first) and the first read, with no writer, was EOF.
+    Now open_file() and read_bytes() wait for a writer, as open(2) and the
+    thread backend do [F6], and read what it writes until it closes."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    async def read_all():
+        async with reactor.open_file(fifo, "rb", backend=backend) as f:
+            return await f.read()
+
+    async def main():
+        for reader in (read_all, lambda: reactor.read_bytes(fifo, backend=backend)):
+            task = asyncio.ensure_future(reader())
+            await asyncio.sleep(0.1)
+            assert not task.done()  # no writer yet
+            writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # a reader waits: no ENXIO
+            os.write(writer, b"from the writer")
+            os.close(writer)
+            assert await asyncio.wait_for(task, 5) == b"from the writer"
+
+    loop.run_until_complete(main())
+
+
 @pytest.mark.parametrize("kind", ["fifo", "socket"])
 def test_cancelled_reads_of_a_stream_lose_nothing(loop, backend, tmp_path, kind):
     """Regression: a read whose awaiter was cancelled after the kernel (or
