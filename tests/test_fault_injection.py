@@ -38,7 +38,8 @@ STRACE = shutil.which("strace")
 def _strace_works():
     if STRACE is None:
         return "strace is not installed"
-    probe = subprocess.run([STRACE, "-f", "-qq", "-o", os.devnull, sys.executable, "-c", ""],
+    probe = subprocess.run([STRACE, "-f", "-qq", "-o", os.devnull, "--seccomp-bpf",
+                            "-e", "inject=getppid:error=EINTR", sys.executable, "-c", ""],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if probe.returncode != 0:
         return f"strace cannot trace here: {probe.stderr.decode(errors='replace').strip()}"
@@ -100,7 +101,8 @@ PREFIX = b"Your msg = "
 @contextlib.contextmanager
 def traced_server(tmp_path, command, inject):
     syscall = inject.split(":", 1)[0]
-    prefix = (STRACE, "-f", "-qq", "-o", os.environ.get("FAULT_STRACE_LOG", os.devnull), "--seccomp-bpf",
+    output = os.environ.get("FAULT_STRACE_LOG", os.devnull)
+    prefix = (STRACE, "-f", "-qq", "-o", output, "--seccomp-bpf",
               "-e", f"trace={syscall}", "-e", f"inject={inject}")
     with echo_server(tmp_path, command=command, prefix=prefix) as server:
         try:
