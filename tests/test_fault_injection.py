@@ -30,6 +30,7 @@ import textwrap
 
 import pytest
 
+from reactor import uring_available
 from test_echo_cli import echo_server
 
 STRACE = shutil.which("strace")
@@ -91,6 +92,14 @@ LOSSLESS = {
 DISRUPTIVE = {
     "ECONNRESET-on-a-read": "recvfrom:error=ECONNRESET:when=7",
     "EPIPE-on-a-send": "sendto:error=EPIPE:when=7",
+}
+
+# The io_uring server (--backend uring) reads, sends and accepts through
+# the ring: only its enters are syscalls of their own.
+URING_TRANSIENT = {
+    "EINTR-on-io_uring_enter": "io_uring_enter:error=EINTR:when=3+2",
+    "EAGAIN-on-io_uring_enter": "io_uring_enter:error=EAGAIN:when=3+3",
+    "EBUSY-on-io_uring_enter": "io_uring_enter:error=EBUSY:when=4+3",
 }
 
 CLIENT_TIMEOUT = 5.0  # a stall fails the test (asyncio retries an EMFILE after 1 s)
@@ -197,6 +206,19 @@ def converse(clients, rounds):
 @pytest.mark.parametrize("inject", LOSSLESS.values(), ids=LOSSLESS.keys())
 @pytest.mark.parametrize("command", SERVERS.values(), ids=SERVERS.keys())
 def test_transient_errors_lose_no_byte_and_stall_no_client(tmp_path, command, inject):
+    serve_through(tmp_path, command, inject)
+
+
+@pytest.mark.skipif(not uring_available(), reason=f"{uring_available().reason}")
+@pytest.mark.parametrize("inject", URING_TRANSIENT.values(), ids=URING_TRANSIENT.keys())
+def test_the_io_uring_server_rides_out_transient_enter_errors(tmp_path, inject):
+    """io_uring_enter failing with EINTR (a signal), EAGAIN or EBUSY (the
+    kernel short of room) submits nothing: the ring tries again [U5]."""
+    serve_through(tmp_path, ("-m", "reactor", "echo", "--backend", "uring"), inject)
+
+
+def serve_through(tmp_path, command, inject):
+    """Four clients and a late one, every byte back once and in order."""
     with traced_server(tmp_path, command, inject) as server:
         clients = [Client(server) for _ in range(4)]
         try:
