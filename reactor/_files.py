@@ -38,8 +38,9 @@ Facts this module relies on (see also reactor/_ring.py's [U*]):
      consumed it: the file keeps those bytes, and its next read() returns
      them first, after waiting for a cancelled read the kernel (or a worker
      thread, which cannot be interrupted) is still running, so the order
-     holds.  (pread() on a stream neither keeps nor returns them first.)  A
-     cancelled write may have written.  An open whose awaiter was
+     holds.  (A cancelled pread() of a stream keeps them too, for the next
+     read(); pread() itself never returns kept bytes.)  A cancelled write
+     may have written.  An open whose awaiter was
      cancelled closes the fd it may still produce, whichever comes first:
      the cancellation or the result (the flush may reap it before the
      cancelled task runs again).  The thread backend's open does the same
