@@ -50,12 +50,13 @@ class EchoServer:
 
 
 @contextlib.contextmanager
-def echo_server(tmp_path, *args, command=("-m", "reactor", "echo")):
-    """The echo server `python *command` on a port the system picks."""
+def echo_server(tmp_path, *args, command=("-m", "reactor", "echo"), prefix=()):
+    """The echo server `python *command` on a port the system picks
+    (`prefix`: a command that runs it, such as strace)."""
     log_path = tmp_path / "echo-stderr.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, *command, "--port", "0", *args],
+            [*prefix, sys.executable, *command, "--port", "0", *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + START_TIMEOUT
