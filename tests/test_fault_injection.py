@@ -79,6 +79,8 @@ ASYNCIO_ECHO = textwrap.dedent("""\
 # name -> the server's command line after the interpreter (it takes --port).
 SERVERS = {
     "reactor": ("-m", "reactor", "echo"),
+    "reactor-asyncio": ("-c", ASYNCIO_ECHO.replace("asyncio.run(main())",
+                                                   "import reactor; reactor.run(main())")),
     "asyncio": ("-c", ASYNCIO_ECHO),
 }
 
@@ -93,6 +95,15 @@ DISRUPTIVE = {
     "ECONNRESET-on-a-read": "recvfrom:error=ECONNRESET:when=7",
     "EPIPE-on-a-send": "sendto:error=EPIPE:when=7",
 }
+
+# Refusals asyncio's own loop does not survive (reactor.net._transports [X8],
+# reactor.net._streams [ST4]): per server, since the count of earlier calls
+# differs.  The second client's registration, and its TCP_NODELAY.
+REFUSED_REGISTRATION = {  # the second client's EPOLL_CTL_ADD
+    "reactor": "epoll_ctl:error=ENOMEM:when=5",
+    "reactor-asyncio": "epoll_ctl:error=ENOMEM:when=4",
+}
+REFUSED_NODELAY = "setsockopt:error=EINVAL:when=3"  # the second client's TCP_NODELAY
 
 # The io_uring server (--backend uring) reads, sends and accepts through
 # the ring: only its enters are syscalls of their own.
@@ -252,3 +263,28 @@ def test_a_broken_connection_closes_only_itself(tmp_path, command, inject):
                 client.close()
         assert stop(server) == 0, server.log().decode()
         assert b"Traceback" not in server.log()  # a peer's reset is no bug to report
+
+
+@pytest.mark.parametrize("server", sorted(REFUSED_REGISTRATION))
+def test_a_refused_registration_closes_only_its_connection(tmp_path, server):
+    # [X8] ENOMEM from epoll_ctl for one accepted connection: that client is
+    # closed, not left waiting; the others and a new one are served.
+    with traced_server(tmp_path, SERVERS[server], REFUSED_REGISTRATION[server]) as server:
+        clients = [Client(server) for _ in range(3)]
+        try:
+            closed = converse(clients, 4)
+            assert len(closed) == 1, f"closed: {closed}\n{server.log().decode()}"
+            late = Client(server)
+            clients.append(late)
+            assert converse([late], 3) == set() and late.echoed == late.sent
+        finally:
+            for client in clients:
+                client.close()
+        assert stop(server) == 0, server.log().decode()
+
+
+@pytest.mark.parametrize("server", ["reactor", "reactor-asyncio"])
+def test_a_refused_tcp_nodelay_stalls_no_client(tmp_path, server):
+    # [ST4] setsockopt(TCP_NODELAY) failing for one accepted connection: it
+    # is served all the same (asyncio's loop never serves it).
+    serve_through(tmp_path, SERVERS[server], REFUSED_NODELAY)

@@ -15,7 +15,10 @@ Facts this module relies on:
 [ST3] A BufferedProtocol's get_buffer() is read into directly (recv_into):
      no bytes object per read.
 [ST4] TCP_NODELAY is set on every TCP connection (asyncio does): small
-     writes go out at once instead of waiting for the peer's ACK.
+     writes go out at once instead of waiting for the peer's ACK.  A socket
+     that refuses it (one the peer has reset already) is served all the
+     same: its bytes or its error come through the reads.  (asyncio lets the
+     error escape the accept, and the accepted client is never served.)
 [ST5] A message costs the loop's dispatch, data_received() and write():
      every check they make per message costs as much as the protocol's
      own code.  So the checks are made when the state changes instead
@@ -62,7 +65,10 @@ class StreamTransport(SocketTransport):
         self._empty_waiter = None  # asyncio's sendfile() waits for the buffer to drain
         super().__init__(loop, sock, protocol, extra, server, context)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # [ST4]
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # [ST4]
+            except OSError:
+                pass  # [ST4] a speed-up only: the connection works without it
         if start:
             self._start(waiter)
 

@@ -47,6 +47,11 @@ Facts this module relies on:
      protocol method runs in it; a call made from the user's own code
      (write() pausing the protocol) runs in a copy, since the context may
      be entered already.
+[X8] The kernel may refuse a registration (ENOMEM; ENOSPC once
+     fs.epoll.max_user_watches is reached): that connection cannot be
+     served, so it ends as a broken one does (connection_lost(exc)) and the
+     loop serves the others.  (asyncio only reports the error and leaves the
+     connection open and unwatched: its peer waits forever.)
 [X6] The loop knows its transports by fd (loop._transports).  Reactor.close()
      discards pending callbacks, as asyncio's does, so a transport closed
      just before would never close its socket: close() releases every
@@ -252,8 +257,14 @@ class SocketTransport(_FlowControlMixin):
     # -- the selector [X2] -------------------------------------------------------
 
     def _set_interest(self, events):
-        """Make the selector watch exactly `events` for us [X2]."""
-        self._loop._poller.set_interest(self, events)
+        """Make the selector watch exactly `events` for us [X2]; a
+        registration the kernel refuses ends this connection [X8]."""
+        try:
+            self._loop._poller.set_interest(self, events)
+        except OSError as exc:
+            if self._conn_lost:
+                raise
+            self._fatal_error(exc, f"epoll_ctl() on {self!r}")
 
     def _update_autoread(self):
         """Read for this transport in the loop's wait, or stop: after a
