@@ -47,13 +47,13 @@ _LAZY = {
     "new_event_loop": "_eventloop",
     "EventLoopPolicy": "_eventloop",
     "install": "_eventloop",
-    "Ring": "_ring",
-    "Operation": "_ring",
-    "BufferRing": "_ring",
-    "uring_available": "_ring",
-    "open_file": "_files",
-    "read_bytes": "_files",
-    "write_bytes": "_files",
+    "Ring": "uring._ring",
+    "Operation": "uring._ring",
+    "BufferRing": "uring._ring",
+    "uring_available": "uring._ring",
+    "open_file": "uring._files",
+    "read_bytes": "uring._files",
+    "write_bytes": "uring._files",
 }
 
 __all__ = [

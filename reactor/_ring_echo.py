@@ -38,7 +38,7 @@ import socket
 
 from ._loop import Reactor
 from ._native import ffi, lib
-from ._ring import BufferRing, Operation, Ring
+from .uring._ring import BufferRing, Operation, Ring
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import reactor
-from reactor import _files
+from reactor.uring import _files
 from _ringloops import uvloop
 
 URING = reactor.uring_available()

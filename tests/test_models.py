@@ -38,7 +38,7 @@ MANY = [name for name, server in SERVERS.items() if server.accepts_all]
 def _uring_skip():
     """Why the io_uring server cannot run here, or None."""
     try:
-        from reactor._ring import uring_available
+        from reactor.uring import uring_available
     except ImportError:
         return "reactor.Ring (issue 11) is not in this checkout"
     available = uring_available()

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import reactor
-from reactor import _ring
+from reactor.uring import _ring
 from reactor._native import ffi, lib
 from _ringloops import HARNESSES
 

@@ -153,14 +153,14 @@ import time
 import warnings
 import weakref
 
-from ._base import fileobj_to_fd
-from ._native import ffi, lib
+from .._base import fileobj_to_fd
+from .._native import ffi, lib
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Optional, Sequence, Union
 
-    from ._base import FileDescriptorLike
+    from .._base import FileDescriptorLike
 
 __all__ = ["Ring", "Operation", "BufferRing", "StatxResult", "uring_available",
            "UringAvailability", "CLOSE_TIMEOUT"]

@@ -97,7 +97,7 @@ import threading
 import weakref
 from asyncio.events import _get_running_loop
 
-from ._native import ffi, lib
+from .._native import ffi, lib
 from ._ring import _INT_MAX, Ring, StatxResult, _new_buffer, _oserror, _path, \
     _readable_buffer, _size, uring_available
 
