@@ -368,7 +368,7 @@ def add_arguments(parser):
 
 def _serve_uring(args):
     """The chapter's echo on io_uring completions (reactor._ring_echo)."""
-    from .uring._ring import uring_available
+    from .uring._probe import uring_available
     from ._ring_echo import serve as serve_uring
     defaults = {"tls": None, "workers": 1, "idle_timeout": None, "max_outbound": 1 << 20}
     given = [f"--{name.replace('_', '-')}" for name in _NOT_WITH_URING

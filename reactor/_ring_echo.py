@@ -38,7 +38,9 @@ import socket
 
 from ._loop import Reactor
 from ._native import ffi, lib
-from .uring._ring import BufferRing, Operation, Ring
+from .uring._bufring import BufferRing
+from .uring._ops import Operation
+from .uring._ring import Ring
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

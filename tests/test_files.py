@@ -1,4 +1,4 @@
-"""reactor.open_file / read_bytes / write_bytes (reactor/_files.py).
+"""reactor.open_file / read_bytes / write_bytes (reactor/uring/_files.py).
 
 Differential: every sequence of operations is done on our file object and
 on an unbuffered io.FileIO over a twin file (the reference), and both must
@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import reactor
-from reactor.uring import _files
+from reactor.uring import _uring_files
 from _ringloops import uvloop
 
 URING = reactor.uring_available()
@@ -56,7 +56,7 @@ def loop(request):
     loop.close()
     # pytest holds the loop until after the fd-leak check: release its ring
     # now (test_one_ring_per_loop_released_with_the_loop checks the real way).
-    _files._release_loop_ring(loop)
+    _uring_files._release_loop_ring(loop)
 
 
 @pytest.fixture
@@ -241,7 +241,7 @@ def test_read_bytes_gives_back_every_slot(loop, tmp_path):
         paths[-1].write_bytes(b"%d" % i)
 
     async def main():
-        ring = _files._loop_ring(asyncio.get_running_loop())
+        ring = _uring_files._loop_ring(asyncio.get_running_loop())
         slots = ring._free_slots()
         total = len(slots)
         got = await asyncio.gather(*(reactor.read_bytes(p) for p in paths))
@@ -650,9 +650,9 @@ def test_one_ring_per_loop_released_with_the_loop(tmp_path):
 
     async def main():
         await reactor.read_bytes(path)
-        ring = _files._rings[asyncio.get_running_loop()]
+        ring = _uring_files._rings[asyncio.get_running_loop()]
         await reactor.read_bytes(path)
-        assert _files._rings[asyncio.get_running_loop()] is ring
+        assert _uring_files._rings[asyncio.get_running_loop()] is ring
         return ring
 
     loop = asyncio.new_event_loop()
@@ -673,14 +673,14 @@ def test_a_forked_child_gets_its_own_ring(tmp_path):
     loop = asyncio.new_event_loop()
     try:
         assert loop.run_until_complete(reactor.read_bytes(path)) == b"shared"
-        parent_ring = _files._rings[loop]
+        parent_ring = _uring_files._rings[loop]
         pid = os.fork()
         if pid == 0:  # pragma: no cover - reports through its status
             status = 1
             try:
                 child_loop = asyncio.new_event_loop()
                 ok = child_loop.run_until_complete(reactor.read_bytes(path)) == b"shared"
-                ok = ok and _files._rings[child_loop] is not parent_ring and parent_ring.closed
+                ok = ok and _uring_files._rings[child_loop] is not parent_ring and parent_ring.closed
                 child_loop.close()
                 status = 0 if ok else 2
             finally:
@@ -852,7 +852,7 @@ def test_cancelling_a_pending_open_cancels_the_kernel_operation(loop, tmp_path):
     async def main():
         task = asyncio.ensure_future(reactor.open_file(fifo, "wb"))
         await asyncio.sleep(0.05)
-        ring = _files._loop_ring(asyncio.get_running_loop())
+        ring = _uring_files._loop_ring(asyncio.get_running_loop())
         assert ring.in_flight() == 1  # the open waits in the kernel
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

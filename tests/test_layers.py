@@ -17,6 +17,8 @@ ALLOWED = {
     **{name: SELECTORS for name in SELECTORS},
     "reactor._poller": SELECTORS,
     "reactor.net": ("reactor._events",),
+    # io_uring: the loops it serves are duck-typed (reactor/uring/_drivers.py).
+    "reactor.uring": ("reactor._base",),
 }
 LONGEST = 600  # lines, unless the module's docstring says "long because"
 

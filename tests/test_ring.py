@@ -1,4 +1,4 @@
-"""reactor.Ring: io_uring operations as callbacks on a loop (reactor/_ring.py).
+"""reactor.Ring: io_uring operations as callbacks on a loop (reactor/uring/).
 
 Every test runs on the Reactor, on asyncio's default loop and on uvloop.
 File operations are checked against the same done with the os module;
@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import reactor
-from reactor.uring import _ring
+from reactor.uring import _bufring, _probe, _ring
 from reactor._native import ffi, lib
 from _ringloops import HARNESSES
 
@@ -701,7 +701,7 @@ def test_hostile_buffer_ring_and_ring_arguments(harness):
             ring = reactor.Ring(harness.loop, 4)
         with ring:
             try:
-                buffers = _ring.BufferRing(ring, *args)
+                buffers = _bufring.BufferRing(ring, *args)
             except (TypeError, ValueError, OSError):
                 return
             buffers.close()
@@ -803,8 +803,8 @@ def test_setup_failure_leaves_nothing_open(harness):
 
 
 def test_probe_and_features_name_what_the_kernel_has(ring):
-    assert set(_ring._REQUIRED_OPS) <= ring.supported_ops
-    assert set(_ring._REQUIRED_FEATURES) <= ring.features
+    assert set(_probe._REQUIRED_OPS) <= ring.supported_ops
+    assert set(_probe._REQUIRED_FEATURES) <= ring.features
     available = reactor.uring_available()
     assert available and available.errno is None
     assert available.ops == ring.supported_ops
@@ -903,7 +903,7 @@ def test_a_forked_child_does_not_share_the_ring(harness, ring, datafile):
 
 
 def test_buffer_ring_recv_gives_and_takes_buffers(harness, ring):
-    buffers = _ring.BufferRing(ring, 2, 16)
+    buffers = _bufring.BufferRing(ring, 2, 16)
     a, b = socket.socketpair()
     with a, b:
         a.sendall(b"first")
@@ -931,7 +931,7 @@ def test_a_buffer_given_back_twice_is_refused(harness, ring):
     """Regression: give_back() did not check that the buffer was out; a
     second give_back put it in the kernel's ring twice, and two recvs could
     then fill one buffer at once."""
-    buffers = _ring.BufferRing(ring, 2, 16)
+    buffers = _bufring.BufferRing(ring, 2, 16)
     a, b = socket.socketpair()
     with a, b:
         a.sendall(b"one")
@@ -949,7 +949,7 @@ def test_an_idle_recv_waits_for_data_not_for_a_buffer(harness, ring):
     """A buffer-select recv tried at once fails with ENOBUFS on an idle
     socket when the pool is empty; with poll_first (the default) it waits
     for data first [U12]."""
-    buffers = _ring.BufferRing(ring, 1, 8)
+    buffers = _bufring.BufferRing(ring, 1, 8)
     a, b = socket.socketpair()
     c, d = socket.socketpair()
     with a, b, c, d:

@@ -20,12 +20,12 @@ other names below do, on first use.
 # that reactor.Ring does not load the files (and asyncio) with it.
 _LAZY = {
     "Ring": "_ring",
-    "Operation": "_ring",
-    "StatxResult": "_ring",
+    "Operation": "_ops",
+    "StatxResult": "_ops",
     "CLOSE_TIMEOUT": "_ring",
-    "BufferRing": "_ring",
-    "uring_available": "_ring",
-    "UringAvailability": "_ring",
+    "BufferRing": "_bufring",
+    "uring_available": "_probe",
+    "UringAvailability": "_probe",
     "open_file": "_files",
     "read_bytes": "_files",
     "write_bytes": "_files",
