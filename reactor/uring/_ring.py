@@ -178,11 +178,7 @@ class Ring(_Operations):
             self._check_open()
         if not self._flush_scheduled and not self._draining:
             # First, so that a loop that is gone or closed leaves nothing behind.
-            loop = self._loop_ref()
-            if loop is None:
-                raise RuntimeError("the Ring's event loop is gone")
-            loop.call_soon(self._flush)
-            self._flush_scheduled = True
+            self._schedule_flush()
         user_data = self._next_user_data
         self._next_user_data = user_data + 1
         entry = (callback, keep)
@@ -207,11 +203,7 @@ class Ring(_Operations):
         if not self._room(len(steps)):
             return None
         if not self._flush_scheduled and not self._draining:
-            loop = self._loop_ref()
-            if loop is None:
-                raise RuntimeError("the Ring's event loop is gone")
-            loop.call_soon(self._flush)
-            self._flush_scheduled = True
+            self._schedule_flush()
         user_datas = []
         for prep, args, callback, keep in steps:
             user_data = self._next_user_data
@@ -242,11 +234,7 @@ class Ring(_Operations):
         if not self._room(2):
             return False
         if not self._flush_scheduled and not self._draining:
-            loop = self._loop_ref()
-            if loop is None:
-                raise RuntimeError("the Ring's event loop is gone")
-            loop.call_soon(self._flush)
-            self._flush_scheduled = True
+            self._schedule_flush()
         user_data = self._next_user_data
         self._next_user_data = user_data + 2
         cring = self._cring
@@ -277,6 +265,26 @@ class Ring(_Operations):
             return False
         raise _oserror(-rc)
 
+    # -- the one path to the kernel -----------------------------------------------
+    #
+    # Whatever was prepared reaches the kernel, and whatever completed runs,
+    # through _submit_and_reap alone: from the flush the loop runs once per
+    # iteration after something was prepared (_schedule_flush is the one
+    # place that asks for it), and from the eventfd's callback when
+    # completions arrive.  Besides it, only a full SQ enters early
+    # (_enter_now, [U5]), submit() enters on request, and close() cancels
+    # and waits [U8].
+
+    def _schedule_flush(self):
+        """Have the loop run _flush() soon, once [U2]; nothing once closed.
+        RuntimeError when the loop is gone."""
+        if not self._flush_scheduled and not self._closed:
+            loop = self._loop_ref()
+            if loop is None:
+                raise RuntimeError("the Ring's event loop is gone")
+            loop.call_soon(self._flush)
+            self._flush_scheduled = True
+
     def _flush(self):
         """The once-per-iteration submission [U2]."""
         self._flush_scheduled = False
@@ -286,7 +294,9 @@ class Ring(_Operations):
     def _submit_and_reap(self):
         """Enter (submitting what is prepared), reap and dispatch; again, as
         long as the callbacks prepared more, up to _ROUNDS times [U2].
-        Meanwhile _start() schedules no flush: the next round submits."""
+        Meanwhile _start() schedules no flush: the next round submits.
+        Then what waits in the backlog moves into the SQ [U5], and what is
+        still not submitted gets a flush next iteration."""
         cring, submit_reap = self._cring, lib.reactor_ring_submit_reap
         ud_array, res_array, flags_array, size = (self._user_data, self._res, self._flags,
                                                   self._batch_size)
@@ -302,9 +312,7 @@ class Ring(_Operations):
                         break  # the kernel is short of room, or a signal: next time
                     raise _oserror(-n)  # to the loop's exception handler (EBADR [U4])
                 if n:
-                    self._batch = zip(_unpack(ud_array, n), _unpack(res_array, n),
-                                      _unpack(flags_array, n))
-                    self._dispatch()
+                    self._dispatch_reaped(n)
                     if n == size:
                         self._reap()  # more than a batch waits
                 if self._closed or self._next_user_data == mark:
@@ -313,13 +321,47 @@ class Ring(_Operations):
             self._draining = False
         if not self._closed and (self._backlog or lib.reactor_ring_unsubmitted(cring)):
             if self._backlog:
-                self._submit_backlog()
+                self._fill_from_backlog()
             self._schedule_flush()
 
-    def _schedule_flush(self):
-        if not self._flush_scheduled and not self._closed:
-            self._flush_scheduled = True
-            self._loop_ref().call_soon(self._flush)
+    def _fill_from_backlog(self):
+        """Move the backlog into the SQ, in order, entering when it is full,
+        until the kernel takes no more [U5]."""
+        backlog, cring, ops = self._backlog, self._cring, self._ops
+        while backlog:
+            user_data = next(iter(backlog))
+            prep, args, entry = backlog[user_data]
+            if prep(cring, user_data, *args) < 0:
+                if not self._enter_now():
+                    break  # still no room: after the next completions
+                continue
+            del backlog[user_data]
+            ops[user_data] = entry
+
+    def _reap(self):
+        """Reap and dispatch without entering, until the CQ is empty."""
+        cring, lib_reap = self._cring, lib.reactor_ring_reap
+        ud_array, res_array, flags_array, size = (self._user_data, self._res, self._flags,
+                                                  self._batch_size)
+        while not self._closed:
+            if self._batch is not None:  # a tail left by a BaseException [U17]
+                self._dispatch()
+                continue
+            n = lib_reap(cring, ud_array, res_array, flags_array, size)
+            if n <= 0:
+                if n < 0 and n != -_EINTR:
+                    raise _oserror(-n)  # EBADR: the kernel lost CQEs [U4]
+                break
+            self._dispatch_reaped(n)
+            if n < size:
+                break
+
+    def _dispatch_reaped(self, n):
+        """Dispatch the `n` completions the last reap copied out (one
+        unpack per array, not one cdata access per completion)."""
+        self._batch = zip(_unpack(self._user_data, n), _unpack(self._res, n),
+                          _unpack(self._flags, n))
+        self._dispatch()
 
     def submit(self) -> None:
         """Hand what was prepared to the kernel now, not at the end of this
@@ -336,25 +378,6 @@ class Ring(_Operations):
             pass  # drained by an earlier callback of this iteration
         if not self._closed:
             self._submit_and_reap()
-
-    def _reap(self):
-        cring, lib_reap = self._cring, lib.reactor_ring_reap
-        ud_array, res_array, flags_array, size = (self._user_data, self._res, self._flags,
-                                                  self._batch_size)
-        while not self._closed:
-            if self._batch is not None:  # a tail left by a BaseException [U17]
-                self._dispatch()
-                continue
-            n = lib_reap(cring, ud_array, res_array, flags_array, size)
-            if n <= 0:
-                if n < 0 and n != -_EINTR:
-                    raise _oserror(-n)  # EBADR: the kernel lost CQEs [U4]
-                break
-            self._batch = zip(_unpack(ud_array, n), _unpack(res_array, n),
-                              _unpack(flags_array, n))
-            self._dispatch()
-            if n < size:
-                break
 
     def _dispatch(self):
         """Run the callbacks of self._batch, the completions reaped [U17]."""
@@ -382,19 +405,6 @@ class Ring(_Operations):
                                     f"(user_data {unknown})"), self._dispatch)
         if self._batch is batch:
             self._batch = None
-
-    def _submit_backlog(self):
-        backlog, cring, ops = self._backlog, self._cring, self._ops
-        while backlog:
-            user_data = next(iter(backlog))
-            prep, args, entry = backlog[user_data]
-            if prep(cring, user_data, *args) < 0:
-                if not self._enter_now():
-                    break  # still no room: after the next completions
-                continue
-            del backlog[user_data]
-            ops[user_data] = entry
-        self._schedule_flush()
 
     # -- cancelling ------------------------------------------------------------------
 
@@ -478,9 +488,7 @@ class Ring(_Operations):
             n = lib.reactor_ring_reap(cring, self._user_data, self._res, self._flags,
                                       self._batch_size)
             if n > 0:
-                self._batch = zip(_unpack(self._user_data, n), _unpack(self._res, n),
-                                  _unpack(self._flags, n))
-                self._dispatch()
+                self._dispatch_reaped(n)
         self._batch = None
         for user_data, entry in list(self._ops.items()):
             if entry[0] is _cancel_done:
