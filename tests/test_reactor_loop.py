@@ -1419,7 +1419,8 @@ def test_reactor_on_stdlib_epoll_selector_fork_leaves_parents_wakeups_alone():
 
 def test_import_reactor_imports_neither_asyncio_nor_ssl():
     code = ("import sys, reactor; "
-            "print(sorted(m for m in ('asyncio', 'ssl', 'logging', 'typing', 'reactor._loop') "
+            "print(sorted(m for m in ('asyncio', 'ssl', 'logging', 'typing', 'reactor._loop', "
+            "'reactor.uring') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

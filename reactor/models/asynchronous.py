@@ -9,7 +9,7 @@ models 1 to 4 all make inside their own recv().
 The chapter names Linux's aio (io_submit, 2.6); that one is asynchronous
 only for files opened with O_DIRECT and has no socket receive.  io_uring
 (Linux 5.1) is the kernel's asynchronous interface for sockets and files:
-reactor.Ring puts one next to a reactor.Reactor (see reactor/_ring.py).
+reactor.Ring puts one next to a reactor.Reactor (see reactor/uring/).
 Here every connection has one operation in flight at a time, a recv or the
 send of its reply, and the listening socket one multishot accept; what the
 callbacks of one loop iteration start reaches the kernel in one
