@@ -680,7 +680,8 @@ def test_a_forked_child_gets_its_own_ring(tmp_path):
             try:
                 child_loop = asyncio.new_event_loop()
                 ok = child_loop.run_until_complete(reactor.read_bytes(path)) == b"shared"
-                ok = ok and _uring_files._rings[child_loop] is not parent_ring and parent_ring.closed
+                ok = (ok and _uring_files._rings[child_loop] is not parent_ring
+                      and parent_ring.closed)
                 child_loop.close()
                 status = 0 if ok else 2
             finally:

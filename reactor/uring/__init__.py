@@ -9,8 +9,10 @@ facts [U1]...[U17] the code points to are in docs/io_uring.md):
 - ``_drivers``: how a Ring lives on a reactor.Reactor or on any asyncio loop;
 - ``_ring``: ``Ring``, its one submit-and-reap path, cancelling, closing, fork;
 - ``_bufring``: ``BufferRing``, buffers the kernel picks for recv;
-- ``_files``: ``open_file``, ``read_bytes``, ``write_bytes`` and their two
-  backends (io_uring, and a thread pool where io_uring is refused).
+- ``_files``: ``open_file``, ``read_bytes``, ``write_bytes`` (and the facts
+  [F1]...[F7] about files), over ``_asyncfile`` (the file object, whatever
+  the backend) and the two backends, ``_uring_files`` and ``_thread_files``
+  (a thread pool, where io_uring is refused).
 
 ``import reactor`` does not import this package; ``reactor.Ring`` and the
 other names below do, on first use.
