@@ -322,3 +322,22 @@ def test_tls_echo(tmp_path):
         log = server.log()
     assert b", TLS," in log
     assert b"Your msg = over tls ~~~" in log
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["echo", "--help"], ["models", "--help"]])
+def test_help_is_written_for_users(argv):
+    """--help once printed the module's developer notes ("Facts this module
+    relies on: [E1] ...") with RST backticks."""
+    proc = subprocess.run([sys.executable, "-m", "reactor", *argv], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: python -m reactor")
+    for developer_text in ("Facts this module", "[E1]", "``"):
+        assert developer_text not in proc.stdout, proc.stdout
+
+
+def test_version_is_the_package_version():
+    import reactor
+    proc = subprocess.run([sys.executable, "-m", "reactor", "--version"], capture_output=True,
+                          text=True, timeout=60)
+    assert (proc.returncode, proc.stdout) == (0, f"reactor {reactor.__version__}\n")

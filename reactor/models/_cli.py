@@ -20,6 +20,18 @@ import time
 
 from . import _driver, _loadclient, _report, _runner
 
+# `python -m reactor models --help`: for users (the docstring above is for developers).
+DESCRIPTION = """\
+The chapter's five IO models (blocking, non-blocking, multiplexing,
+signal-driven, asynchronous), one echo server each, measured side by side on
+this machine by a load client written in C (built with reactor, no compiler
+needed): messages per second, server CPU per message and p50/p99 latency at
+1 to 1,000 connections, server CPU while 1,000 connections sit silent.
+
+It prints each figure as it comes, then writes results.json, summary.md,
+load.png and idle.png to --out.  About 8 minutes; --quick under a minute;
+--smoke a few seconds (checks that everything runs)."""
+
 
 def add_arguments(parser) -> None:
     mode = parser.add_mutually_exclusive_group()
