@@ -17,6 +17,12 @@ Facts this module relies on:
      (a socket file left by a server that died), and removes its own file
      when closed, unless another one has replaced it since (Python 3.13's
      cleanup_socket).
+[V4] From Python 3.13 on, asyncio skips an address whose bind() fails with
+     EADDRNOTAVAIL (a family the host has not enabled, bpo-30945) and raises
+     OSError("could not bind on any address out of [...]") when no address
+     is left, host=[] included; before 3.13 the first error is raised and
+     host=[] gives a server without sockets.  We do what the running
+     Python's asyncio does.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import errno
 import os
 import socket
 import stat
+import sys
 
 from ._addresses import check_factory, check_stream_socket, check_tls_options, resolve
 from ._streams import StreamTransport
@@ -33,6 +40,7 @@ __all__ = ["Server", "create_server", "create_unix_server"]
 
 _READ = 1
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_SKIP_UNAVAILABLE = sys.version_info >= (3, 13)  # [V4]
 
 
 class Server:
@@ -258,8 +266,14 @@ def _bind_all(addresses, reuse_address, reuse_port, dual):
             try:
                 sock.bind(address)
             except OSError as err:
+                if _SKIP_UNAVAILABLE and err.errno == errno.EADDRNOTAVAIL:  # [V4]
+                    sockets.pop().close()
+                    continue
                 raise OSError(err.errno, f"error while attempting to bind on address "
                                          f"{address!r}: {err.strerror.lower()}") from None
+        if _SKIP_UNAVAILABLE and not sockets:  # [V4]
+            raise OSError(f"could not bind on any address out of "
+                          f"{[address for *_, address in addresses]!r}")
     except BaseException:
         for sock in sockets:
             sock.close()
