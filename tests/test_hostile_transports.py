@@ -263,32 +263,47 @@ def _apply(transport, name, argument):
 # - 3.10, 3.11: asyncio's socket transport has that writelines() too: no
 #   deviation.
 # - 3.12 on: a zero-copy writelines() of its own (CPython gh-91166), which
-#   (a) returns at once on any falsy argument, before iterating it:
-#   writelines(0) or writelines(None) is accepted.  Intended: TypeError, as
+#   (a) "falsy": returns at once on any falsy argument, before iterating it:
+#   writelines(0) or writelines(False) is accepted.  Intended: TypeError, as
 #   on 3.10 and 3.11 and as write(0) on every version: the argument is an
-#   iterable of bytes-like objects; and
-#   (b) skips write()'s check for a lost connection: after abort(), or a
-#   close() with nothing queued, it buffers the data and calls the socket it
-#   has dropped, AttributeError (CPython gh-136234, fixed for later 3.13
-#   and 3.14 releases by making it do what write() does).  Intended: what
-#   write() does on every version, the data is dropped (counted, and logged
-#   past a threshold).  Which releases have the fix is read from asyncio's
-#   own source, not guessed from the version number.
+#   iterable of bytes-like objects;
+#   (b) "eof": after write_eof() raises RuntimeError before looking at the
+#   argument.  Intended: refused too, but the items are checked first
+#   (TypeError for a bad one), as on 3.10 and 3.11;
+#   (c) "lost": skips write()'s check for a lost connection: after abort(),
+#   or a close() with nothing queued, it buffers the data and calls into
+#   the socket and loop it has dropped (AttributeError or TypeError; CPython
+#   gh-136234, fixed for later 3.13 and 3.14 releases by making it do what
+#   write() does).  Intended: what write() does on every version, the data
+#   is dropped (counted, and logged past a threshold).  Whether the running
+#   asyncio has the fix is read from its own source, not guessed from the
+#   version number;
+#   (d) "empty": keeps an empty item queued when everything before it was
+#   sent (_adjust_leftover_buffer() pops entries only while sent bytes are
+#   left to account for), so the transport stays registered for writing
+#   with nothing to send, and the next write() queues behind it instead of
+#   sending at once.  Intended: an empty item queues nothing, as on 3.10 and
+#   3.11.  From there the two transports' buffers differ by design, so the
+#   example ends.
 _ZERO_COPY_WRITELINES = sys.version_info >= (3, 12)
 _WRITELINES_MISSES_LOST_CONNECTION = _ZERO_COPY_WRITELINES and "_conn_lost" not in \
     inspect.getsource(asyncio.selector_events._SelectorSocketTransport.writelines)
 
 
 def _asyncio_writelines_deviation(transport, argument):
-    """"falsy" (a) or "lost" (b) above, if asyncio's `transport` is about to
-    deviate from the intended writelines(argument); else None."""
-    if not _ZERO_COPY_WRITELINES:
+    """"falsy", "eof", "lost" or "empty" (above) if asyncio's `transport` is about
+    to deviate from the intended writelines(argument); else None."""
+    if not _ZERO_COPY_WRITELINES or argument is None:  # None: no argument, see _apply
         return None
+    if transport._eof:
+        return "eof"
     if not argument and not isinstance(argument, (str, bytes, list, tuple, dict)):
-        return "falsy"  # 0, None, 0.0: not iterable (empty iterables are fine)
-    if (_WRITELINES_MISSES_LOST_CONNECTION and transport._conn_lost and not transport._eof
+        return "falsy"  # 0, 0.0, False: not iterable (empty iterables are fine)
+    if (_WRITELINES_MISSES_LOST_CONNECTION and transport._conn_lost
             and isinstance(argument, list) and argument):  # a non-empty list of bytes
         return "lost"
+    if isinstance(argument, list) and not all(argument) and not transport._conn_lost:
+        return "empty"
     return None
 
 
@@ -309,11 +324,18 @@ def test_transport_methods_behave_as_asyncios(loops, calls):
                 assert (a[1] is None) == (b[1] is None)
             if deviation == "lost":
                 assert a == ("ok", None), (argument, a)  # as write(): dropped
-                assert b[0] == "raise" and isinstance(b[1], AttributeError), b
+                assert b[0] == "raise", b
                 break  # asyncio's transport now holds a buffer it cannot send
+            if deviation == "empty":
+                assert a == b == ("ok", None), (argument, a, b)
+                assert ours.get_write_buffer_size() == theirs.get_write_buffer_size()
+                break  # asyncio's queues the next write(), the Reactor's sends it
             if deviation == "falsy":
                 assert a[0] == "raise" and isinstance(a[1], TypeError), (argument, a)
-                assert b[0] == "ok" or isinstance(b[1], RuntimeError), b  # after write_eof
+                assert b == ("ok", None), b
+            elif deviation == "eof":
+                assert a[0] == "raise" and isinstance(a[1], (TypeError, RuntimeError)), a
+                assert b[0] == "raise" and isinstance(b[1], RuntimeError), b
             else:
                 assert _same(a, b, lambda exc: False), (name, argument, a, b)
             assert ours.is_closing() == theirs.is_closing()
