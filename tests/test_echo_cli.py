@@ -273,7 +273,10 @@ def test_stop_lets_replies_in_flight_go_out(tmp_path):
 def test_workers_share_the_port_and_one_that_dies_is_replaced(tmp_path):
     with echo_server(tmp_path, "--workers", "3", "--raw") as server:
         deadline = time.monotonic() + START_TIMEOUT
-        while server.log().count(b"worker") < 3 and time.monotonic() < deadline:
+        # the supervisor's line and each worker's: "3 workers listening" alone
+        # also says "worker", and a worker killed before it listened is
+        # replaced without ever writing its line
+        while server.log().count(b"listening on") < 4 and time.monotonic() < deadline:
             time.sleep(0.05)
         # Not pgrep: under CI's ASan run (LD_PRELOAD) it deadlocks.
         pid = server.proc.pid
