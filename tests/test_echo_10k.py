@@ -17,6 +17,8 @@ import pytest
 
 from reactor.models import _loadclient
 
+pytestmark = pytest.mark.long  # CI runs it once, on its main Python
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONNECTIONS = 10_000
 NEEDED_FDS = CONNECTIONS + 100

@@ -303,6 +303,7 @@ def test_load_client_needs_no_compiler_and_trusts_no_cache(tmp_path):
     assert list(cache.iterdir()) == []
 
 
+@pytest.mark.long  # CI runs it once, on its main Python
 def test_models_smoke_pass(tmp_path):
     """``python -m reactor models --smoke``: every server runs, every byte
     verified, each stops cleanly; the files are written."""
