@@ -22,7 +22,9 @@ Facts this module relies on:
      OSError("could not bind on any address out of [...]") when no address
      is left, host=[] included; before 3.13 the first error is raised and
      host=[] gives a server without sockets.  We do what the running
-     Python's asyncio does.
+     Python's asyncio does, and when addresses were skipped the OSError
+     also carries their errno (asyncio's has none), so that a caller can
+     still say "cannot assign requested address".
 """
 
 from __future__ import annotations
@@ -249,7 +251,7 @@ def create_server(loop, protocol_factory, host=None, port=None, *, family=socket
 
 
 def _bind_all(addresses, reuse_address, reuse_port, dual):
-    sockets = []
+    sockets, skipped = [], False
     try:
         for af, kind, proto, address in addresses:
             sock = socket.socket(af, kind, proto)
@@ -268,12 +270,14 @@ def _bind_all(addresses, reuse_address, reuse_port, dual):
             except OSError as err:
                 if _SKIP_UNAVAILABLE and err.errno == errno.EADDRNOTAVAIL:  # [V4]
                     sockets.pop().close()
+                    skipped = True
                     continue
                 raise OSError(err.errno, f"error while attempting to bind on address "
                                          f"{address!r}: {err.strerror.lower()}") from None
         if _SKIP_UNAVAILABLE and not sockets:  # [V4]
-            raise OSError(f"could not bind on any address out of "
-                          f"{[address for *_, address in addresses]!r}")
+            message = (f"could not bind on any address out of "
+                       f"{[address for *_, address in addresses]!r}")
+            raise OSError(errno.EADDRNOTAVAIL, message) if skipped else OSError(message)
     except BaseException:
         for sock in sockets:
             sock.close()
