@@ -22,10 +22,10 @@ ROOT = os.path.dirname(HERE)
 # the one source file named by path must be named absolutely.
 IN_PLACE = __name__ == "__main__"
 SOURCES = ["helpers.c", "ring.c", "signals.c"]
+LOADCLIENT = "reactor/models/loadclient.c"
 # setuptools runs this from the project root and accepts only relative
 # paths there (an absolute `depends` entry is dropped from the sdist and
 # then named as missing when the sdist is built).
-LOADCLIENT = "reactor/models/loadclient.c"
 DEPENDS = [f"_native/{name}" for name in ["cdef.h", *SOURCES]]
 # REACTOR_CFLAGS / REACTOR_LDFLAGS let CI build a sanitizer variant
 # (e.g. "-fsanitize=address,undefined -fno-omit-frame-pointer"), which keeps
