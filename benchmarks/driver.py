@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from typing import NamedTuple
 
-from benchmarks._harness import PY, ROOT, cache_dir, compile_c
+from benchmarks._harness import PY, ROOT, cache_dir, compile_c, tls_loadclient
 from reactor.models import _driver, _loadclient, _runner
 from reactor.models._driver import Case, Server, find
 
@@ -122,7 +122,7 @@ RATIOS = [
 ]
 
 
-def _tools(tmp: str, case: Case) -> tuple[dict, str, dict]:
+def _tools(tmp: str, case: Case) -> tuple[dict, list[str], dict]:
     """The words substituted in the servers' command lines (the C server,
     the TLS certificate), the load client, and the TLS servers that cannot
     run here, with why."""
@@ -130,12 +130,12 @@ def _tools(tmp: str, case: Case) -> tuple[dict, str, dict]:
              "{key}": f"{tmp}/key.pem"}
     tls = [name for name in case.servers if SERVERS[name].tls]
     if not tls:
-        return words, _loadclient.path(), {}
+        return words, _loadclient.command(), {}
     try:
-        client = _loadclient.path(tls=True)
-    except _loadclient.LoadClientError as exc:
-        why = f"the client was built without OpenSSL: {str(exc)[-200:]}"
-        return words, _loadclient.path(), dict.fromkeys(tls, why)
+        client = tls_loadclient()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        why = f"no load client with OpenSSL: {str(getattr(exc, 'stderr', None) or exc)[-200:]}"
+        return words, _loadclient.command(), dict.fromkeys(tls, why)
     try:
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",

@@ -43,6 +43,18 @@ SPARE_FDS = 64  # listener, eventfd, signal socket, logging, stdio ...
 
 log = logging.getLogger("reactor.echo")
 
+# `python -m reactor echo --help`: for users (the docstring above is for developers).
+DESCRIPTION = """\
+The IO-multiplexing chapter's echo server on the Reactor: it answers each
+message with "Your msg = <msg> ~~~" and logs it, one line per message
+(characters that are not printable are escaped).
+
+SIGTERM or Ctrl-C stops accepting and lets queued replies go out for up to
+--drain-timeout seconds; a second one stops at once.  --workers N runs N
+processes on one port and restarts one that dies.
+
+example: python -m reactor echo --port 9999, then nc 127.0.0.1 9999"""
+
 
 class Failure(Exception):
     """A run-time failure the CLI reports as one line (exit status 1)."""

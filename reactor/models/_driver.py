@@ -49,7 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Sequence
 
 from . import _loadclient
 
@@ -227,12 +227,12 @@ def _figures(report: dict, before: tuple, after: tuple, rss: list) -> dict:
             "rss_samples": rss, "client": report}
 
 
-def load(live: Live, client: str, server: Server, case: Case, size: int, conns: int,
+def load(live: Live, client: Sequence[str], server: Server, case: Case, size: int, conns: int,
          idle: int = 0, hold: float = 0.0) -> dict:
     """One run of the client against a running server: its report with the
     server's CPU per message and RSS; with `hold`, also the server's CPU
     while the connections then sit silent for that long."""
-    argv = [client, HOST, str(live.port), str(conns), str(size), str(case.warmup),
+    argv = [*client, HOST, str(live.port), str(conns), str(size), str(case.warmup),
             str(case.duration), "--sync", "--prime"] + ["--tls"] * server.tls + [
                 "--http"] * server.http + (
                 ["--idle", str(idle)] if idle else [])
@@ -276,7 +276,7 @@ def cells(case: Case) -> list[tuple[int, int, int]]:
     return out + [(size, 1, idle) for size in case.sizes for idle in case.active_idle]
 
 
-def _measure(live: Live, client: str, server: Server, case: Case, cell: tuple,
+def _measure(live: Live, client: Sequence[str], server: Server, case: Case, cell: tuple,
              rep: int) -> dict:
     """load(), or why not; a run in which no message came back is made
     once more (a loaded machine can starve a short window), and says so."""
@@ -307,7 +307,7 @@ class _Run:
     """One run(): where the servers' logs go, how they are started, what
     came of it."""
 
-    def __init__(self, case: Case, servers: Mapping[str, Server], client: str, logdir: str,
+    def __init__(self, case: Case, servers: Mapping[str, Server], client: Sequence[str], logdir: str,
                  progress: Callable[[dict], None], substitute: Mapping[str, str],
                  env: Optional[dict], cwd: Optional[str]):
         self.case, self.servers, self.client, self.logdir = case, servers, client, logdir
@@ -366,7 +366,7 @@ class _Run:
 
 
 def run(case: Case, servers: Mapping[str, Server],
-        progress: Callable[[dict], None] = lambda run: None, *, client: Optional[str] = None,
+        progress: Callable[[dict], None] = lambda run: None, *, client: Optional[Sequence[str]] = None,
         unavailable: Optional[dict] = None, substitute: Optional[Mapping[str, str]] = None,
         env: Optional[dict] = None,
         cwd: Optional[str] = None) -> dict:
@@ -374,9 +374,10 @@ def run(case: Case, servers: Mapping[str, Server],
     "unavailable" and the number of "cells" skipped, for a server that did
     not start).  `unavailable`: servers known not to run here, and why;
     `substitute`: words of the servers' command lines replaced at run time
-    (binaries, certificates); `client`: the load client (default: compiled
-    from loadclient.c, with OpenSSL if a server speaks TLS)."""
-    client = client or _loadclient.path(tls=any(servers[n].tls for n in case.servers))
+    (binaries, certificates); `client`: the load client's command (default:
+    loadclient.c as built into reactor._native, without OpenSSL: a case with
+    a server that speaks TLS passes its own)."""
+    client = client or _loadclient.command()
     allowed = os.sched_getaffinity(0)
     with tempfile.TemporaryDirectory(prefix="reactor-echo-") as logdir:
         state = _Run(case, servers, client, logdir, progress, substitute or {}, env, cwd)
