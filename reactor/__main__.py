@@ -9,7 +9,7 @@ import argparse
 import sys
 
 import reactor
-from reactor import _echo
+from reactor.chapter import _echo
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,7 +40,7 @@ def main(argv=None):
         return _echo.main(args)
     if args.command == "models":
         return models.main(args)
-    from reactor import _demo
+    from reactor.chapter import _demo
     _demo.main()
     return 0
 

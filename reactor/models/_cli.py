@@ -46,7 +46,7 @@ def add_arguments(parser) -> None:
 
 def select_check() -> str:
     """What the stdlib's SelectSelector and reactor's do with fd 1050."""
-    from .. import _demo
+    from ..chapter import _demo
     return f"select() on fd 1050 (FD_SETSIZE is 1024): {_demo.high_fd_select()}"
 
 

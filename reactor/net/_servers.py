@@ -66,7 +66,7 @@ class Server:
         self._unix_paths = list(unix_paths)  # (path, (st_dev, st_ino)) [V3]
         self._transports = set()
         # Called with each accepted connection's transport once it ends,
-        # TLS handshake or not (reactor._tcp gives its slot back [C3]).
+        # TLS handshake or not (reactor.chapter._tcp gives its slot back [C3]).
         self._client_gone = None
         self._serving = False
         self._watching = False  # the listening sockets are registered
