@@ -12,8 +12,8 @@ import shlex
 import subprocess
 import sys
 
-from reactor.models._driver import cpus  # noqa: F401  (client CPU, measured CPU)
-from reactor.models._report import machine  # noqa: F401  (with the git revision, +dirty)
+from reactor.models.driver import cpus  # noqa: F401  (client CPU, measured CPU)
+from reactor.models.driver import machine  # noqa: F401  (with the git revision, +dirty)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable

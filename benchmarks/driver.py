@@ -1,5 +1,5 @@
 """The suite's end-to-end cases on the echo driver that ``python -m reactor
-models`` uses too (reactor/models/_driver.py, whose docstring says how a
+models`` uses too (reactor/models/driver.py, whose docstring says how a
 case runs): the servers, the cases and the ratios.
 
 A server is an entry in ``SERVERS``: a command line that listens on
@@ -18,8 +18,8 @@ import tempfile
 from typing import NamedTuple
 
 from benchmarks._harness import PY, ROOT, cache_dir, compile_c, tls_loadclient
-from reactor.models import _driver, _loadclient, _runner
-from reactor.models._driver import Case, Server, find
+from reactor.models import cases, driver as _driver
+from reactor.models.driver import Case, Server, find
 
 IMPLS = ("reactor", "uvloop", "asyncio", "asyncio-reactor")  # issue 9's four loops
 ASYNCIO_IMPLS = IMPLS[1:]  # the asyncio loops: uvloop's, asyncio's, reactor's EventLoop
@@ -34,7 +34,7 @@ def _cli(*extra: str) -> Server:
     return Server((PY, "-m", "reactor", "echo", "--raw", "--port", "0", *extra))
 
 
-MODELS = {f"m{_runner.MODEL[name]}-{name}": server for name, server in _runner.SERVERS.items()}
+MODELS = {f"m{cases.MODEL[name]}-{name}": server for name, server in cases.SERVERS.items()}
 SERVERS = {
     # ONE asyncio.Protocol echo class on four loops; its BufferedProtocol twin; over TLS
     **{impl: _echo(impl) for impl in IMPLS},
@@ -130,12 +130,12 @@ def _tools(tmp: str, case: Case) -> tuple[dict, list[str], dict]:
              "{key}": f"{tmp}/key.pem"}
     tls = [name for name in case.servers if SERVERS[name].tls]
     if not tls:
-        return words, _loadclient.command(), {}
+        return words, _driver.load_client_command(), {}
     try:
         client = tls_loadclient()
     except (OSError, subprocess.CalledProcessError) as exc:
         why = f"no load client with OpenSSL: {str(getattr(exc, 'stderr', None) or exc)[-200:]}"
-        return words, _loadclient.command(), dict.fromkeys(tls, why)
+        return words, _driver.load_client_command(), dict.fromkeys(tls, why)
     try:
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from reactor.models import _loadclient
+from reactor.models.driver import load_client_command
 
 pytestmark = pytest.mark.long  # CI runs it once, on its main Python
 
@@ -33,7 +33,7 @@ def _raise_nofile():
 @pytest.mark.skipif(HARD != resource.RLIM_INFINITY and HARD < NEEDED_FDS,
                     reason=f"RLIMIT_NOFILE hard limit {HARD} < {NEEDED_FDS}")
 def test_echo_server_holds_10000_connections():
-    client = _loadclient.command()
+    client = load_client_command()
     server = subprocess.Popen(
         [sys.executable, "-m", "reactor", "echo", "--raw", "--port", "0"],
         stderr=subprocess.PIPE, text=True, cwd=ROOT)

@@ -26,12 +26,12 @@ import time
 
 import pytest
 
-from reactor.models import _driver, _loadclient, _runner
+from reactor.models import cases, driver as _driver
 
 START_TIMEOUT = 20.0
 IO_TIMEOUT = 30.0
 LISTENING = re.compile(r"listening on ([0-9.]+):(\d+)")
-SERVERS = _runner.SERVERS
+SERVERS = cases.SERVERS
 MANY = [name for name, server in SERVERS.items() if server.accepts_all]
 
 
@@ -294,7 +294,7 @@ def test_load_client_needs_no_compiler_and_trusts_no_cache(tmp_path):
         server = threading.Thread(target=echo, daemon=True)
         server.start()
         port = listener.getsockname()[1]
-        proc = subprocess.run([*_loadclient.command(), "127.0.0.1", str(port), "1", "64", "0",
+        proc = subprocess.run([*_driver.load_client_command(), "127.0.0.1", str(port), "1", "64", "0",
                                "0.2"], capture_output=True, text=True, timeout=60, env=env)
         server.join(timeout=10)
     assert proc.returncode == 0, proc.stderr
@@ -339,7 +339,7 @@ def test_reactor_model_stops_on_sigterm_sent_as_its_clients_leave(tmp_path):
     transport's __del__ as the loop woke, was printed and dropped, and the
     server ran on.  The driver's timing (it waits on the client's CPU and
     signals at once) made it happen every time."""
-    client, server = _loadclient.command(), SERVERS["reactor"]
+    client, server = _driver.load_client_command(), SERVERS["reactor"]
     case = _driver.Case(("reactor",), connections=(2,), idle_cpu_at=2, idle_seconds=0.1,
                         duration=0.1, warmup=0.05)
     allowed = os.sched_getaffinity(0)

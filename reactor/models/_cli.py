@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-from . import _driver, _report, _runner
+from . import _report, cases, driver as _driver
 
 # `python -m reactor models --help`: for users (the docstring above is for developers).
 DESCRIPTION = """\
@@ -41,7 +41,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default="reactor-models", metavar="DIR",
                         help="where to write the results (default: ./reactor-models)")
     parser.add_argument("--servers", metavar="A,B", help="only these servers: "
-                        + ", ".join(_runner.SERVERS))
+                        + ", ".join(cases.SERVERS))
 
 
 def select_check() -> str:
@@ -51,13 +51,13 @@ def select_check() -> str:
 
 
 def main(args) -> int:
-    plan = _runner.PLANS["smoke" if args.smoke else "quick" if args.quick else "full"]
+    plan = cases.PLANS["smoke" if args.smoke else "quick" if args.quick else "full"]
     if args.servers:
         wanted = args.servers.split(",")
-        unknown = set(wanted) - set(_runner.SERVERS)
+        unknown = set(wanted) - set(cases.SERVERS)
         if unknown:
             print(f"reactor models: unknown server {', '.join(sorted(unknown))} (known: "
-                  f"{', '.join(_runner.SERVERS)})", file=sys.stderr)
+                  f"{', '.join(cases.SERVERS)})", file=sys.stderr)
             return 2
         plan = dataclasses.replace(plan, servers=tuple(s for s in plan.servers if s in wanted))
     command = "python -m reactor models" + "".join(
@@ -72,9 +72,9 @@ def main(args) -> int:
 
     print(f"{command}: {len(plan.servers)} servers, {total} measurements\n", flush=True)
     loadavg_at_start = [round(x, 2) for x in os.getloadavg()]
-    result = _driver.run(plan, _runner.SERVERS, progress)
-    result.update(command=command, machine=_report.machine(), select_check=select_check(),
-                  models={name: _runner.MODEL[name] for name in plan.servers})
+    result = _driver.run(plan, cases.SERVERS, progress)
+    result.update(command=command, machine=_driver.machine(), select_check=select_check(),
+                  models={name: cases.MODEL[name] for name in plan.servers})
     result["machine"]["loadavg_at_start"] = loadavg_at_start
     files = _report.write(result, args.out)
     print("\n" + _report.tables(result))

@@ -1,5 +1,5 @@
 /*
- * Echo load client of the echo driver (reactor/models/_driver.py), which
+ * Echo load client of the echo driver (reactor/models/driver.py), which
  * `python -m reactor models` and `python -m benchmarks` share.  Built with
  * the package, without OpenSSL, into reactor._native (_native/build.py
  * defines REACTOR_EXTENSION and NO_TLS), where main() is

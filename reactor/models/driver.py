@@ -1,7 +1,11 @@
 """The echo driver: echo servers loaded by the compiled C client and
 measured from /proc, for ``python -m reactor models`` and for the benchmark
-suite's end-to-end cases (benchmarks/driver.py).  Standard library only:
-the package's command needs nothing beyond a C compiler.
+suite's end-to-end cases (benchmarks/driver.py).  Standard library only.
+
+A public module: the benchmark suite builds on it (Case, Server, run(),
+cells(), find(), rotated(), bad_exits(), cpus(), machine(),
+load_client_command()), and anyone may, to measure a server of their own
+the same way.
 
 A server (``Server``) is a command line that listens on 127.0.0.1 on a port
 the system picks (``--port 0``), logs ``listening on HOST:PORT`` to stderr,
@@ -38,9 +42,11 @@ time charged to no process, about half of that CPU whatever else runs.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import json
 import os
+import platform
 import re
 import select
 import signal
@@ -54,6 +60,12 @@ from typing import Callable, Mapping, Optional, Sequence
 from . import _loadclient
 
 HOST = "127.0.0.1"
+
+
+def load_client_command() -> list[str]:
+    """The argv prefix that runs the C load client (built into
+    reactor._native; see its usage in reactor/models/loadclient.c)."""
+    return _loadclient.command()
 MIB = 1024 * 1024
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -377,7 +389,7 @@ def run(case: Case, servers: Mapping[str, Server],
     (binaries, certificates); `client`: the load client's command (default:
     loadclient.c as built into reactor._native, without OpenSSL: a case with
     a server that speaks TLS passes its own)."""
-    client = client or _loadclient.command()
+    client = client or load_client_command()
     allowed = os.sched_getaffinity(0)
     with tempfile.TemporaryDirectory(prefix="reactor-echo-") as logdir:
         state = _Run(case, servers, client, logdir, progress, substitute or {}, env, cwd)
@@ -458,3 +470,31 @@ def memory_verdict(result: dict, duration: float) -> dict:
             "messages": run["messages"], "errors": run["errors"],
             "passed": flat and run["errors"] == 0 and run["messages"] > 0
             and server_exit.get("exit") == 0 and not server_exit.get("traceback")}
+
+
+def _git(root: str, *args: str) -> str:
+    try:
+        return subprocess.run(["git", "-C", root, *args], capture_output=True,
+                              text=True).stdout.strip()
+    except OSError:  # no git
+        return ""
+
+
+def machine() -> dict:
+    """The machine, the interpreter, the date, and the git revision of the
+    checkout the package runs from (+dirty when the measured code has
+    uncommitted changes), if it runs from one.  The benchmarks' too."""
+    with open("/proc/cpuinfo") as f:
+        cpu = next((line.split(":", 1)[1].strip() for line in f
+                    if line.startswith("model name")), platform.machine())
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    git = "not a git checkout"
+    if _git(root, "rev-parse", "--show-toplevel") == root:
+        git = _git(root, "rev-parse", "--short", "HEAD")
+        if _git(root, "status", "--porcelain", "--untracked-files=no", "--", "reactor",
+                "_native", "benchmarks", "setup.py", ":!*/recorded"):
+            git += "+dirty"
+    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "cpu": cpu, "nproc": os.cpu_count(), "kernel": platform.release(),
+            "python": f"{platform.python_implementation()} {platform.python_version()}",
+            "git": git, "loadavg": [round(x, 2) for x in os.getloadavg()]}
