@@ -1,5 +1,5 @@
 """The suite's end-to-end cases on the echo driver that ``python -m reactor
-models`` uses too (reactor/models/_driver.py, whose docstring says how a
+models`` uses too (reactor/models/driver.py, whose docstring says how a
 case runs): the servers, the cases and the ratios.
 
 A server is an entry in ``SERVERS``: a command line that listens on
@@ -17,9 +17,9 @@ import subprocess
 import tempfile
 from typing import NamedTuple
 
-from benchmarks._harness import PY, ROOT, cache_dir, compile_c
-from reactor.models import _driver, _loadclient, _runner
-from reactor.models._driver import Case, Server, find
+from benchmarks._harness import PY, ROOT, cache_dir, compile_c, tls_loadclient
+from reactor.models import cases, driver as _driver
+from reactor.models.driver import Case, Server, find
 
 IMPLS = ("reactor", "uvloop", "asyncio", "asyncio-reactor")  # issue 9's four loops
 ASYNCIO_IMPLS = IMPLS[1:]  # the asyncio loops: uvloop's, asyncio's, reactor's EventLoop
@@ -34,7 +34,7 @@ def _cli(*extra: str) -> Server:
     return Server((PY, "-m", "reactor", "echo", "--raw", "--port", "0", *extra))
 
 
-MODELS = {f"m{_runner.MODEL[name]}-{name}": server for name, server in _runner.SERVERS.items()}
+MODELS = {f"m{cases.MODEL[name]}-{name}": server for name, server in cases.SERVERS.items()}
 SERVERS = {
     # ONE asyncio.Protocol echo class on four loops; its BufferedProtocol twin; over TLS
     **{impl: _echo(impl) for impl in IMPLS},
@@ -52,8 +52,8 @@ SERVERS = {
     "tcpserver-select": _cli("--backend", "select"),
     # the echo on io_uring completions (`python -m reactor echo --backend uring`'s):
     # recv buffers from a pool the connections share; a buffer per recv
-    "tcpserver-uring": Server((PY, "-m", "reactor._ring_echo", "--raw", "--port", "0")),
-    "tcpserver-uring-per-recv": Server((PY, "-m", "reactor._ring_echo", "--raw", "--port", "0",
+    "tcpserver-uring": Server((PY, "-m", "reactor.chapter._ring_echo", "--raw", "--port", "0")),
+    "tcpserver-uring-per-recv": Server((PY, "-m", "reactor.chapter._ring_echo", "--raw", "--port", "0",
                                         "--no-provided-buffers")),
     # the chapter's bare loop on the stdlib's selectors (on reactor's: m3-epoll below)
     "chapter": Server((PY, "-m", "benchmarks.echo.chapter_server")),
@@ -122,7 +122,7 @@ RATIOS = [
 ]
 
 
-def _tools(tmp: str, case: Case) -> tuple[dict, str, dict]:
+def _tools(tmp: str, case: Case) -> tuple[dict, list[str], dict]:
     """The words substituted in the servers' command lines (the C server,
     the TLS certificate), the load client, and the TLS servers that cannot
     run here, with why."""
@@ -130,12 +130,12 @@ def _tools(tmp: str, case: Case) -> tuple[dict, str, dict]:
              "{key}": f"{tmp}/key.pem"}
     tls = [name for name in case.servers if SERVERS[name].tls]
     if not tls:
-        return words, _loadclient.path(), {}
+        return words, _driver.load_client_command(), {}
     try:
-        client = _loadclient.path(tls=True)
-    except _loadclient.LoadClientError as exc:
-        why = f"the client was built without OpenSSL: {str(exc)[-200:]}"
-        return words, _loadclient.path(), dict.fromkeys(tls, why)
+        client = tls_loadclient()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        why = f"no load client with OpenSSL: {str(getattr(exc, 'stderr', None) or exc)[-200:]}"
+        return words, _driver.load_client_command(), dict.fromkeys(tls, why)
     try:
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",

@@ -12,7 +12,7 @@ import sys
 
 from benchmarks._harness import ROOT
 from benchmarks.driver import CASES
-from reactor.models._driver import bad_exits, find
+from reactor.models.driver import bad_exits, find
 
 SELECTOR_HEADLINE = (
     ("epoll: select(0), 1 of 10,000 ready", "epoll select(0) N=10000 ready=1"),

@@ -1,6 +1,6 @@
 """mkdocs hook: the recorded benchmark and IO-model results are generated
 files that live beside the code that writes them (benchmarks/recorded/,
-reactor/models/recorded/).  They are added to the site as they are, so the
+benchmarks/recorded/models/).  They are added to the site as they are, so the
 pages link to them instead of copying their tables; the links are checked
 like any other (mkdocs build --strict)."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parent.parent
-RECORDED = ("benchmarks/recorded", "reactor/models/recorded")
+RECORDED = ("benchmarks/recorded", "benchmarks/recorded/models")
 SUFFIXES = (".md", ".png")
 
 

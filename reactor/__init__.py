@@ -13,6 +13,8 @@ loop, the transports and the asyncio glue load when first used (PEP 562).
 
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
 
+__version__ = "0.1.0"  # the package's one version: pyproject.toml reads it from here
+
 try:
     from . import _native
 except ImportError as exc:  # a source checkout whose extension was not built
@@ -40,8 +42,8 @@ _LAZY = {
     "Reactor": "_loop",
     "Handle": "_loop",
     "TimerHandle": "_loop",
-    "TCPServer": "_tcp",
-    "Connection": "_tcp",
+    "TCPServer": "chapter._tcp",
+    "Connection": "chapter._tcp",
     "EventLoop": "_eventloop",
     "run": "_eventloop",
     "new_event_loop": "_eventloop",

@@ -45,7 +45,6 @@ from __future__ import annotations
 from math import ceil as _ceil
 
 from . import _native
-from ._base import release as _release
 from ._epoll import EpollSelector
 
 __all__ = ["Poller"]
@@ -54,8 +53,6 @@ _READ = 1
 _WRITE = 2
 _ONE = _native.lib.REACTOR_ONE
 _NOT_READ = _native.lib.REACTOR_NOT_READ
-_wait_read = _native.lib.reactor_epoll_wait_read
-_unpack = _native.ffi.unpack
 # [W1] one buffer per Poller; each recv() asks for up to asyncio's 256 KiB.
 _READ_BUFFER = 1 << 20
 READ_CHUNK = 256 * 1024
@@ -86,8 +83,6 @@ class Poller:
                 "buf": buffer, "size": _READ_BUFFER, "chunk": READ_CHUNK})
             self._buffer = buffer
             self._view = _native.ffi.buffer(buffer)
-            self._state = selector._state
-            self._known = selector._pairs  # reactor._epoll [E8]: code -> (key, mask)
 
     @property
     def pending(self) -> bool:
@@ -152,7 +147,7 @@ class Poller:
 
     def _list_reader(self, transport):
         """[W2] a registration keeps its code until it ends."""
-        code = self.selector._fd_to_code.get(transport._fd)
+        code = self.selector._read_code(transport._fd)
         if code is not None:
             transport._read_code = code | _READ
             self.readers[transport._read_code] = transport
@@ -173,46 +168,24 @@ class Poller:
             self._index = 0
             return
         timeout_ns = -1 if timeout is None else 0 if timeout <= 0 else _ceil(timeout * 1e9)
-        state = self._state
-        try:
-            n = _wait_read(state, timeout_ns, reads)
-        except BaseException:  # a signal handler raised as the wait returned [W3]
-            self._keep(reads.count)
-            _release(state)
-            raise
+        selector = self.selector
+        n = selector._read_wait(timeout_ns, reads, self._keep)  # [W3] if it raises
         if n >= _ONE:
             self._one = n
             # [W4] the (key, mask) the wait saw, in case a callback runs
             # before dispatch() (the asyncio loop's order).
-            pair = self._known.get(n)
-            if pair is None:
-                pairs = self.selector._one(n)
-                pair = pairs[0] if pairs else None
-            self._one_pair = pair
+            self._one_pair = selector._read_pair(n)
         elif n > 0:
             self._keep(n)
         elif n < 0:  # interrupted, buffers to grow, ...: the selector's rules
-            self._events = self.selector._results_of(n, state, timeout_ns) or None
+            self._events = selector._read_retry(n, timeout_ns) or None
             self._index = 0
 
     def _keep(self, count):
-        """The wait's `count` events, from the state's arrays, for dispatch()."""
-        if count <= 0:
-            return
-        selector = self.selector
-        try:
-            codes = _unpack(selector._codes, count)
-            lens = _unpack(selector._lens, count)
-        finally:
-            self._state.owner = 0  # its arrays are read
-        # [W4] every event's (key, mask) as the wait saw it, before any
-        # callback of the batch runs.
-        known = self._known.get
-        pairs = [known(code) for code in codes]
-        if None in pairs:  # a result not kept yet, or an fd no longer registered [E8]
-            pairs = selector._pairs_of(codes)
-        self._codes, self._lens, self._pairs = codes, lens, pairs
-        self._index = self._offset = 0
+        """The wait's `count` events, for dispatch() [W4]."""
+        if count > 0:
+            self._codes, self._lens, self._pairs = self.selector._read_batch(count)
+            self._index = self._offset = 0
 
     # -- dispatching -------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import socket
 import pytest
 
 import reactor
-import reactor._poller as poller_module
+import reactor._epoll as epoll_module
 
 PAIRS = 4
 
@@ -121,7 +121,7 @@ def test_a_signal_handler_raising_as_the_wait_returns_loses_no_bytes(driver, mon
     # The wait has read every ready socket; a Python signal handler then
     # raises before its result reaches the Poller (simulated: the call
     # returns, then KeyboardInterrupt).
-    real = poller_module._wait_read
+    real = epoll_module._wait_read
     raised = []
 
     def wait_then_interrupted(state, timeout_ns, reads):
@@ -131,7 +131,7 @@ def test_a_signal_handler_raising_as_the_wait_returns_loses_no_bytes(driver, mon
             raise KeyboardInterrupt
         return n
 
-    monkeypatch.setattr(poller_module, "_wait_read", wait_then_interrupted)
+    monkeypatch.setattr(epoll_module, "_wait_read", wait_then_interrupted)
     _send_all(driver)
     with pytest.raises(KeyboardInterrupt):
         driver.turn(lambda: False, 0.5)

@@ -16,7 +16,9 @@ from test_smoke import ROOT, run
 sys.path.insert(0, str(ROOT))
 from benchmarks import driver, selectors_bench  # noqa: E402
 from reactor import uring_available  # noqa: E402
-from reactor.models._driver import Case, Server  # noqa: E402
+from reactor.models.driver import Case, Server  # noqa: E402
+
+pytestmark = pytest.mark.long  # CI runs these once, on its main Python
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ECHO_SECTIONS = ("echo", "echo-sizes", "tls", "uring", "models", "soak")

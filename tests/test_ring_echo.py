@@ -1,5 +1,5 @@
-"""The io_uring echo server (reactor/_ring_echo.py) end to end: a real
-process (``python -m reactor._ring_echo``, which ``python -m reactor echo
+"""The io_uring echo server (reactor/chapter/_ring_echo.py) end to end: a real
+process (``python -m reactor.chapter._ring_echo``, which ``python -m reactor echo
 --backend uring`` runs), real sockets, started by tests/test_echo_cli.py's
 echo_server() (whose tests take --backend uring too).
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(not reactor.uring_available(),
 
 
 def ring_echo_server(tmp_path, *args):
-    return echo_server(tmp_path, *args, command=("-m", "reactor._ring_echo"))
+    return echo_server(tmp_path, *args, command=("-m", "reactor.chapter._ring_echo"))
 
 
 BUFFERS = pytest.mark.parametrize("buffers", [[], ["--no-provided-buffers"]],
@@ -101,7 +101,7 @@ def test_replies_with_a_full_send_buffer_stay_in_order(provided):
     Sends are MSG_WAITALL now [U15].  In process, with the accepted socket's
     send buffer shrunk so that 64 KiB never fits at once: every byte comes
     back, in order."""
-    from reactor._ring_echo import RingEchoServer
+    from reactor.chapter._ring_echo import RingEchoServer
 
     data = os.urandom(1 << 20)
     got = bytearray()
@@ -170,7 +170,7 @@ def test_a_broken_link_resent_alone_keeps_its_pool_buffer_until_sent():
     re-send, the buffer goes back once it is done, and every send's record
     holds the memory it reads [U6]."""
     from reactor._native import lib
-    from reactor._ring_echo import RingEchoServer, _Connection
+    from reactor.chapter._ring_echo import RingEchoServer, _Connection
 
     with reactor.Reactor() as loop:
         server = RingEchoServer(loop, "127.0.0.1", 0, raw=True, max_connections=10)
@@ -205,7 +205,7 @@ def test_a_chapter_reply_is_kept_by_the_ring_until_sent():
     [U6], not only from the connection, which close() clears.  A reply
     too big for the socket buffers stays in flight while the client does
     not read; the connection is closed meanwhile."""
-    from reactor._ring_echo import RingEchoServer
+    from reactor.chapter._ring_echo import RingEchoServer
 
     message = b"m" * 60000
     with reactor.Reactor() as loop:
@@ -280,7 +280,7 @@ def test_more_connections_than_pool_buffers(tmp_path, monkeypatch):
     (ENOBUFS) wait for a buffer and lose nothing."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [
         os.path.dirname(__file__), os.environ.get("PYTHONPATH")])))
-    code = ("import reactor._ring_echo as e; e.POOL_BUFFERS = 4; "
+    code = ("import reactor.chapter._ring_echo as e; e.POOL_BUFFERS = 4; "
             "e.main(['--port', '0', '--raw'])")
     with echo_server(tmp_path, command=("-c", code)) as server:
         socks = [server.connect() for _ in range(300)]

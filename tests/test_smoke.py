@@ -69,7 +69,7 @@ def test_demo_compare_warms_up_alternates_and_takes_medians():
     import selectors
 
     import reactor
-    from reactor import _demo
+    from reactor.chapter import _demo
 
     calls = []
     values = {selectors.PollSelector: iter([99, 5, 1, 3, 2, 4]),

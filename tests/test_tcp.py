@@ -1,4 +1,4 @@
-"""TCPServer and Connection (reactor._tcp) on a Reactor driven with
+"""TCPServer and Connection (reactor.chapter._tcp) on a Reactor driven with
 run_once() from the test, over real loopback TCP sockets.
 
 The clients are non-blocking sockets that the test reads and writes between

@@ -1,7 +1,11 @@
 /*
- * Echo load client of the echo driver (reactor/models/_driver.py), which
- * `python -m reactor models` and `python -m benchmarks` share; compiled on
- * first use (reactor/models/_loadclient.py).
+ * Echo load client of the echo driver (reactor/models/driver.py), which
+ * `python -m reactor models` and `python -m benchmarks` share.  Built with
+ * the package, without OpenSSL, into reactor._native (_native/build.py
+ * defines REACTOR_EXTENSION and NO_TLS), where main() is
+ * reactor_loadclient_main(), run in a child Python process by
+ * reactor/models/_loadclient.py: once per process, as a program (its state
+ * is global).  The benchmarks' TLS case compiles it as a program of its own.
  *
  *   client HOST PORT CONNECTIONS SIZE WARMUP_S DURATION_S [--sync] [--prime] [--tls]
  *          [--http] [--idle N]
@@ -55,6 +59,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef REACTOR_EXTENSION
+#define main reactor_loadclient_main
+int reactor_loadclient_main(int argc, char **argv);
+#endif
 #ifndef NO_TLS
 #include <openssl/err.h>
 #include <openssl/ssl.h>

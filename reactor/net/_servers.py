@@ -18,6 +18,14 @@ Facts this module relies on:
      (a socket file left by a server that died), and removes its own file
      when closed, unless another one has replaced it since (Python 3.13's
      cleanup_socket).
+[V4] From Python 3.13 on, asyncio skips an address whose bind() fails with
+     EADDRNOTAVAIL (a family the host has not enabled, bpo-30945) and raises
+     OSError("could not bind on any address out of [...]") when no address
+     is left, host=[] included; before 3.13 the first error is raised and
+     host=[] gives a server without sockets.  We do what the running
+     Python's asyncio does, and when addresses were skipped the OSError
+     also carries their errno (asyncio's has none), so that a caller can
+     still say "cannot assign requested address".
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import errno
 import os
 import socket
 import stat
+import sys
 
 from ._addresses import check_factory, check_stream_socket, check_tls_options, resolve
 from ._streams import StreamTransport
@@ -34,6 +43,7 @@ __all__ = ["Server", "create_server", "create_unix_server"]
 
 _READ = 1
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_SKIP_UNAVAILABLE = sys.version_info >= (3, 13)  # [V4]
 
 
 class Server:
@@ -56,7 +66,7 @@ class Server:
         self._unix_paths = list(unix_paths)  # (path, (st_dev, st_ino)) [V3]
         self._transports = set()
         # Called with each accepted connection's transport once it ends,
-        # TLS handshake or not (reactor._tcp gives its slot back [C3]).
+        # TLS handshake or not (reactor.chapter._tcp gives its slot back [C3]).
         self._client_gone = None
         self._serving = False
         self._watching = False  # the listening sockets are registered
@@ -249,7 +259,7 @@ def create_server(loop, protocol_factory, host=None, port=None, *, family=socket
 
 
 def _bind_all(addresses, reuse_address, reuse_port, dual):
-    sockets = []
+    sockets, skipped = [], False
     try:
         for af, kind, proto, address in addresses:
             sock = socket.socket(af, kind, proto)
@@ -266,8 +276,16 @@ def _bind_all(addresses, reuse_address, reuse_port, dual):
             try:
                 sock.bind(address)
             except OSError as err:
+                if _SKIP_UNAVAILABLE and err.errno == errno.EADDRNOTAVAIL:  # [V4]
+                    sockets.pop().close()
+                    skipped = True
+                    continue
                 raise OSError(err.errno, f"error while attempting to bind on address "
                                          f"{address!r}: {err.strerror.lower()}") from None
+        if _SKIP_UNAVAILABLE and not sockets:  # [V4]
+            message = (f"could not bind on any address out of "
+                       f"{[address for *_, address in addresses]!r}")
+            raise OSError(errno.EADDRNOTAVAIL, message) if skipped else OSError(message)
     except BaseException:
         for sock in sockets:
             sock.close()

@@ -99,7 +99,7 @@ class StreamTransport(SocketTransport):
     @property
     def _reads_for_it(self):
         # Not for a buffered protocol, nor a transport held to less than
-        # the wait's reads (reactor._tcp's read_size).
+        # the wait's reads (reactor.chapter._tcp's read_size).
         return not self._buffered and self._loop._poller.can_read_for(self)
 
     def _set_read_size(self, size):

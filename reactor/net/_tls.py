@@ -37,7 +37,7 @@ Facts this module relies on:
      handshake: close_clients() and abort_clients() reach it, and closing
      it then ends it quietly (not a handshake failure).  Server._detach()
      runs when it ends, whether the application's protocol ever heard of
-     it or not (reactor._tcp [C3] counts its slots by it).
+     it or not (reactor.chapter._tcp [C3] counts its slots by it).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ import operator
 from time import monotonic
 from typing import Any
 
-from .net._servers import create_server
+from ..net._servers import create_server
 
 __all__ = ["TCPServer", "Connection"]
 

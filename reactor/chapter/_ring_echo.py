@@ -23,7 +23,7 @@ The per-message path uses the Ring's raw interface (callbacks taking the
 kernel's (res, flags); SQE arguments built once per connection): an
 Operation object per send and recv would cost more than the syscalls saved.
 
-Run it from a checkout: ``python -m reactor._ring_echo --port 0 --raw``.
+Run it from a checkout: ``python -m reactor.chapter._ring_echo --port 0 --raw``.
 """
 
 from __future__ import annotations
@@ -32,15 +32,15 @@ import argparse
 import collections
 import errno
 import logging
-import resource
 import signal
 import socket
 
-from ._loop import Reactor
-from ._native import ffi, lib
-from .uring._bufring import BufferRing
-from .uring._ops import Operation
-from .uring._ring import Ring
+from .._loop import Reactor
+from .._native import ffi, lib
+from ..uring._bufring import BufferRing
+from ..uring._ops import Operation
+from ..uring._ring import Ring
+from ._common import CHAPTER_FORMAT, SPARE_FDS, raise_fd_limit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,10 +48,8 @@ if TYPE_CHECKING:
 
 __all__ = ["serve", "main", "RingEchoServer"]
 
-CHAPTER_FORMAT = "%(asctime)s %(threadName)s %(thread)d %(message)s"
 READ_SIZE = 65536       # the readiness server's recv size
 POOL_BUFFERS = 1024     # 64 MiB of receive buffers, shared by all connections
-SPARE_FDS = 64          # listener, ring, eventfd, signal socket, logging, stdio ...
 
 log = logging.getLogger("reactor.echo")
 
@@ -66,19 +64,6 @@ _F_BUFFER, _BUFFER_SHIFT = lib.IORING_CQE_F_BUFFER, lib.IORING_CQE_BUFFER_SHIFT
 _SEND_FLAGS = socket.MSG_NOSIGNAL | socket.MSG_WAITALL
 _ECANCELED, _ENOBUFS = errno.ECANCELED, errno.ENOBUFS
 _new_buffer = ffi.new_allocator(should_clear_after_alloc=False)
-
-
-def _raise_fd_limit():
-    """Soft RLIMIT_NOFILE up to the hard limit; the limit we got."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != soft:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError) as exc:
-            log.warning("could not raise RLIMIT_NOFILE from %d: %s", soft, exc)
-    return soft
 
 
 class _Connection:
@@ -325,7 +310,7 @@ def serve(host: str = "127.0.0.1", port: int = 9999, *, raw: bool = False,
           max_connections: int | None = None, provided_buffers: bool = True) -> None:
     """Run the io_uring echo server until SIGINT or SIGTERM; logs
     "reactor echo listening on HOST:PORT (backend uring, ...)" once ready."""
-    fd_limit = _raise_fd_limit()
+    fd_limit = raise_fd_limit(log)
     if max_connections is None:
         max_connections = max(fd_limit - SPARE_FDS, 1)
     with Reactor() as reactor:
@@ -347,7 +332,7 @@ def serve(host: str = "127.0.0.1", port: int = 9999, *, raw: bool = False,
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m reactor._ring_echo",
+    parser = argparse.ArgumentParser(prog="python -m reactor.chapter._ring_echo",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9999)
