@@ -118,3 +118,33 @@ def test_no_module_is_long_without_a_reason(name):
 def test_the_graph_sees_function_level_imports():
     # The Reactor imports the network layer inside its setup methods.
     assert "reactor.net._servers" in GRAPH["reactor._loop"]
+
+
+def test_the_readmes_layout_matches_the_tree():
+    """Every path in the README's Layout table exists, and every package
+    and module of reactor/ is named there (a module of the selectors' row
+    counts through its row)."""
+    import re
+
+    root = PACKAGE.parent
+    readme = (root / "README.md").read_text()
+    section = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    named = set()
+    for cell in re.findall(r"^\| (.+?) \|", section, re.M):
+        paths = re.findall(r"`([^`]+)`", cell)
+        base = ""
+        for path in paths:
+            if "/" in path:
+                base = path.rsplit("/", 1)[0] + "/" if not path.endswith("/") else ""
+                full = path
+            else:
+                full = base + path
+            assert (root / full).exists(), f"README's layout names {full}, which does not exist"
+            named.add(full.rstrip("/"))
+    for child in PACKAGE.iterdir():
+        if child.name.startswith(("__", ".")) or child.suffix not in (".py", ""):
+            continue
+        if child.is_dir() and not (child / "__init__.py").exists():
+            continue
+        path = f"reactor/{child.name}"
+        assert path in named, f"README's layout does not name {path}"
