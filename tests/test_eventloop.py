@@ -230,6 +230,46 @@ def test_a_raising_data_received_is_reported_with_asyncios_context(loop):
     assert context["transport"].is_closing()
 
 
+def test_bytes_read_with_a_write_backlog_reach_a_protocol_in_its_context(loop):
+    # An event with the read and the write bit takes the Poller's slow path,
+    # which enters the transport's context: the bytes went on through the
+    # context-entering shortcut, and contextvars refused to enter it twice
+    # ("cannot enter context"), so the connection was aborted.  asyncio's
+    # TLS before 3.11 (a plain Protocol under a write backlog) met it at once.
+    contexts = []
+    loop.set_exception_handler(lambda lp, context: contexts.append(context))
+    received = []
+
+    class Sink(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            received.append((cvar.get(), data))
+
+    async def main():
+        a, b = socket.socketpair()
+        b.setblocking(False)
+        cvar.set("made here")
+        transport, _ = await loop.connect_accepted_socket(Sink, a)
+        transport.write(b"x" * (8 << 20))  # more than the socket buffers take
+        assert transport.get_write_buffer_size() > 0
+        b.send(b"ping")
+        while not received and not contexts:
+            try:  # make room, so that the socket is writable and readable
+                b.recv(1 << 20)
+            except BlockingIOError:
+                pass
+            await asyncio.sleep(0.001)
+        transport.abort()
+        b.close()
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
+    assert contexts == []
+    assert received == [("made here", b"ping")]
+
+
 def test_add_reader_on_a_transports_fd_is_refused(loop):
     async def main():
         a, b = socket.socketpair()

@@ -135,16 +135,18 @@ class StreamTransport(SocketTransport):
     def _data_read(self, data, mask):
         """The loop read `data` for us [L11]: _read_done()'s common case,
         with _deliver() inlined (once per message)."""
-        deliver = self._deliver_now
-        if deliver is None:
+        if self._deliver_now is None:
             self._read_done(len(data), data, 0, mask)
             return
+        # Not _deliver_now itself: we run in our context already (the
+        # Poller enters it), which _deliver_now would enter again [X7].
+        protocol = self._protocol
         try:
-            deliver(data)
+            protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, deliver)  # [X4]
+            self._fatal_error(exc, protocol.data_received)  # [X4]
             return
         if mask & _WRITE and self._buffer:
             self._write_ready()
