@@ -219,8 +219,12 @@ class EventLoop(asyncio.SelectorEventLoop):
             poller.wait(timeout)
         if ready:
             ready.append(self._dispatch_handle)  # after what was ready [A1]
+            due = ready
         else:
             poller.dispatch()
+            # What the IO scheduled is for the next iteration; the due
+            # timers are not: they go in front of it [A1].
+            due = [] if ready else ready
 
         end_time = self.time() + self._clock_resolution
         while scheduled:
@@ -229,9 +233,13 @@ class EventLoop(asyncio.SelectorEventLoop):
                 break
             handle = heapq.heappop(scheduled)
             handle._scheduled = False
-            ready.append(handle)
+            due.append(handle)
 
-        ntodo = len(ready)
+        if due is ready:
+            ntodo = len(ready)
+        else:
+            ready.extendleft(reversed(due))  # one call: other threads only append
+            ntodo = len(due)
         popleft = ready.popleft
         if self._debug:
             for _ in range(ntodo):

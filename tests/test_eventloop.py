@@ -149,6 +149,41 @@ def test_iteration_order_is_asyncios(loop):
     assert order == ["ready", "io", "timer", "scheduled by io"]
 
 
+def test_what_io_schedules_waits_for_the_next_iteration_when_nothing_was_ready(loop):
+    """With nothing ready the IO runs at once, not behind a handle; what it
+    schedules still waits for the timers that are due and for the next
+    iteration, as in asyncio (uvloop's test_process_send_signal_1 raced:
+    a task woken by a pipe's data ran in the same iteration, before the
+    pipe's EOF was read, and found the process gone first)."""
+    order = []
+    a, b = socket.socketpair()
+
+    class Recording(asyncio.Protocol):
+        def data_received(self, data):
+            order.append("io")
+            loop.call_soon(order.append, "scheduled by io")
+
+    async def main():
+        transport, _ = await loop.connect_accepted_socket(Recording, a)
+        await asyncio.sleep(0.05)  # reading has started
+
+        def from_a_timer():
+            # Nothing ready after this: the next wait finds the bytes.
+            b.send(b"x")
+            loop.call_at(loop.time() - 1, order.append, "timer")
+
+        loop.call_later(0.001, from_a_timer)
+        await asyncio.sleep(0.05)
+        transport.close()
+        await asyncio.sleep(0)
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        b.close()
+    assert order == ["io", "timer", "scheduled by io"]
+
+
 # -- contextvars --------------------------------------------------------------------------
 
 cvar = contextvars.ContextVar("cvar", default="outer")
