@@ -273,14 +273,16 @@ class EventLoop(asyncio.SelectorEventLoop):
             reader, writer = data
             if mask & selectors.EVENT_READ and reader is not None:
                 if reader._cancelled:
-                    self._remove_reader(key.fileobj)
+                    if self._registered(key, 0, reader):
+                        self._remove_reader(key.fileobj)
                 elif self._debug:
                     self._run_timed(reader)
                 else:
                     reader._run()
             if mask & selectors.EVENT_WRITE and writer is not None:
                 if writer._cancelled:
-                    self._remove_writer(key.fileobj)
+                    if self._registered(key, 1, writer):
+                        self._remove_writer(key.fileobj)
                 elif self._debug:
                     self._run_timed(writer)
                 else:
@@ -295,6 +297,16 @@ class EventLoop(asyncio.SelectorEventLoop):
         except BaseException as exc:
             transport = getattr(data, "__self__", None)
             self._report_error(exc, data, transport)
+
+    def _registered(self, key, index, handle):
+        """`handle` is still the fd's reader (0) or writer (1).  The batch's
+        keys are as the wait saw them [A1]: a callback that ran since may have
+        removed a handle and added another for the fd (sock_recv() does), and
+        the new one must stay (asyncio removes a cancelled handle's fd when it
+        sees the event, before any callback runs)."""
+        current = self._selector._fd_to_key.get(key.fd)
+        return (current is not None and current.data.__class__ is tuple
+                and current.data[index] is handle)
 
     def close(self):
         super().close()

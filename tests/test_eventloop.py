@@ -322,6 +322,42 @@ def test_add_reader_on_a_transports_fd_is_refused(loop):
     loop.run_until_complete(main())
 
 
+def test_a_reader_replaced_after_the_wait_stays_registered(loop):
+    """A callback ready before the wait removes the fd's reader (cancelling
+    its handle) and adds another; the wait's event still names the old
+    key.  Seeing the cancelled handle, the loop removed the fd's reader: the
+    new one, so it never ran (sock_recv() does this once per call: uvloop's
+    test_create_server_1 hung on it)."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    called = []
+
+    async def main():
+        replaced = loop.create_future()
+        loop.add_reader(a, called.append, "old")
+
+        def swap():
+            loop.remove_reader(a)
+            loop.add_reader(a, lambda: replaced.done() or replaced.set_result(a.recv(1)))
+
+        def send_then_swap():
+            b.send(b"x")
+            loop.call_soon(swap)  # ready before the next wait, which sees the bytes
+
+        loop.call_soon(send_then_swap)
+        try:
+            return await asyncio.wait_for(replaced, 2)
+        finally:
+            loop.remove_reader(a)
+
+    try:
+        assert loop.run_until_complete(main()) == b"x"
+    finally:
+        a.close()
+        b.close()
+    assert called == []
+
+
 def test_slow_callbacks_are_logged_in_debug_mode(loop, caplog):
     import time
 
