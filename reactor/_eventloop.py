@@ -219,8 +219,12 @@ class EventLoop(asyncio.SelectorEventLoop):
             poller.wait(timeout)
         if ready:
             ready.append(self._dispatch_handle)  # after what was ready [A1]
+            due = ready
         else:
             poller.dispatch()
+            # What the IO scheduled is for the next iteration; the due
+            # timers are not: they go in front of it [A1].
+            due = [] if ready else ready
 
         end_time = self.time() + self._clock_resolution
         while scheduled:
@@ -229,9 +233,13 @@ class EventLoop(asyncio.SelectorEventLoop):
                 break
             handle = heapq.heappop(scheduled)
             handle._scheduled = False
-            ready.append(handle)
+            due.append(handle)
 
-        ntodo = len(ready)
+        if due is ready:
+            ntodo = len(ready)
+        else:
+            ready.extendleft(reversed(due))  # one call: other threads only append
+            ntodo = len(due)
         popleft = ready.popleft
         if self._debug:
             for _ in range(ntodo):
@@ -265,14 +273,16 @@ class EventLoop(asyncio.SelectorEventLoop):
             reader, writer = data
             if mask & selectors.EVENT_READ and reader is not None:
                 if reader._cancelled:
-                    self._remove_reader(key.fileobj)
+                    if self._registered(key, 0, reader):
+                        self._remove_reader(key.fileobj)
                 elif self._debug:
                     self._run_timed(reader)
                 else:
                     reader._run()
             if mask & selectors.EVENT_WRITE and writer is not None:
                 if writer._cancelled:
-                    self._remove_writer(key.fileobj)
+                    if self._registered(key, 1, writer):
+                        self._remove_writer(key.fileobj)
                 elif self._debug:
                     self._run_timed(writer)
                 else:
@@ -287,6 +297,16 @@ class EventLoop(asyncio.SelectorEventLoop):
         except BaseException as exc:
             transport = getattr(data, "__self__", None)
             self._report_error(exc, data, transport)
+
+    def _registered(self, key, index, handle):
+        """`handle` is still the fd's reader (0) or writer (1).  The batch's
+        keys are as the wait saw them [A1]: a callback that ran since may have
+        removed a handle and added another for the fd (sock_recv() does), and
+        the new one must stay (asyncio removes a cancelled handle's fd when it
+        sees the event, before any callback runs)."""
+        current = self._selector._fd_to_key.get(key.fd)
+        return (current is not None and current.data.__class__ is tuple
+                and current.data[index] is handle)
 
     def close(self):
         super().close()

@@ -149,6 +149,41 @@ def test_iteration_order_is_asyncios(loop):
     assert order == ["ready", "io", "timer", "scheduled by io"]
 
 
+def test_what_io_schedules_waits_for_the_next_iteration_when_nothing_was_ready(loop):
+    """With nothing ready the IO runs at once, not behind a handle; what it
+    schedules still waits for the timers that are due and for the next
+    iteration, as in asyncio (uvloop's test_process_send_signal_1 raced:
+    a task woken by a pipe's data ran in the same iteration, before the
+    pipe's EOF was read, and found the process gone first)."""
+    order = []
+    a, b = socket.socketpair()
+
+    class Recording(asyncio.Protocol):
+        def data_received(self, data):
+            order.append("io")
+            loop.call_soon(order.append, "scheduled by io")
+
+    async def main():
+        transport, _ = await loop.connect_accepted_socket(Recording, a)
+        await asyncio.sleep(0.05)  # reading has started
+
+        def from_a_timer():
+            # Nothing ready after this: the next wait finds the bytes.
+            b.send(b"x")
+            loop.call_at(loop.time() - 1, order.append, "timer")
+
+        loop.call_later(0.001, from_a_timer)
+        await asyncio.sleep(0.05)
+        transport.close()
+        await asyncio.sleep(0)
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        b.close()
+    assert order == ["io", "timer", "scheduled by io"]
+
+
 # -- contextvars --------------------------------------------------------------------------
 
 cvar = contextvars.ContextVar("cvar", default="outer")
@@ -230,6 +265,46 @@ def test_a_raising_data_received_is_reported_with_asyncios_context(loop):
     assert context["transport"].is_closing()
 
 
+def test_bytes_read_with_a_write_backlog_reach_a_protocol_in_its_context(loop):
+    # An event with the read and the write bit takes the Poller's slow path,
+    # which enters the transport's context: the bytes went on through the
+    # context-entering shortcut, and contextvars refused to enter it twice
+    # ("cannot enter context"), so the connection was aborted.  asyncio's
+    # TLS before 3.11 (a plain Protocol under a write backlog) met it at once.
+    contexts = []
+    loop.set_exception_handler(lambda lp, context: contexts.append(context))
+    received = []
+
+    class Sink(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            received.append((cvar.get(), data))
+
+    async def main():
+        a, b = socket.socketpair()
+        b.setblocking(False)
+        cvar.set("made here")
+        transport, _ = await loop.connect_accepted_socket(Sink, a)
+        transport.write(b"x" * (8 << 20))  # more than the socket buffers take
+        assert transport.get_write_buffer_size() > 0
+        b.send(b"ping")
+        while not received and not contexts:
+            try:  # make room, so that the socket is writable and readable
+                b.recv(1 << 20)
+            except BlockingIOError:
+                pass
+            await asyncio.sleep(0.001)
+        transport.abort()
+        b.close()
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
+    assert contexts == []
+    assert received == [("made here", b"ping")]
+
+
 def test_add_reader_on_a_transports_fd_is_refused(loop):
     async def main():
         a, b = socket.socketpair()
@@ -245,6 +320,42 @@ def test_add_reader_on_a_transports_fd_is_refused(loop):
             await asyncio.sleep(0)
 
     loop.run_until_complete(main())
+
+
+def test_a_reader_replaced_after_the_wait_stays_registered(loop):
+    """A callback ready before the wait removes the fd's reader (cancelling
+    its handle) and adds another; the wait's event still names the old
+    key.  Seeing the cancelled handle, the loop removed the fd's reader: the
+    new one, so it never ran (sock_recv() does this once per call: uvloop's
+    test_create_server_1 hung on it)."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    called = []
+
+    async def main():
+        replaced = loop.create_future()
+        loop.add_reader(a, called.append, "old")
+
+        def swap():
+            loop.remove_reader(a)
+            loop.add_reader(a, lambda: replaced.done() or replaced.set_result(a.recv(1)))
+
+        def send_then_swap():
+            b.send(b"x")
+            loop.call_soon(swap)  # ready before the next wait, which sees the bytes
+
+        loop.call_soon(send_then_swap)
+        try:
+            return await asyncio.wait_for(replaced, 2)
+        finally:
+            loop.remove_reader(a)
+
+    try:
+        assert loop.run_until_complete(main()) == b"x"
+    finally:
+        a.close()
+        b.close()
+    assert called == []
 
 
 def test_slow_callbacks_are_logged_in_debug_mode(loop, caplog):

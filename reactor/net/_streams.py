@@ -139,25 +139,28 @@ class StreamTransport(SocketTransport):
             self._set_interest(self._interest | _READ)
 
     def _received(self, data, mask):
-        """The loop read `data` for us [L11]: _read_result()'s common case,
-        with _pass_to_protocol() inlined (once per message)."""
-        deliver = self._fast_receive
-        if deliver is None:
+        """The Poller read `data` for us (reactor._poller [W2]), on its slow
+        path: _read_result()'s common case, with _pass_to_protocol()
+        inlined (once per message)."""
+        if self._fast_receive is None:
             self._read_result(len(data), data, 0, mask)
             return
+        # Not _fast_receive itself: we run in our context already (the
+        # Poller enters it), which _fast_receive would enter again [X7].
+        protocol = self._protocol
         try:
-            deliver(data)
+            protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, deliver)  # [X4]
+            self._fatal_error(exc, protocol.data_received)  # [X4]
             return
         if mask & _WRITE and self._buffer:
             self._write_ready()
 
     def _read_result(self, nread, view, offset, mask):
-        """The loop read `nread` bytes for us into view[offset:] (0: EOF,
-        < 0: -errno) [L11]."""
+        """The Poller read `nread` bytes for us into view[offset:] (0: EOF,
+        < 0: -errno) (reactor._poller [W2])."""
         if nread > 0:
             data = view[offset:offset + nread]
             if self._paused or self._held is not None:
