@@ -116,7 +116,7 @@ class StreamTransport(SocketTransport):
             self._set_interest(self._interest | _READ)
 
     def _pass_held(self):
-        """What the loop read for us while we were paused [L11] (b"" is the
+        """What the Poller read for us while we were paused (reactor._poller [W4]) (b"" is the
         peer's EOF); then reading goes on."""
         held, self._held = self._held, None
         self._update_fast_paths()
