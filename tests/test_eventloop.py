@@ -115,9 +115,10 @@ def test_policy_and_install(policy_restored):
 # -- one iteration's order -----------------------------------------------------------------
 
 
-def test_iteration_order_is_asyncios(loop):
-    """Callbacks ready before the wait, then IO, then due timers
-    (base_events._run_once); what they schedule runs in the next iteration."""
+def _order_of_one_iteration(loop, schedule):
+    """What runs, in order, once `schedule(peer, order)` has set up an
+    iteration (bytes from `peer`, callbacks appending to `order`): the
+    protocol's data_received() appends "io" and schedules "scheduled by io"."""
     order = []
     a, b = socket.socketpair()
 
@@ -129,15 +130,7 @@ def test_iteration_order_is_asyncios(loop):
     async def main():
         transport, _ = await loop.connect_accepted_socket(Recording, a)
         await asyncio.sleep(0.05)  # reading has started
-
-        def next_iteration():
-            # Bytes readable, a callback ready and a timer due: all three
-            # for the iteration after this one.
-            b.send(b"x")
-            loop.call_soon(order.append, "ready")
-            loop.call_at(loop.time() - 1, order.append, "timer")
-
-        loop.call_soon(next_iteration)
+        schedule(b, order)
         await asyncio.sleep(0.05)
         transport.close()
         await asyncio.sleep(0)
@@ -146,6 +139,21 @@ def test_iteration_order_is_asyncios(loop):
         loop.run_until_complete(main())
     finally:
         b.close()
+    return order
+
+
+def test_iteration_order_is_asyncios(loop):
+    """Callbacks ready before the wait, then IO, then due timers
+    (base_events._run_once); what they schedule runs in the next iteration."""
+    def next_iteration(peer, order):
+        # Bytes readable, a callback ready and a timer due: all three for
+        # the iteration after this one.
+        peer.send(b"x")
+        loop.call_soon(order.append, "ready")
+        loop.call_at(loop.time() - 1, order.append, "timer")
+
+    order = _order_of_one_iteration(
+        loop, lambda peer, order: loop.call_soon(next_iteration, peer, order))
     assert order == ["ready", "io", "timer", "scheduled by io"]
 
 
@@ -155,32 +163,13 @@ def test_what_io_schedules_waits_for_the_next_iteration_when_nothing_was_ready(l
     iteration, as in asyncio (uvloop's test_process_send_signal_1 raced:
     a task woken by a pipe's data ran in the same iteration, before the
     pipe's EOF was read, and found the process gone first)."""
-    order = []
-    a, b = socket.socketpair()
+    def from_a_timer(peer, order):
+        # Nothing ready after this: the next wait finds the bytes.
+        peer.send(b"x")
+        loop.call_at(loop.time() - 1, order.append, "timer")
 
-    class Recording(asyncio.Protocol):
-        def data_received(self, data):
-            order.append("io")
-            loop.call_soon(order.append, "scheduled by io")
-
-    async def main():
-        transport, _ = await loop.connect_accepted_socket(Recording, a)
-        await asyncio.sleep(0.05)  # reading has started
-
-        def from_a_timer():
-            # Nothing ready after this: the next wait finds the bytes.
-            b.send(b"x")
-            loop.call_at(loop.time() - 1, order.append, "timer")
-
-        loop.call_later(0.001, from_a_timer)
-        await asyncio.sleep(0.05)
-        transport.close()
-        await asyncio.sleep(0)
-
-    try:
-        loop.run_until_complete(main())
-    finally:
-        b.close()
+    order = _order_of_one_iteration(
+        loop, lambda peer, order: loop.call_later(0.001, from_a_timer, peer, order))
     assert order == ["io", "timer", "scheduled by io"]
 
 
