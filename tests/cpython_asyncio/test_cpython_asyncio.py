@@ -81,7 +81,12 @@ FAILS_ON_ASYNCIO = {
 DIVERGENCES = {
 }
 
-pytestmark = pytest.mark.external
+pytestmark = [
+    pytest.mark.external,
+    # a loop that loses a wakeup makes a test wait for ever: fail it instead;
+    # "thread" because test_events uses SIGALRM itself
+    pytest.mark.timeout(120, method="thread"),
+]
 
 
 class _LoopChoice:

@@ -101,6 +101,11 @@ def pytest_pycollect_makemodule(module_path, parent):
     return None
 
 
+# A loop that loses a wakeup makes these tests wait for ever: fail it instead.
+# "thread": CPython's test_events uses SIGALRM itself; the watchdog thread
+# dumps every stack and ends the process (an xdist worker is replaced).
+HANG_GUARD = pytest.mark.timeout(120, method="thread")
+
 # Tests that need a network beyond loopback: skipped on every loop.
 NEEDS_NETWORK = {
     "test_getaddrinfo_11": "resolves example.com through real DNS",
@@ -143,6 +148,7 @@ def pytest_collection_modifyitems(config, items):
             continue
         keep.append(item)
         item.add_marker(pytest.mark.external)
+        item.add_marker(HANG_GUARD)
         cls_name, test = _class_and_test(item)
         if test in NEEDS_NETWORK:
             item.add_marker(pytest.mark.skip(reason=NEEDS_NETWORK[test]))
