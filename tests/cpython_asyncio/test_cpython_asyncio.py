@@ -99,6 +99,11 @@ class _LoopChoice:
 
     def run(self, result=None):
         self._install_policy()
+        # the state CPython's runner leaves between tests: the policy's loop
+        # was set, to None (test_utils.TestCase.tearDown does it); 3.12's
+        # GenericWatcherTests.test_create_subprocess_with_pidfd expects
+        # get_event_loop() to raise for it
+        asyncio.set_event_loop(None)
         try:
             return super().run(result)
         finally:
