@@ -100,6 +100,7 @@ struct reactor_reads {
     long long size;
     long long chunk;
     long long first;
+    long long count;
     ...;
 };
 long long reactor_epoll_wait_read(struct reactor_epoll *ep, long long timeout_ns,
@@ -227,6 +228,7 @@ int reactor_close(int fd);
 #define IOSQE_IO_HARDLINK ...
 #define IOSQE_BUFFER_SELECT ...
 #define IOSQE_CQE_SKIP_SUCCESS ...
+#define IOSQE_ASYNC ...
 #define IORING_CQE_F_BUFFER ...
 #define IORING_CQE_F_MORE ...
 #define IORING_CQE_F_SOCK_NONEMPTY ...
@@ -314,3 +316,8 @@ void reactor_pbuf_give(void *ring_addr, unsigned entries, char *base, unsigned b
 int reactor_sockaddr_inet(struct sockaddr_storage *ss, int family, const void *packed,
                           unsigned port, uint32_t flowinfo, uint32_t scope_id);
 int reactor_sockaddr_unix(struct sockaddr_storage *ss, const char *path, size_t n);
+
+/* The load client's main() (reactor/models/loadclient.c, built into the
+ * extension; reactor/models/_loadclient.py runs it in a child process):
+ * argv as the program's, with argv[argc] NULL; its exit status. */
+int reactor_loadclient_main(int argc, char **argv);

@@ -42,16 +42,23 @@
 #include <time.h>
 #include <unistd.h>
 
-/* epoll_pwait2 (Linux 5.11) takes a timespec: nanosecond timeouts.  glibc
- * wraps it from 2.35 on; older glibc on 64-bit can reach it by number, where
- * struct timespec is the kernel's __kernel_timespec. */
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
-#  define HAS_EPOLL_PWAIT2 1
-#  define reactor_sys_epoll_pwait2(epfd, ev, n, ts) epoll_pwait2((epfd), (ev), (n), (ts), NULL)
-#elif defined(SYS_epoll_pwait2) && ULONG_MAX > 0xffffffffUL
+/* epoll_pwait2 (Linux 5.11) takes a timespec: nanosecond timeouts.  It is
+ * called by number, never through glibc's wrapper: that came with glibc 2.35,
+ * and an extension that links it loads nowhere older (a wheel would need
+ * manylinux_2_35).  The number is 441 on every architecture but alpha (one
+ * table from Linux 5.1 on), so headers older than the kernel need not know
+ * it.  By number, struct timespec must be the kernel's __kernel_timespec,
+ * which it is on 64-bit; 32-bit builds use the wrapper where glibc has it. */
+#if !defined(SYS_epoll_pwait2) && !defined(__alpha__)
+#  define SYS_epoll_pwait2 441
+#endif
+#if defined(SYS_epoll_pwait2) && ULONG_MAX > 0xffffffffUL
 #  define HAS_EPOLL_PWAIT2 1
 #  define reactor_sys_epoll_pwait2(epfd, ev, n, ts) \
        ((int)syscall(SYS_epoll_pwait2, (epfd), (ev), (n), (ts), NULL, (size_t)8))
+#elif defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+#  define HAS_EPOLL_PWAIT2 1
+#  define reactor_sys_epoll_pwait2(epfd, ev, n, ts) epoll_pwait2((epfd), (ev), (n), (ts), NULL)
 #else
 #  define HAS_EPOLL_PWAIT2 0
 #  define reactor_sys_epoll_pwait2(epfd, ev, n, ts) (errno = ENOSYS, -1)
@@ -599,6 +606,9 @@ struct reactor_reads {
     long long size;
     long long chunk;
     long long first;              /* out: lens[0], where Python reads it fastest */
+    long long count;              /* out: events in codes/lens, also when the caller
+                                     cannot see the return value (a signal handler
+                                     raised as the call returned); 0 for none */
 };
 
 /* One recv() for the caller [REACTOR_AUTOREAD]: the byte count, 0 at EOF,
@@ -642,6 +652,8 @@ static long long reactor_epoll_wait_core(struct reactor_epoll *ep, long long tim
     uint64_t stale_data = 0;
     int n, i, err = 0, epfd, count = 0, capacity, stale = 0, seen_again = 0;
     long long used = 0;
+    if (rx != NULL)
+        rx->count = 0;
     if (reactor_claim(&ep->owner))
         return REACTOR_EBUSY;
     /* Only now: until we hold the state, its holder may replace them. */
@@ -694,8 +706,10 @@ static long long reactor_epoll_wait_core(struct reactor_epoll *ep, long long tim
                               : REACTOR_NOT_READ;
         count++;
     }
-    if (rx != NULL && count > 0)
+    if (rx != NULL && count > 0) {
         rx->first = ep->lens[0];
+        rx->count = count;
+    }
     /* A stale registration that stays ready shows up in wait after wait;
      * one that a racing EPOLL_CTL_DEL removes does not. */
     if (!stale) {
@@ -997,8 +1011,11 @@ static long long reactor_select_wait(struct reactor_select *s, long long timeout
      * holds (at least BITS_PER_LONG): bits past it would come back as they
      * went in, ready.  The table covers every fd below an open one, so when
      * the highest fd is open all is well; when it is not, fail as the
-     * kernel does for a closed fd inside the table. */
-    if (nfds > REACTOR_NFDBITS && fcntl(nfds - 1, F_GETFD) < 0)
+     * kernel does for a closed fd inside the table.  (We call
+     * fcntl by number: glibc 2.28 renamed the function fcntl64 for
+     * _FILE_OFFSET_BITS=64 (which Python's CFLAGS set), and linking that
+     * would make the extension need glibc 2.28 for this one check. */
+    if (nfds > REACTOR_NFDBITS && syscall(SYS_fcntl, nfds - 1, F_GETFD) < 0)
         return reactor_finish(&s->owner, -errno);
     if (timeout_ns < 0) {
         n = select(nfds, (fd_set *)rwork, (fd_set *)wwork, NULL, NULL);

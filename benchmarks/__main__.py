@@ -32,7 +32,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks import driver, selectors_bench
 from benchmarks._harness import PY, ROOT, cpus, machine
-from reactor.models._driver import cells
+from reactor.models.driver import cells
 
 # section -> (module, implementations, the baseline first)
 MICRO = {

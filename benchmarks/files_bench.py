@@ -34,7 +34,7 @@ import time
 import types
 
 from benchmarks._harness import cpus, machine, new_loop
-from reactor.models._driver import rotated
+from reactor.models.driver import rotated
 
 IMPLS = ("reactor", "aiofiles", "aiofiles-pread", "to_thread", "sync")
 WORKLOADS = ("random", "small")

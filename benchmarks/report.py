@@ -12,7 +12,7 @@ import sys
 
 from benchmarks._harness import ROOT
 from benchmarks.driver import CASES
-from reactor.models._driver import bad_exits, find
+from reactor.models.driver import bad_exits, find
 
 SELECTOR_HEADLINE = (
     ("epoll: select(0), 1 of 10,000 ready", "epoll select(0) N=10000 ready=1"),
@@ -95,10 +95,11 @@ def ratio_lines(doc: dict) -> list[str]:
     for r in doc["ratios"]:
         what = (f"{r['numerator']} / {r['denominator']}, {METRIC_NAMES[r['metric']]}, "
                 f"{r['size']:,} B x {r['connections']}")
-        # issue 9's targets are for its cell, 1 KiB x 100 connections; the
-        # other cells show the same ratios unjudged
-        judged = r["target"] and (r["size"], r["connections"]) == (1024, 100)
-        target = f" (issue 9's target: <= {r['target']})" if judged else ""
+        # a target is for its issue's cell (1 KiB x 100 connections, say);
+        # the other cells show the same ratios unjudged
+        judged = r["target"] and [r["size"], r["connections"]] == r.get("cell", [1024, 100])
+        target = (f" (issue {r.get('issue') or 9}'s target: <= {r['target']})" if judged
+                  else "")
         if "ratio" not in r:
             out.append(f"- {what}: n/a{target}: {r['why']}")
             continue

@@ -13,6 +13,8 @@ loop, the transports and the asyncio glue load when first used (PEP 562).
 
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
 
+__version__ = "0.1.0"  # the package's one version: pyproject.toml reads it from here
+
 try:
     from . import _native
 except ImportError as exc:  # a source checkout whose extension was not built
@@ -40,13 +42,16 @@ _LAZY = {
     "Reactor": "_loop",
     "Handle": "_loop",
     "TimerHandle": "_loop",
-    "TCPServer": "_tcp",
-    "Connection": "_tcp",
-    "new_event_loop": "_asyncio",
-    "EventLoopPolicy": "_asyncio",
-    "install": "_asyncio",
+    "TCPServer": "chapter._tcp",
+    "Connection": "chapter._tcp",
+    "EventLoop": "_eventloop",
+    "run": "_eventloop",
+    "new_event_loop": "_eventloop",
+    "EventLoopPolicy": "_eventloop",
+    "install": "_eventloop",
     "Ring": "_ring",
     "Operation": "_ring",
+    "BufferRing": "_ring",
     "uring_available": "_ring",
     "open_file": "_files",
     "read_bytes": "_files",

@@ -1,4 +1,4 @@
-"""python -m reactor echo | demo | models
+"""python -m reactor [--version] echo | demo | models
 
 echo: the IO-multiplexing chapter's echo server on the Reactor.
 demo: reactor's selectors next to the stdlib's, measured on this machine.
@@ -8,7 +8,8 @@ models: the chapter's five IO models, one server each, measured side by side.
 import argparse
 import sys
 
-from reactor import _echo
+import reactor
+from reactor.chapter import _echo
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,15 +23,16 @@ class _Parser(argparse.ArgumentParser):
 def main(argv=None):
     parser = _Parser(prog="python -m reactor", description=__doc__,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"reactor {reactor.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     echo_parser = sub.add_parser("echo", help="the chapter's echo server on the Reactor",
-                                 description=_echo.__doc__,
+                                 description=_echo.DESCRIPTION,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     _echo.add_arguments(echo_parser)
     sub.add_parser("demo", help="show reactor's selectors next to the stdlib's")
     from reactor.models import _cli as models
     models_parser = sub.add_parser("models", help="the five IO models, measured side by side",
-                                   description=models.__doc__,
+                                   description=models.DESCRIPTION,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     models.add_arguments(models_parser)
     args = parser.parse_args(argv)
@@ -38,7 +40,7 @@ def main(argv=None):
         return _echo.main(args)
     if args.command == "models":
         return models.main(args)
-    from reactor import _demo
+    from reactor.chapter import _demo
     _demo.main()
     return 0
 

@@ -1,5 +1,10 @@
 """EpollSelector: the stdlib's EpollSelector on direct epoll syscalls.
 
+Long because it is one class with one set of records (keys, codes, kept
+results) that every part changes: the stdlib's interface, epoll's extra
+flags, the wait that reads for the Reactor's transports, fork and stale
+registrations; and the facts below explain each of them once.
+
 Facts about epoll this module relies on (numbers are referred to below):
 
 [E1] An epoll registration belongs to the pair (open file description, fd
@@ -100,6 +105,7 @@ _epoll_add = lib.reactor_epoll_add
 _epoll_modify = lib.reactor_epoll_modify
 _epoll_delete = lib.reactor_epoll_delete
 _epoll_wait = lib.reactor_epoll_wait
+_wait_read = lib.reactor_epoll_wait_read
 _fd_of = lib.reactor_epoll_fd_of
 _EGROW, _ONE = lib.REACTOR_EGROW, lib.REACTOR_ONE
 _AUTOREAD = lib.REACTOR_AUTOREAD  # [E10]
@@ -359,7 +365,59 @@ class EpollSelector(SelectorBase):
             self._note_odd_events(fd, events)
         return key
 
-    # -- for the Reactor's transports [E10] ----------------------------------------
+    # -- the wait that reads, for reactor._poller [E10] ---------------------------
+    # reactor._poller uses these and nothing else of the selector's insides:
+    # _read_wait(), _read_batch(), _read_pair(), _read_retry(), _read_code(), and
+    # _register_autoread() / _modify_autoread() for its transports.
+
+    def _read_wait(self, timeout_ns, reads, keep):
+        """reactor_epoll_wait_read(): the wait's result (a one-event code,
+        a count, or a negative status for _results_of()).  If an exception
+        leaves the call (a signal handler raising as it returned), `keep`
+        gets the count of events it had read, while the state still holds
+        them, before the state is released and the exception goes on."""
+        state = self._state
+        try:
+            return _wait_read(state, timeout_ns, reads)
+        except BaseException:
+            try:
+                keep(reads.count)
+            finally:
+                release(state)
+            raise
+
+    def _read_batch(self, count):
+        """The last wait's `count` results as lists (codes, byte counts,
+        (key, mask) of each as the wait saw it, None where the registration
+        is gone); the wait's state is released."""
+        try:
+            codes = _unpack(self._codes, count)
+            lens = _unpack(self._lens, count)
+        finally:
+            self._state.owner = 0  # its arrays are read
+        known = self._pairs.get
+        pairs = [known(code) for code in codes]
+        if None in pairs:  # a result not kept yet, or an fd no longer registered [E8]
+            pairs = self._pairs_of(codes)
+        return codes, lens, pairs
+
+    def _read_retry(self, status, timeout_ns):
+        """select()'s results after a wait that returned `status` < 0
+        (interrupted, buffers to grow, ...): the selector's own rules."""
+        return self._results_of(status, self._state, timeout_ns)
+
+    def _read_pair(self, code):
+        """The (key, mask) of a one-event wait's `code`, None if its
+        registration is gone [E8]."""
+        pair = self._pairs.get(code)
+        if pair is None:
+            pairs = self._one(code)
+            pair = pairs[0] if pairs else None
+        return pair
+
+    def _read_code(self, fd):
+        """The code base of fd's registration [E1] (None: not registered)."""
+        return self._fd_to_code.get(fd)
 
     def _register_autoread(self, fd, events, data):
         """register() of an int fd whose readable events the Reactor's wait

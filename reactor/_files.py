@@ -32,9 +32,15 @@ Facts this module relies on (see also reactor/_ring.py's [U*]):
      ESPIPE on both.
 [F2] Cancellation.  When the awaiting task is cancelled the kernel
      operation is cancelled too [U7], its buffer kept until the kernel lets
-     go [U6]; the position does not move, whatever the kernel managed to do
-     (a cancelled read may have read: the next read reads it again; a
-     cancelled write may have written).  An open whose awaiter was
+     go [U6]; the position does not move, whatever the kernel managed to do.
+     A cancelled read may have read.  From a file that seeks, the next read
+     reads it again.  From a stream (a FIFO, a pipe, a socket) the kernel
+     consumed it: the file keeps those bytes, and its next read() returns
+     them first, after waiting for a cancelled read the kernel (or a worker
+     thread, which cannot be interrupted) is still running, so the order
+     holds.  (A cancelled pread() of a stream keeps them too, for the next
+     read(); pread() itself never returns kept bytes.)  A cancelled write
+     may have written.  An open whose awaiter was
      cancelled closes the fd it may still produce, whichever comes first:
      the cancellation or the result (the flush may reap it before the
      cancelled task runs again).  The thread backend's open does the same
@@ -55,16 +61,24 @@ Facts this module relies on (see also reactor/_ring.py's [U*]):
      OSError(ECANCELED) the kernel gives (or their real result if they
      finished first); then the fd is closed.  The thread backend waits for
      its running calls instead (a thread cannot be interrupted).
-[F6] io_uring opens a FIFO for reading at once, without waiting for a
-     writer as open(2) does: it first tries the open with O_NONBLOCK (and
-     clears that flag on the file afterwards).  Reads then wait for data.
+[F6] FIFOs.  io_uring's openat first tries the open with O_NONBLOCK (and
+     clears that flag on the file afterwards): a FIFO opened for reading
+     opens at once without a writer, and its first read is EOF, where
+     open(2), Python's open() and the thread backend wait for a writer.
+     So open_file() asks fstat (no IO) whether what it opened read-only is
+     a FIFO, and opens it again in an io-wq worker (IOSQE_ASYNC: no
+     O_NONBLOCK try), which waits for a writer as open(2) does; read_bytes()
+     asks statx about a file that read empty, and does the same for a FIFO.
+     Opened for writing the wait is the kernel's already: open_file's write
+     modes carry O_CREAT, which skips the O_NONBLOCK try.
 [F7] read_bytes() takes one trip through the loop: one linked chain [U15]
      opens the file into a direct-descriptor slot [U16], reads 64 KiB and
      then 4 KiB at the file's position (offset -1), and closes the slot.  A
      second read that returns nothing proves the end for any kind of file,
      with no belief about short reads; a file that is not over by then is
      opened again and read on from there (a FIFO's data read by the chain is
-     kept; what a writer sends after the close is not read).  Without slots
+     kept; what a writer sends after the close is not read; a FIFO without
+     a writer: [F6]).  Without slots
      (before 5.19, or all 128 in use) it takes two trips: the open, then the
      same two reads, the close not awaited (a read-only fd's close loses
      nothing).  No statx: IORING_OP_STATX always runs in an io-wq worker
@@ -252,6 +266,30 @@ def _uring_open(ring, loop, cpath, flags, mode):
     return _await(ring, fut, user_data, _close_on_success)
 
 
+def _is_fifo(fd):
+    try:
+        return stat.S_ISFIFO(os.fstat(fd).st_mode)  # (no IO: the inode is in memory)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+async def _wait_for_a_writer(ring, loop, cpath, flags, fd):
+    """[F6] A FIFO io_uring opened for reading without waiting for a writer:
+    open it again in an io-wq worker (IOSQE_ASYNC: no O_NONBLOCK try),
+    which waits for a writer as open(2) does; the first fd, a reader all
+    along (a writer waiting in its open(2) is not let down), is closed once
+    that open is over."""
+    try:
+        fut = loop.create_future()
+        user_data = ring._start(_prep_ext, (_OP_OPENAT, lib.AT_FDCWD, cpath, 0o666, 0, flags,
+                                            ffi.NULL, 0, lib.IOSQE_ASYNC, 0),
+                                _done_into(fut, int, _close_on_success), cpath)
+        return await _await(ring, fut, user_data, _close_on_success)
+    finally:
+        os.close(fd)
+
+
 def _uring_statx(ring, loop, fd):
     stx = ffi.new("struct statx *")
     empty = ffi.new("char[]", b"")
@@ -260,6 +298,21 @@ def _uring_statx(ring, loop, fd):
                                         lib.AT_EMPTY_PATH, stx, 0, 0, 0),
                             _done_into(fut, lambda res: StatxResult(stx)), (empty, stx))
     return _await(ring, fut, user_data)
+
+
+async def _names_a_fifo(ring, loop, cpath):
+    """Whether the path is a FIFO (a statx: asked only of files that read
+    empty)."""
+    stx = ffi.new("struct statx *")
+    fut = loop.create_future()
+    user_data = ring._start(_prep_ext, (_OP_STATX, lib.AT_FDCWD, cpath, _STATX_MASK, 0, 0,
+                                        stx, 0, 0, 0),
+                            _done_into(fut, lambda res: stat.S_ISFIFO(stx.stx_mode)),
+                            (cpath, stx))
+    try:
+        return await _await(ring, fut, user_data)
+    except OSError:
+        return False  # gone or changed since: what was read stands
 
 
 def _uring_simple(ring, loop, opcode, fd, off=0, op_flags=0):
@@ -301,6 +354,8 @@ class AsyncFile:
                 self._stream = True
         self._lock = asyncio.Lock()
         self._closed = False
+        self._unread = b""      # [F2] bytes cancelled reads took from a stream
+        self._settling = None   # [F2] a future: a cancelled read the kernel still runs
 
     # -- plain attributes, as aiofiles delegates them ------------------------------
 
@@ -349,6 +404,10 @@ class AsyncFile:
             raise TypeError(f"size must be an int or None, not {type(size).__name__}")
         self._check_readable()
         async with self._lock:
+            if self._settling is not None:  # [F2] its bytes come first
+                await asyncio.shield(self._settling)
+            if self._unread:
+                return await self._read_kept(size)
             if size < 0:
                 data = await self._readall(self._pos)
             else:
@@ -356,6 +415,46 @@ class AsyncFile:
             if not self._stream:
                 self._pos += len(data)
             return data
+
+    async def _read_kept(self, size):
+        """A read served from what cancelled reads took from a stream [F2]:
+        at most `size` of it (a short read, as a stream's may be), or all
+        of it and the rest of the stream."""
+        kept, self._unread = self._unread, b""
+        if 0 <= size < len(kept):
+            self._unread = kept[size:]
+            return kept[:size]
+        if size >= 0:
+            return kept
+        try:
+            return kept + await self._readall(-1)
+        except _CancelledError:
+            self._unread = kept + self._unread
+            raise
+
+    def _keep(self, data, *, first=False):
+        """[F2] bytes a read whose awaiter was cancelled took: from a stream
+        they are gone from the kernel, so the next read returns them (from
+        a file that seeks the position did not move: they are read again)."""
+        if not data or self._closed:
+            return
+        if not self._stream:
+            try:
+                os.lseek(self._fd, 0, os.SEEK_CUR)  # no IO: can it seek at all?
+                return
+            except OSError as exc:
+                if exc.errno != _ESPIPE:
+                    raise
+                self._stream = True
+        self._unread = data + self._unread if first else self._unread + data
+
+    def _settled(self, settling, data):
+        """A cancelled read the kernel (or a worker thread) still ran is over."""
+        self._keep(data)
+        if self._settling is settling:
+            self._settling = None
+        if not settling.done():
+            settling.set_result(None)
 
     async def write(self, data: Any) -> int:
         """Write all of `data` at the position (at the end in append mode)
@@ -432,14 +531,18 @@ class AsyncFile:
         st = await self._stat()
         want = max(st.st_size - max(offset, 0), 0) if stat.S_ISREG(st.st_mode) else 0
         chunks = []
-        while True:
-            chunk = await self._pread(min(want or _STREAM_CHUNK, _MAX_CHUNK),
-                                      -1 if self._stream else offset)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            offset += len(chunk)
-            want = max(want - len(chunk), 0)
+        try:
+            while True:
+                chunk = await self._pread(min(want or _STREAM_CHUNK, _MAX_CHUNK),
+                                          -1 if self._stream else offset)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                offset += len(chunk)
+                want = max(want - len(chunk), 0)
+        except _CancelledError:
+            self._keep(b"".join(chunks), first=True)  # [F2] before what the last read took
+            raise
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def pread(self, size: int, offset: int) -> bytes:
@@ -550,12 +653,41 @@ class _UringFile(AsyncFile):
         fut = self._loop.create_future()
         ring = self._ring
         user_data = ring._start(_prep, (_OP_READ, self._fd, buf, size, offset, 0),
-                                _done_into(fut, lambda res: ffi.unpack(buf, res)), buf)
+                                self._read_done(fut, buf), buf)
         try:  # _await(), inline: one coroutine frame less per read
             return await fut
         except _CancelledError:
-            _abandon(ring, fut, user_data)
+            self._read_cancelled(ring, fut, user_data, buf)
             raise
+
+    def _read_done(self, fut, buf):
+        """_done_into() for a read: what comes after its awaiter was
+        cancelled (the future is, at once; the task runs its except
+        clause later) is kept [F2]."""
+
+        def done(res, flags):
+            if fut.done():
+                if res > 0:
+                    self._keep(ffi.unpack(buf, res))
+            elif res >= 0:
+                fut.set_result(ffi.unpack(buf, res))
+            else:
+                fut.set_exception(_oserror(-res))
+
+        return done
+
+    def _read_cancelled(self, ring, fut, user_data, buf):
+        """[F2] what a read whose awaiter was cancelled took is kept."""
+        if fut.done() and not fut.cancelled():  # it came; the task was cancelled after
+            if fut.exception() is None:
+                self._keep(fut.result())
+            return
+        if user_data not in ring._ops:  # done (_read_done kept it), or never submitted
+            _abandon(ring, fut, user_data)
+            return
+        settling = self._settling = self._loop.create_future()
+        _abandon(ring, fut, user_data, lambda res, flags: self._settled(
+            settling, ffi.unpack(buf, res) if res > 0 else b""))
 
     async def _pwrite(self, data, offset):
         if self._loop is not _get_running_loop():
@@ -633,8 +765,20 @@ class _ThreadFile(AsyncFile):
             self._stream = True  # [F1]
             return await self._run(streaming, self._fd, arg)
 
-    def _pread(self, size, offset):
-        return self._at(os.pread, os.read, size, offset)
+    async def _pread(self, size, offset):
+        if offset != -1 and not self._stream:
+            try:
+                return await self._run(os.pread, self._fd, size, offset)
+            except OSError as exc:
+                if exc.errno != _ESPIPE:
+                    raise
+                self._stream = True  # [F1]
+        reader = _ReadInThread(self)
+        try:
+            return await self._run(reader, self._fd, size)
+        except _CancelledError:
+            reader.abandon()
+            raise
 
     def _pwrite(self, data, offset):
         return self._at(os.pwrite, os.write, data, offset)
@@ -702,8 +846,13 @@ async def _open(path, mode, flags, closefd, backend):
     loop = asyncio.get_running_loop()
     if backend == "io_uring":
         ring = _loop_ring(loop)
-        fd = path if isinstance(path, int) else await _uring_open(ring, loop, _path(path), flags,
-                                                                  0o666)
+        if isinstance(path, int):
+            fd = path
+        else:
+            cpath = _path(path)
+            fd = await _uring_open(ring, loop, cpath, flags, 0o666)
+            if flags & os.O_ACCMODE == os.O_RDONLY and _is_fifo(fd):
+                fd = await _wait_for_a_writer(ring, loop, cpath, flags, fd)
         return _UringFile(loop, ring, fd, path, mode, flags, closefd)
     if isinstance(path, int):
         fd = path
@@ -742,6 +891,48 @@ class _OpenInThread:
             fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+
+
+class _ReadInThread:
+    """os.read of a stream in a worker thread whose awaiter may be
+    cancelled while it runs: what it read then is the file's to keep, and
+    the file's next read waits for it [F2]."""
+
+    def __init__(self, file):
+        self._file = file
+        self._loop = file._loop
+        self._lock = threading.Lock()
+        self._state = "waiting"  # -> "running" -> "done"; or "abandoned"
+        self._data = b""
+        self._settling = None
+
+    def __call__(self, fd, size):
+        with self._lock:
+            if self._state == "abandoned":  # cancelled before it started: read nothing
+                return b""
+            self._state = "running"
+        data = b""
+        try:
+            data = os.read(fd, size)
+        finally:
+            with self._lock:
+                abandoned = self._state == "abandoned"
+                if not abandoned:
+                    self._state, self._data = "done", data
+            if abandoned:
+                try:
+                    self._loop.call_soon_threadsafe(self._file._settled, self._settling, data)
+                except RuntimeError:
+                    pass  # the loop is closed: nobody will read again
+        return data
+
+    def abandon(self):
+        with self._lock:
+            state, self._state = self._state, "abandoned"
+            if state == "running":  # still reading: the next read waits for it
+                self._settling = self._file._settling = self._loop.create_future()
+        if state == "done":  # it read, then the task was cancelled
+            self._file._keep(self._data)
 
 
 class _Trip:
@@ -814,9 +1005,13 @@ async def read_bytes(path: PathLike, *, backend: Optional[str] = None) -> bytes:
     if n < 0 or more < 0:
         _close_later(ring, fd)
         raise _oserror(-(n if n < 0 else more))
-    if more == 0:  # the end, for certain: a read that returns nothing
+    if more == 0 and (n > 0 or not _is_fifo(fd)):  # the end: a read that returns nothing
         _close_later(ring, fd)
         return data
+    if more == 0:  # [F6] a FIFO without a writer: wait for one, as open(2) does
+        fd = await _wait_for_a_writer(ring, loop, cpath, os.O_RDONLY | os.O_CLOEXEC, fd)
+        async with _UringFile(loop, ring, fd, path, "rb", os.O_RDONLY, True) as f:
+            return await f.read()
     # More than fits: on from where the two reads left off.
     f = _UringFile(loop, ring, fd, path, "rb", os.O_RDONLY, True)
     f._pos = n + more
@@ -861,6 +1056,11 @@ async def _read_bytes_in_one_trip(ring, loop, cpath, path, slots):
     for res in (opened, n, more):  # (the close of a read-only file loses nothing)
         if res < 0:
             raise _oserror(-res)
+    if n == 0 and await _names_a_fifo(ring, loop, cpath):
+        # [F6] opened without a writer, so the reads found none: open it
+        # again, waiting for one as open(2) does.
+        async with open_file(path, "rb", backend="io_uring") as f:
+            return await f.read()
     if more == 0:  # the end, for certain: a read that returns nothing
         return data
     # More than fits, and the slot is closed: on from there, the long way.

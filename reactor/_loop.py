@@ -5,7 +5,8 @@ key.data(key.fileobj, mask)``.  The Reactor keeps that shape (a readiness
 callback is the key's data and is called as ``callback(fileobj, mask)``) and
 adds what a program needs around it: timers, callbacks scheduled from the
 loop or from other threads, signal handlers, and one place where callback
-errors go.
+errors go.  (Long because the facts below, about signals and fork() above
+all, are its half; the code is one class.)
 
 Facts this module relies on:
 
@@ -46,7 +47,8 @@ Facts this module relies on:
      asyncio's, without importing asyncio (which costs more than all of
      reactor): if asyncio is imported after this module, our hook is
      registered again just before the next fork (a `before` hook), and the
-     first one stands down.
+     first one stands down.  The worker pool (_run_in_thread()) is
+     dropped in the child: its threads stayed in the parent.
 [L8] A selector holding kernel state (one with a fileno(): epoll) is shared
      with the parent after fork(): any change the child makes to it changes
      the parent's registrations (epoll(7); a child's EPOLL_CTL_DEL of the
@@ -59,19 +61,14 @@ Facts this module relies on:
      ready queue is run from its head, so that an exception that leaves the
      loop (KeyboardInterrupt, SystemExit from a callback) loses nothing: what
      had not run yet runs in the next iteration, as in asyncio.
-[L11] On reactor's EpollSelector the loop waits with
-     reactor_epoll_wait_read() ([E10]): stream transports register their fd
-     so that the wait itself recv()s what is readable, and the loop hands
-     the bytes to the transport (one native call per wait, not one wait
-     plus one recv per message).  Other events are dispatched as usual.
-     Bytes read for a transport that an earlier callback of the batch
-     paused are kept for resume_reading(); for one closed meanwhile they
-     are dropped, as the kernel would drop them at close().  A transport
-     is listed in `_readers` under its readable event's code while it is
-     registered: when its shortcut to the protocol is set (reactor._streams
-     [S5]), the loop calls data_received() itself, with no frame of the
-     transport's per message; otherwise the transport's _data_read()
-     decides.
+[L11] The wait and the dispatch of its results are reactor._poller's
+     ([W1]-[W4]): on reactor's EpollSelector the wait itself reads for
+     stream transports and the Poller hands the bytes to them; every other
+     event comes back to the Reactor's _run_event() ([L2]).  A batch that an
+     exception interrupted is finished before the next wait.
+[L12] run_once() and run() are refused inside a callback of the same
+     Reactor: a nested iteration would wait again while the outer batch is
+     still being dispatched.
 [L10] An exception from a callback must never pass unseen: the default
      handle_exception() logs it with its traceback on the "reactor" logger,
      naming the callback, and reactor adds no handler of its own, so that
@@ -84,7 +81,6 @@ from __future__ import annotations
 import collections
 import heapq
 import itertools
-import logging
 import numbers
 import os
 import signal
@@ -101,87 +97,19 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from . import _native
 if TYPE_CHECKING:
     from ._base import FileDescriptorLike
-from ._base import SelectorBase, release as _release
+from ._base import SelectorBase
 from ._epoll import EpollSelector
+from ._events import Handle, TimerHandle, check_callable as _check_callable, describe, logger
+from ._poller import Poller
 
 __all__ = ["Reactor", "Handle", "TimerHandle"]
 
-logger = logging.getLogger("reactor")
 
 _EVENT_READ = 1
-_ONE = _native.lib.REACTOR_ONE
-_NOT_READ = _native.lib.REACTOR_NOT_READ
-_wait_read = _native.lib.reactor_epoll_wait_read
-_unpack = _native.ffi.unpack
-# [L11] reads made for transports: one buffer per Reactor, each recv() asks
-# for up to asyncio's 256 KiB.
-_READ_BUFFER = 1 << 20
-_READ_CHUNK = 256 * 1024
 _WAKE = (1).to_bytes(8, "little")
 # Longest single wait: a timer days away (or at infinity) must not overflow
 # the selectors' timeout limits.
 _MAX_WAIT = 86400.0
-
-
-class Handle:
-    """A scheduled callback; ``cancel()`` stops it from running."""
-
-    __slots__ = ("_callback", "_args", "_cancelled")
-
-    def __init__(self, callback, args):
-        self._callback = callback
-        self._args = args
-        self._cancelled = False
-
-    def cancel(self) -> None:
-        self._cancelled = True
-        self._callback = self._args = None
-
-    def cancelled(self) -> bool:
-        return self._cancelled
-
-    def __repr__(self):
-        state = "cancelled" if self._cancelled else getattr(
-            self._callback, "__qualname__", repr(self._callback))
-        return f"<{type(self).__name__} {state}>"
-
-
-class TimerHandle(Handle):
-    """A callback scheduled for a time on the monotonic clock."""
-
-    __slots__ = ("when", "_reactor", "_sequence")
-
-    def __init__(self, when, callback, args, reactor, sequence):
-        super().__init__(callback, args)
-        self.when = when
-        self._reactor = reactor
-        self._sequence = sequence  # equal times run in the order scheduled
-
-    def cancel(self):
-        if not self._cancelled and self._reactor is not None:
-            self._reactor._timer_cancelled()  # still in the heap
-        super().cancel()
-
-    def __lt__(self, other):
-        if self.when == other.when:
-            return self._sequence < other._sequence
-        return self.when < other.when
-
-
-def describe(callback):
-    """How error messages name a callback: its qualified name (a bound
-    method shows its class), a string as it is."""
-    if callback is None:
-        return "a callback"
-    if isinstance(callback, str):
-        return callback
-    name = getattr(callback, "__qualname__", None)
-    if name is None:
-        return repr(callback)
-    module = getattr(callback, "__module__", None)
-    if module not in (None, "__main__", "builtins"):
-        name = f"{module}.{name}"
-    return f"{name}()"
 
 
 def _signal_noop(signum, frame):
@@ -191,12 +119,6 @@ def _signal_noop(signum, frame):
 
 
 _live_reactors: "weakref.WeakSet[Reactor]" = weakref.WeakSet()
-
-
-def _check_callable(callback):
-    # Here, not when the loop runs it, as asyncio does.
-    if not callable(callback):
-        raise TypeError(f"a callback must be callable, not {type(callback).__name__}")
 
 
 def _new_eventfd():
@@ -214,11 +136,8 @@ class Reactor:
         # Our selectors expose their fd -> key dict, so that [L2] costs a
         # dict lookup; any other BaseSelector goes through get_map().
         self._fd_to_key = getattr(self._selector, "_fd_to_key", None)
-        self._reads = None  # [L11]
-        self._readers: dict[int, Any] = {}  # [L11] readable event code -> transport
-        self._read_chunk = _READ_CHUNK
-        if type(self._selector) is EpollSelector:
-            self._use_reads()
+        self._poller = Poller(self._selector, self._run_event)  # [L11]
+        self._iterating = False  # [L12]
         self._ready: collections.deque[Handle] = collections.deque()
         self._timers: list[TimerHandle] = []
         self._timer_sequence = itertools.count()
@@ -232,7 +151,7 @@ class Reactor:
         self._wakeup_fd = -1
         self._wakeup_lock = threading.Lock()
         self._executor = None  # worker threads for _run_in_thread()
-        self._transports: dict[int, Any] = {}  # fd -> transport (reactor._transports [X6])
+        self._transports: dict[int, Any] = {}  # fd -> transport (reactor.net._transports [X6])
         self._wakeup_fd = _new_eventfd()
         self._selector.register(self._wakeup_fd, _EVENT_READ, self._on_wakeup)
         _live_reactors.add(self)
@@ -416,6 +335,9 @@ class Reactor:
         self._check_open()
         if self._thread_id is not None and self._thread_id != threading.get_ident():
             raise RuntimeError("the Reactor is running in another thread")
+        if self._iterating:  # [L12]
+            raise RuntimeError("run_once() cannot be called from a callback of the "
+                               "same Reactor")
         if timeout is not None and timeout > _MAX_WAIT:
             timeout = _MAX_WAIT  # as for timers: past the selectors' limits
         self._run_once(timeout)
@@ -431,34 +353,28 @@ class Reactor:
         return self._closed
 
     def _run_once(self, timeout):
+        self._iterating = True
+        try:
+            self._iterate(timeout)
+        finally:
+            self._iterating = False
+
+    def _iterate(self, timeout):
         ready = self._ready
         timers = self._timers
-        if ready or self._stopping:
-            timeout = 0
-        elif timers:
-            until = timers[0].when - monotonic()
-            if until < 0:
-                until = 0
-            elif until > _MAX_WAIT:
-                until = _MAX_WAIT  # the loop waits again; the timer is not early
-            if timeout is None or until < timeout:
-                timeout = until
-        reads = self._reads
-        if reads is None:
-            events = self._selector.select(timeout)
-            n = 0
-        else:  # [L11]
-            timeout_ns = -1 if timeout is None else 0 if timeout <= 0 else _ceil(timeout * 1e9)
-            state = self._wait_state
-            try:
-                n = _wait_read(state, timeout_ns, reads)
-            except BaseException:  # a signal handler raised as the wait returned
-                _release(state)
-                raise
-            events = None
-            if n < 0:  # interrupted, buffers to grow, ...: the selector's rules
-                events = self._selector._results_of(n, state, timeout_ns)
-                n = 0
+        poller = self._poller
+        if not poller.pending:  # [L11] a batch left by an exception goes first
+            if ready or self._stopping:
+                timeout = 0
+            elif timers:
+                until = timers[0].when - monotonic()
+                if until < 0:
+                    until = 0
+                elif until > _MAX_WAIT:
+                    until = _MAX_WAIT  # the loop waits again; the timer is not early
+                if timeout is None or until < timeout:
+                    timeout = until
+            poller.wait(timeout)
         if timers:
             # [L9] due timers wait in the ready queue, behind what was ready.
             now = monotonic()
@@ -471,23 +387,7 @@ class Reactor:
                     ready.append(timer)
         # [L1] what is ready now runs now; what these callbacks schedule waits.
         count = len(ready)
-        if n >= _ONE:  # one event: the common case, inlined [L11]
-            nread = reads.first
-            transport = self._readers.get(n) if nread > 0 else None
-            deliver = transport._deliver_now if transport is not None else None
-            if deliver is not None:
-                try:
-                    deliver(self._read_view[:nread])
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    self._delivery_failed(transport, exc, deliver)
-            else:
-                self._dispatch_read(n)
-        elif n:
-            self._dispatch_read(n)
-        elif events:
-            self._dispatch(events)
+        poller.dispatch()
         popleft = ready.popleft
         while count:
             count -= 1
@@ -496,108 +396,32 @@ class Reactor:
                 continue
             try:
                 handle._callback(*handle._args)
-            except Exception as exc:
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
                 self.handle_exception(exc, handle._callback)
 
-    def _dispatch_read(self, n):
-        """Dispatch what reactor_epoll_wait_read() returned: bytes read for a
-        transport go to it, other events to their callbacks [L11]."""
-        selector = self._selector
-        if n >= _ONE:
-            pair = selector._pairs.get(n)
-            if pair is None:
-                pairs = selector._one(n)
-                if not pairs:
-                    return
-                pair = pairs[0]
-            nread = self._reads.first
-            key, mask = pair
-            if nread == _NOT_READ:
-                self._dispatch((pair,))
-                return
-            handler = key.data
-            try:
-                handler.__self__._read_done(nread, self._read_view, 0, mask)
-            except Exception as exc:
-                self.handle_exception(exc, handler)
-            return
-        state = self._wait_state
-        try:
-            codes = _unpack(selector._codes, n)
-            lens = _unpack(selector._lens, n)
-        finally:
-            state.owner = 0  # its arrays are read
-        # Every event's (key, mask) as the wait saw it, before any callback
-        # of the batch runs [L2]: bytes read for a transport go to it, even
-        # if an earlier callback replaced its registration.
-        pairs = list(map(self._pairs.get, codes))
-        if None in pairs:  # a result not kept yet, or an fd no longer registered [E8]
-            pairs = selector._pairs_of(codes)
-        current = selector._fd_to_key.get
-        reader = self._readers.get
-        offset = 0
-        view = self._read_view
-        for code, pair, nread in zip(codes, pairs, lens):
-            if nread > 0:  # read for a transport
-                end = offset + nread
-                transport = reader(code)  # as it is now, after earlier callbacks
-                deliver = transport._deliver_now if transport is not None else None
-                if deliver is not None:  # straight to its protocol
-                    try:
-                        deliver(view[offset:end])
-                    except (SystemExit, KeyboardInterrupt):
-                        raise
-                    except BaseException as exc:
-                        self._delivery_failed(transport, exc, deliver)
-                elif pair is not None:  # its own state decides
-                    handler = pair[0].data
-                    try:
-                        handler.__self__._data_read(view[offset:end], pair[1])
-                    except Exception as exc:
-                        self.handle_exception(exc, handler)
-                offset = end
-            elif pair is None:
-                continue
-            elif nread == _NOT_READ:
-                if current(pair[0].fd) is pair[0]:  # [L2]
-                    self._dispatch((pair,))
-            else:  # EOF or an error, for a transport
-                handler = pair[0].data
-                try:
-                    handler.__self__._read_done(nread, view, offset, pair[1])
-                except Exception as exc:
-                    self.handle_exception(exc, handler)
-
-    def _delivery_failed(self, transport, exc, deliver):
-        """data_received() raised, called by the loop for `transport`: the
-        transport's own path for a protocol that raises [X4]."""
-        try:
-            transport._fatal_error(exc, deliver)
-        except Exception as error:
-            self.handle_exception(error, deliver)
-
-    def _dispatch(self, events):
-        """Call each event's callback, skipping stale ones [L2]."""
+    def _run_event(self, key, mask):
+        """Call an event's callback, unless it is stale [L2]."""
+        fd = key.fd
         fd_to_key = self._fd_to_key
         if fd_to_key is None:
             fd_to_key = self._selector.get_map() or {}
-        current = fd_to_key.get
-        plain_int = int
-        for key, mask in events:
-            fd = key.fd
-            if current(fd) is not key:
-                continue  # [L2] unregistered or replaced
-            fileobj = key.fileobj
-            if fileobj.__class__ is not plain_int:
-                try:
-                    if fileobj.fileno() != fd:
-                        continue  # [L2] closed
-                except (OSError, ValueError):
-                    continue
+        if fd_to_key.get(fd) is not key:
+            return  # [L2] unregistered or replaced
+        fileobj = key.fileobj
+        if fileobj.__class__ is not int:
             try:
-                key.data(fileobj, mask)
-            except Exception as exc:
-                self.handle_exception(exc, key.data)
+                if fileobj.fileno() != fd:
+                    return  # [L2] closed
+            except (OSError, ValueError):
+                return
+        try:
+            key.data(fileobj, mask)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.handle_exception(exc, key.data)
 
     def _on_wakeup(self, fd, mask):
         # Drain first, then clear the flag [L4]: a waker that saw the flag
@@ -618,40 +442,45 @@ class Reactor:
         """
         logger.error("Exception in %s", describe(callback), exc_info=exc)
 
+    def _report_error(self, exc, where, transport=None):
+        """How transports report an error (reactor.net._transports [X4]): to
+        handle_exception(), naming `where`."""
+        self.handle_exception(exc, where)
+
     # -- networking: asyncio's protocols and transports, loaded on first use ---
 
     def create_server(self, protocol_factory: Callable[[], Any], host: Any = None,
                       port: Any = None, **options: Any) -> Any:
         """A server for `protocol_factory`, listening at once: asyncio's
-        create_server() without the coroutine (reactor._servers)."""
-        from ._servers import create_server
+        create_server() without the coroutine (reactor.net._servers)."""
+        from .net._servers import create_server
         return create_server(self, protocol_factory, host, port, **options)
 
     def create_connection(self, protocol_factory: Callable[[], Any], host: Any = None,
                           port: Any = None, **options: Any) -> Any:
         """Connect, then call the protocol's connection_made(); failures go
-        to on_error(exc).  Returns a handle with cancel() (reactor._connect)."""
-        from ._connect import create_connection
+        to on_error(exc).  Returns a handle with cancel() (reactor.net._connect)."""
+        from .net._connect import create_connection
         return create_connection(self, protocol_factory, host, port, **options)
 
     def create_unix_server(self, protocol_factory: Callable[[], Any], path: Any = None,
                            **options: Any) -> Any:
-        """create_server() on a Unix socket at `path` (reactor._servers)."""
-        from ._servers import create_unix_server
+        """create_server() on a Unix socket at `path` (reactor.net._servers)."""
+        from .net._servers import create_unix_server
         return create_unix_server(self, protocol_factory, path, **options)
 
     def create_unix_connection(self, protocol_factory: Callable[[], Any], path: Any = None,
                                **options: Any) -> Any:
-        """create_connection() to a Unix socket at `path` (reactor._connect)."""
-        from ._connect import create_unix_connection
+        """create_connection() to a Unix socket at `path` (reactor.net._connect)."""
+        from .net._connect import create_unix_connection
         return create_unix_connection(self, protocol_factory, path, **options)
 
     def create_datagram_endpoint(self, protocol_factory: Callable[[], Any],
                                  local_addr: Any = None, remote_addr: Any = None,
                                  **options: Any) -> Any:
         """A datagram transport and its protocol, (transport, protocol): asyncio's
-        create_datagram_endpoint() without the coroutine (reactor._datagram)."""
-        from ._datagram import create_datagram_endpoint
+        create_datagram_endpoint() without the coroutine (reactor.net._datagram)."""
+        from .net._datagram import create_datagram_endpoint
         return create_datagram_endpoint(self, protocol_factory, local_addr, remote_addr,
                                         **options)
 
@@ -698,7 +527,7 @@ class Reactor:
             self._wakeup_fd = -1
         _live_reactors.discard(self)
         self._release_transports()
-        self._readers.clear()
+        self._poller.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None
@@ -707,7 +536,7 @@ class Reactor:
         self._timers.clear()
 
     def _release_transports(self):
-        """Close the sockets of the transports still open (reactor._transports
+        """Close the sockets of the transports still open (reactor.net._transports
         [X6]): their connection_lost() can no longer run."""
         for transport in list(self._transports.values()):
             if not transport.is_closing():
@@ -744,6 +573,10 @@ class Reactor:
         self._wakeup_pending = False
         if self._thread_id != threading.get_ident():
             self._thread_id = None  # run() was in a thread this child does not have
+        # The worker pool's threads are the parent's: in the child the pool
+        # counts them as running and never starts one, so work sent to it
+        # would never run.  The child makes its own pool when it needs one.
+        self._executor = None
         selector = self._selector
         if not isinstance(selector, SelectorBase) and hasattr(selector, "fileno"):
             self._replace_selector(selector)  # [L8]
@@ -765,16 +598,6 @@ class Reactor:
                 logger.warning("after fork() the signal wakeup fd was someone else's; "
                                "the Reactor replaced it")
 
-    def _use_reads(self):
-        """[L11] Wait with reactor_epoll_wait_read() on the selector's state."""
-        buffer = _native.ffi.new("char[]", _READ_BUFFER)
-        self._reads = _native.ffi.new("struct reactor_reads *", {
-            "buf": buffer, "size": _READ_BUFFER, "chunk": _READ_CHUNK})
-        self._read_buffer = buffer
-        self._read_view = _native.ffi.buffer(buffer)
-        self._wait_state = self._selector._state
-        self._pairs = self._selector._pairs  # [E8]: code -> (key, mask)
-
     def _replace_selector(self, inherited):
         """[L8] A selector of inherited's class with its keys, for this child."""
         selector = type(inherited)()
@@ -786,6 +609,7 @@ class Reactor:
         inherited.close()  # closes our fd of the instance; unregisters nothing
         self._selector = selector
         self._fd_to_key = getattr(selector, "_fd_to_key", None)
+        self._poller = Poller(selector, self._run_event)
 
     def _replace_fd(self, fd, new_fd, callback, fileobj=None):
         """Put the open file `new_fd` under the number `fd` (closing it),

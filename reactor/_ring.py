@@ -60,7 +60,11 @@ points here):
      user_data).  The target still posts exactly one last CQE: -ECANCELED,
      or its own result if it finished first.  So a cancelled read may have
      read: Operation.result() says so, and the file objects (_files.py) do
-     not move their position for it.
+     not move their position for it.  An operation already running in an
+     io-wq worker (a blocking open, say) cannot be taken back: the cancel's
+     own CQE is -EALREADY, the worker is interrupted as by a signal, and
+     the target ends with its real result or with the kernel's internal
+     -ERESTARTSYS (512), which Operation reports as ECANCELED.
 [U8] Closing.  Every operation is cancelled (IORING_ASYNC_CANCEL_ANY |
      _ALL, 5.19), then close() waits (at most CLOSE_TIMEOUT seconds) for
      every last CQE before unmapping the rings and closing the fd.  Without
@@ -127,6 +131,15 @@ points here):
      so open, read and close can be one linked chain, without the fd
      number coming back to us in between.  A slot is free again only once
      its close completed: an openat into a used slot replaces its file.
+[U17] A batch of CQEs is copied out and its slots given back to the kernel
+     before any callback runs [U1, U2], so the copy is all that is left of
+     them.  A BaseException leaving a callback (KeyboardInterrupt,
+     SystemExit) leaves the rest of the batch in Ring._batch, and a flush
+     is scheduled: the next dispatch delivers it first, in order, so no
+     awaiter waits forever for a completion the kernel already gave.  A
+     CQE whose user_data names no operation (a bug in reactor, never the
+     caller's) is reported through the loop's exception handler as a
+     RuntimeError once the batch is done; the rest of the batch runs.
 """
 
 from __future__ import annotations
@@ -165,6 +178,10 @@ _INT64_MAX = 2**63 - 1
 _MORE = lib.IORING_CQE_F_MORE
 _ECANCELED = errno.ECANCELED
 _ETIME = errno.ETIME
+# The kernel's internal restart codes (ERESTARTSYS, ERESTARTNOINTR,
+# ERESTARTNOHAND, ERESTART_RESTARTBLOCK): what a cancelled operation that
+# was blocked in an io-wq worker ends with [U7].
+_RESTART_CODES = frozenset((512, 513, 514, 516))
 _EBUSY = errno.EBUSY
 _EAGAIN = errno.EAGAIN
 _EINTR = errno.EINTR
@@ -400,7 +417,7 @@ class Operation:
             self._errno = 0
         else:
             self._value = None
-            self._errno = -res
+            self._errno = _ECANCELED if -res in _RESTART_CODES else -res  # [U7]
         self._callback(self)
 
     def done(self) -> bool:
@@ -808,9 +825,10 @@ class Ring:
             return True
         return self._enter_now() and self._sq_entries - unsubmitted(self._cring) >= count
 
-    def _start_pair(self, prep, args, callback, prep2, args2, callback2):
-        """_start_chain() of two steps without a keep, the echo's send and
-        the recv linked to it: False when they cannot go now."""
+    def _start_pair(self, prep, args, callback, prep2, args2, callback2, keep=None):
+        """_start_chain() of two steps, the echo's send (whose memory `keep`
+        holds [U6]) and the recv linked to it: False when they cannot go
+        now."""
         if self._closed:
             self._check_open()
         if not self._room(2):
@@ -827,7 +845,7 @@ class Ring:
         if prep(cring, user_data, *args) < 0 or prep2(cring, user_data + 1, *args2) < 0:
             raise RuntimeError("io_uring SQ full in the middle of a chain")  # pragma: no cover
         ops = self._ops
-        ops[user_data] = (callback, None)
+        ops[user_data] = (callback, keep)
         ops[user_data + 1] = (callback2, None)
         return True
 
@@ -866,6 +884,8 @@ class Ring:
                                                   self._batch_size)
         self._draining = True
         try:
+            if self._batch is not None:  # a tail left by a BaseException [U17]
+                self._dispatch()
             for _ in range(_ROUNDS):
                 mark = self._next_user_data  # moves when a callback prepares an SQE
                 n = submit_reap(cring, ud_array, res_array, flags_array, size)
@@ -914,6 +934,9 @@ class Ring:
         ud_array, res_array, flags_array, size = (self._user_data, self._res, self._flags,
                                                   self._batch_size)
         while not self._closed:
+            if self._batch is not None:  # a tail left by a BaseException [U17]
+                self._dispatch()
+                continue
             n = lib_reap(cring, ud_array, res_array, flags_array, size)
             if n <= 0:
                 if n < 0 and n != -_EINTR:
@@ -926,21 +949,31 @@ class Ring:
                 break
 
     def _dispatch(self):
+        """Run the callbacks of self._batch, the completions reaped [U17]."""
         ops, report = self._ops, self._driver.report
         batch = self._batch
-        unknown = None
-        for user_data, res, flags in batch:
-            entry = ops[user_data] if flags & _MORE else ops.pop(user_data, None)
-            if entry is None:
-                unknown = user_data
-                continue
-            try:
-                entry[0](res, flags)
-            except Exception as exc:
-                report(exc, entry[0])
-        if unknown is not None:  # a bug here, not in the caller: say so
-            report(RuntimeError(f"io_uring completion for an unknown operation "
-                                f"(user_data {unknown})"), self._dispatch)
+        unknown = []
+        try:
+            for user_data, res, flags in batch:
+                entry = ops.get(user_data) if flags & _MORE else ops.pop(user_data, None)
+                if entry is None:
+                    unknown.append(user_data)
+                    continue
+                try:
+                    entry[0](res, flags)
+                except Exception as exc:
+                    report(exc, entry[0])
+        except BaseException:
+            # KeyboardInterrupt & co.: the rest of the batch stays in
+            # self._batch for the next dispatch, which a flush makes [U17].
+            self._schedule_flush()
+            raise
+        finally:
+            if unknown:  # a bug here, not in the caller: say so
+                report(RuntimeError(f"io_uring completions for unknown operations "
+                                    f"(user_data {unknown})"), self._dispatch)
+        if self._batch is batch:
+            self._batch = None
 
     def _submit_backlog(self):
         backlog, cring, ops = self._backlog, self._cring, self._ops
@@ -1348,6 +1381,7 @@ class BufferRing:
         self._view = memoryview(self._pool_map)
         self._count, self._size, self._group = count, size, group
         self._ids = ffi.new("uint16_t[]", count)
+        self._held = bytearray(count)  # 1: picked by a recv, not given back yet
         rc = lib.reactor_pbuf_register(ring._cring, self._entries, count, group)
         if rc < 0:
             raise _oserror(-rc)
@@ -1383,9 +1417,16 @@ class BufferRing:
 
     def _picked(self, res, flags):
         if flags & lib.IORING_CQE_F_BUFFER:
-            self.taken += 1
-            return flags >> lib.IORING_CQE_BUFFER_SHIFT, res
+            buffer_id = flags >> lib.IORING_CQE_BUFFER_SHIFT
+            self._take(buffer_id)
+            return buffer_id, res
         return None, res
+
+    def _take(self, buffer_id):
+        """A CQE says the kernel picked `buffer_id` (IORING_CQE_F_BUFFER):
+        it is the caller's until give_back()."""
+        self._held[buffer_id] = 1
+        self.taken += 1
 
     def view(self, buffer_id: int, nbytes: int) -> memoryview:
         """The first `nbytes` of buffer `buffer_id` (no copy)."""
@@ -1393,9 +1434,14 @@ class BufferRing:
         return self._view[start:start + nbytes]
 
     def give_back(self, buffer_id: int) -> None:
-        """Return a buffer the kernel picked to the kernel."""
-        if not 0 <= buffer_id < self._count:
+        """Return a buffer the kernel picked to the kernel; ValueError for
+        one that is not out (given back twice, it would be handed to two
+        receives at once)."""
+        if not isinstance(buffer_id, int) or not 0 <= buffer_id < self._count:
             raise ValueError(f"no buffer {buffer_id!r} in this group")
+        if not self._held[buffer_id]:
+            raise ValueError(f"buffer {buffer_id} is not taken (given back twice?)")
+        self._held[buffer_id] = 0
         self.taken -= 1
         if self._ring is not None and not self._ring._closed:
             ids = self._ids

@@ -2,30 +2,30 @@
 
 Facts about select this module relies on:
 
-[S1] FD_SETSIZE (1024) is only the size of glibc's `fd_set` type.  The
+[SE1] FD_SETSIZE (1024) is only the size of glibc's `fd_set` type.  The
      kernel reads `nfds` bits from each set, whatever their size, so sets
      sized at run time (arrays of unsigned long) watch any fd.  glibc's
      FD_SET/FD_ISSET abort past 1023 under _FORTIFY_SOURCE, so
      reactor._native sets the bits itself.  The stdlib raises ValueError for
      an fd >= 1024.
-[S2] select() overwrites its sets, so we keep the interest sets between
+[SE2] select() overwrites its sets, so we keep the interest sets between
      calls and reactor._native copies them to scratch sets before each wait,
      under the sets' lock: another thread may change or grow them while the
      wait blocks, and the kernel only ever writes to the wait's own sets.
-[S3] The kernel reads only as many bits as the process's fd table holds and
+[SE3] The kernel reads only as many bits as the process's fd table holds and
      fails with EBADF for a bit set on a closed fd inside it; bits past the
      table come back untouched, so reactor._native checks that the highest
      fd is open (one fcntl) and fails with EBADF otherwise.  No fd can be
      open at or above fs.nr_open, so such an fd is refused with ValueError at
      select() time, as the stdlib refuses fds >= 1024; registering it works,
      as in the stdlib.
-[S4] The kernel's cost grows with nfds, the highest registered fd + 1, so
+[SE4] The kernel's cost grows with nfds, the highest registered fd + 1, so
      that is kept exact (found in C when the highest fd leaves).  The sets
      themselves must hold a bit for every fd number up to the highest (1 bit
      per number: 128 KiB per set at fs.nr_open = 2**20); the arrays of
      results, which take 8 bytes per ready fd, are sized by the number of
      fds in the sets instead (doubling as it grows).
-[S5] select() takes a timeval (microseconds); pselect() takes a timespec,
+[SE5] select() takes a timeval (microseconds); pselect() takes a timespec,
      so timeouts are exact to the nanosecond.
 """
 
@@ -49,7 +49,7 @@ _VALID_EVENTS = EVENT_READ | EVENT_WRITE
 
 
 
-# Result entries of a new wait state; they double as registrations grow [S4].
+# Result entries of a new wait state; they double as registrations grow [SE4].
 _FIRST_READY = 16
 
 
@@ -63,14 +63,14 @@ class SelectSelector(SelectorBase):
 
     def __init__(self):
         super().__init__()
-        self._out_of_range = set()  # registered fds >= FD_LIMIT [S3]
+        self._out_of_range = set()  # registered fds >= FD_LIMIT [SE3]
         self._sets = self._locked = ffi.new("struct reactor_fdsets *")
         self._capacity = 0
         self._grow(1024)
         self._state = self._new_wait()
 
     def _grow(self, nbits):
-        """Size the interest sets for fds below nbits [S2]."""
+        """Size the interest sets for fds below nbits [SE2]."""
         words = (nbits + _BITS - 1) // _BITS
         readers = ffi.new("unsigned long[]", words)
         writers = ffi.new("unsigned long[]", words)
@@ -85,8 +85,8 @@ class SelectSelector(SelectorBase):
         return state
 
     def _size_wait(self, state):
-        # Scratch sets for every fd the interest sets can hold [S2], results
-        # for as many fds as they hold [S4] (bits set before close() stay
+        # Scratch sets for every fd the interest sets can hold [SE2], results
+        # for as many fds as they hold [SE4] (bits set before close() stay
         # and count too).
         nbits = self._sets.capacity
         if state.capacity != nbits:
@@ -105,7 +105,7 @@ class SelectSelector(SelectorBase):
 
     def _buffer_sizes(self):
         """Bits in the interest sets and entries in the main wait state's
-        arrays (for tests: result arrays follow the registrations [S4])."""
+        arrays (for tests: result arrays follow the registrations [SE4])."""
         return {"fd_bits": self._capacity, "wait_bits": self._state.capacity,
                 "ready": self._state.ready_capacity}
 

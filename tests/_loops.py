@@ -1,7 +1,9 @@
-"""One driver interface over the Reactor and over asyncio's own loop, so that
-each protocol-level test body runs on both with the same protocol classes
-(uvloop's suite does the same with its Test_UV_* / Test_AIO_* pairs):
-asyncio is the reference that checks the test itself.
+"""One driver interface over the Reactor, over reactor's asyncio EventLoop and
+over asyncio's own loop, so that each protocol-level test body runs on all of
+them with the same protocol classes (uvloop's suite does the same with its
+Test_UV_* / Test_AIO_* pairs): asyncio is the reference that checks the test
+itself.  `driver.api` says which setup API a driver speaks ("reactor": the
+callback Reactor's; "asyncio": coroutines, on asyncio's loop or reactor's).
 
 A driver offers the setup calls as plain functions (asyncio's coroutines
 are run to completion), `run_until(predicate)` to turn the loop, and
@@ -21,7 +23,7 @@ import reactor
 
 __all__ = ["LOOP_KINDS", "make_driver", "skip_asyncio_310", "Connecting", "Recorder"]
 
-LOOP_KINDS = ["reactor-epoll", "reactor-poll", "reactor-select", "asyncio"]
+LOOP_KINDS = ["reactor-epoll", "reactor-poll", "reactor-select", "reactor-asyncio", "asyncio"]
 
 
 class Connecting:
@@ -143,6 +145,8 @@ class _Driver:
 
 
 class ReactorDriver(_Driver):
+    api = "reactor"
+
     def __init__(self, selector_class):
         super().__init__()
         self.kind = f"reactor-{selector_class.__name__[:-8].lower()}"
@@ -192,11 +196,15 @@ class ReactorDriver(_Driver):
 
 
 class AsyncioDriver(_Driver):
-    kind = "asyncio"
+    api = "asyncio"
 
-    def __init__(self):
+    def __init__(self, kind="asyncio"):
         super().__init__()
-        self.loop = asyncio.SelectorEventLoop(selectors.DefaultSelector())
+        self.kind = kind
+        if kind == "asyncio":
+            self.loop = asyncio.SelectorEventLoop(selectors.DefaultSelector())
+        else:
+            self.loop = reactor.new_event_loop()
         self.loop.set_exception_handler(self._hook)
 
     def _hook(self, loop, context):
@@ -253,17 +261,18 @@ class AsyncioDriver(_Driver):
         self.loop.close()
 
 
-def skip_asyncio_310(driver, why):
+def skip_asyncio_310(driver, why, kinds=("asyncio",)):
     """asyncio 3.10 as the reference (`driver`, or its kind), where it
-    differs from 3.11+ (which the Reactor follows on every version)."""
+    differs from 3.11+ (which the Reactor follows on every version); `kinds`
+    adds reactor-asyncio where the behaviour is asyncio's own code there too."""
     kind = getattr(driver, "kind", driver)
-    if kind == "asyncio" and sys.version_info < (3, 11):
+    if kind in kinds and sys.version_info < (3, 11):
         pytest.skip(f"asyncio 3.10 {why}; the Reactor follows 3.11+")
 
 
 def make_driver(kind):
-    if kind == "asyncio":
-        return AsyncioDriver()
+    if kind in ("asyncio", "reactor-asyncio"):
+        return AsyncioDriver(kind)
     selector = {"reactor-epoll": reactor.EpollSelector, "reactor-poll": reactor.PollSelector,
                 "reactor-select": reactor.SelectSelector}[kind]
     return ReactorDriver(selector)

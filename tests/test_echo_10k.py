@@ -15,7 +15,9 @@ import sys
 
 import pytest
 
-from reactor.models import _loadclient
+from reactor.models.driver import load_client_command
+
+pytestmark = pytest.mark.long  # CI runs it once, on its main Python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONNECTIONS = 10_000
@@ -31,7 +33,7 @@ def _raise_nofile():
 @pytest.mark.skipif(HARD != resource.RLIM_INFINITY and HARD < NEEDED_FDS,
                     reason=f"RLIMIT_NOFILE hard limit {HARD} < {NEEDED_FDS}")
 def test_echo_server_holds_10000_connections():
-    client = _loadclient.path()  # without OpenSSL: plain TCP is all this test needs
+    client = load_client_command()
     server = subprocess.Popen(
         [sys.executable, "-m", "reactor", "echo", "--raw", "--port", "0"],
         stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -42,7 +44,7 @@ def test_echo_server_holds_10000_connections():
         assert "WARNING" not in line and "raise the hard limit" not in line, line
         port = match.group(1)
         proc = subprocess.run(
-            [client, "127.0.0.1", port, str(CONNECTIONS), "64", "0", "2.5"],  # no warm-up: every byte counts
+            [*client, "127.0.0.1", port, str(CONNECTIONS), "64", "0", "2.5"],  # no warm-up: every byte counts
             capture_output=True, text=True, timeout=120, preexec_fn=_raise_nofile)
         assert proc.returncode == 0, proc.stderr
         report = json.loads(proc.stdout)

@@ -419,6 +419,90 @@ def test_a_fifo_is_read_and_written_as_a_stream(loop, backend, tmp_path):
     loop.run_until_complete(main())
 
 
+def test_a_fifo_opened_for_reading_waits_for_a_writer(loop, backend, tmp_path):
+    """Regression: io_uring opened a FIFO for reading at once (its open
+    tries O_NONBLOCK first) and the first read, with no writer, was EOF.
+    Now open_file() and read_bytes() wait for a writer, as open(2) and the
+    thread backend do [F6], and read what it writes until it closes."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    async def read_all():
+        async with reactor.open_file(fifo, "rb", backend=backend) as f:
+            return await f.read()
+
+    async def main():
+        for reader in (read_all, lambda: reactor.read_bytes(fifo, backend=backend)):
+            task = asyncio.ensure_future(reader())
+            await asyncio.sleep(0.1)
+            assert not task.done()  # no writer yet
+            writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # a reader waits: no ENXIO
+            os.write(writer, b"from the writer")
+            os.close(writer)
+            assert await asyncio.wait_for(task, 5) == b"from the writer"
+
+    loop.run_until_complete(main())
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket"])
+def test_cancelled_reads_of_a_stream_lose_nothing(loop, backend, tmp_path, kind):
+    """Regression: a read whose awaiter was cancelled after the kernel (or
+    the worker thread) had read dropped those bytes, and on a stream they
+    are gone from the kernel: the docstring's "the next read reads it
+    again" held for regular files only.  Now the file keeps them and the
+    next read returns them first [F2]: a reader cancelled at random points
+    gets every byte once, in order."""
+    content = bytes(random.Random(5).getrandbits(8) for _ in range(20000))
+    rng = random.Random(11)
+    if kind == "fifo":
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+        keep_open = os.open(fifo, os.O_RDWR)  # a writer end for the test's life
+        source, target = None, fifo
+        os.write(keep_open, content)
+    else:
+        source, sink = socket.socketpair()
+        source.sendall(content)
+        keep_open, target = sink, sink.fileno()
+
+    async def reader(f, chunks):
+        while sum(map(len, chunks)) < len(content):
+            chunks.append(await f.read(rng.randrange(1, 300)))
+
+    async def main():
+        chunks = []
+        cancels = 0
+        opened = reactor.open_file(target, "rb", backend=backend,
+                                   **({} if kind == "fifo" else {"closefd": False}))
+        async with opened as f:
+            while True:
+                task = asyncio.ensure_future(reader(f, chunks))
+                for _ in range(rng.randrange(0, 8)):
+                    await asyncio.sleep(0)
+                if task.done():
+                    await task
+                    break
+                task.cancel()
+                try:
+                    await asyncio.wait_for(task, 5)
+                except asyncio.CancelledError:
+                    cancels += 1
+                else:
+                    break
+        return b"".join(chunks), cancels
+
+    try:
+        data, cancels = loop.run_until_complete(asyncio.wait_for(main(), 20))
+    finally:
+        if kind == "fifo":
+            os.close(keep_open)
+        else:
+            source.close()
+            keep_open.close()
+    assert data == content
+    assert cancels > 3
+
+
 # -- cancellation [F2] ------------------------------------------------------------------
 
 

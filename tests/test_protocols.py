@@ -304,6 +304,49 @@ def test_buffered_protocol_reads_into_its_buffer(drv):
     drv.run_until(lambda: client.protocol.lost_count and servers[0].lost)
 
 
+class CloseOnResume(Recorder):
+    """Writes `payload` with limits that resume it only once its buffer is
+    empty, and closes from resume_writing()."""
+
+    payload = b""
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        transport.set_write_buffer_limits(high=1, low=0)
+        transport.write(self.payload)
+
+    def resume_writing(self):
+        super().resume_writing()
+        self.transport.close()
+
+
+def skip_asyncio_311_connection_lost_twice(drv):
+    if drv.kind == "asyncio" and sys.version_info < (3, 12):
+        pytest.skip("asyncio 3.11 has the bug (connection_lost() path run twice, then "
+                    "None.connection_lost); later versions guard it")
+
+
+def test_connection_lost_path_runs_twice(drv):
+    # close() from resume_writing() once the buffer drained: the write-ready
+    # callback went on to run connection_lost() itself, then the one close()
+    # scheduled ran too, and called None.connection_lost.
+    skip_asyncio_311_connection_lost_twice(drv)
+
+    class Writer(CloseOnResume):
+        payload = pattern(BIG)
+    servers = []
+    _, port = serve(drv, lambda: servers.append(Writer()) or servers[-1])
+    client = drv.connect(Recorder, "127.0.0.1", port)
+    drv.run_until(lambda: client.protocol is not None and client.protocol.lost_count,
+                  timeout=30)
+    drv.run_until(lambda: servers[0].lost_count)
+    drv.run_for(0.05)
+    assert client.protocol.received == pattern(BIG)
+    assert servers[0].kinds() == ["made", "pause_writing", "resume_writing", "lost"]
+    assert servers[0].lost is None
+    assert drv.errors == []
+
+
 # -- connecting --------------------------------------------------------------------
 
 def test_connect_refused_reports_the_error(drv):
@@ -373,6 +416,68 @@ def test_cancel_before_connected_calls_nothing(drv):
     assert numeric.error is None and named.error is None
 
 
+def stalled_listener():
+    """A loopback listener whose accept queue is full (backlog 0, one
+    connection queued, never accepted): the next connect() stays in
+    progress, its SYNs dropped.  Returns (listener, filler)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    filler = socket.create_connection(listener.getsockname(), timeout=5)
+    return listener, filler
+
+
+def test_cancel_while_connecting_calls_nothing(drv):
+    listener, filler = stalled_listener()
+    with listener, filler:
+        client = drv.connect(Recorder, *listener.getsockname())
+        drv.run_for(0.2)
+        assert client.transport is None and client.error is None  # still connecting
+        drv.cancel(client)
+        drv.run_for(0.1)
+        assert client.transport is None and client.error is None
+        if drv.api != "asyncio":
+            assert client.handle.done() and client.handle.cancelled()
+            assert client.handle.protocol is None
+
+
+def test_cancel_between_the_connect_and_connection_made(drv):
+    # The TCP connect is done and connection_made() is queued: asyncio's
+    # task, cancelled now, closes the transport it made (the protocol sees
+    # connection_made() then connection_lost(None)); the Reactor's handle
+    # is done() from the connect on, so cancel() has no effect and the
+    # connection is the caller's, open.
+    _, port = serve(drv, Echo)
+    client = drv.connect(Recorder, "127.0.0.1", port)
+    if drv.api == "asyncio":
+        made = []
+
+        def factory():
+            made.append(Recorder())
+            return made[-1]
+        client.handle.cancel()
+        client = drv.connect(factory, "127.0.0.1", port)
+        while not made:
+            drv.loop._run_once()  # one iteration at a time, as the Reactor's run_once()
+        assert made[0].events == []  # connection_made() is queued
+        drv.cancel(client)
+        drv.run_until(lambda: made[0].lost_count)
+        assert client.handle.cancelled() and client.transport is None
+        assert made[0].events == [("made",), ("lost", None)]
+        return
+    while client.transport is None:
+        drv.loop.run_once(0.01)
+    assert client.handle.done() and client.protocol.events == []  # made is queued
+    drv.cancel(client)
+    assert not client.handle.cancelled()
+    drv.run_until(lambda: client.protocol.events == [("made",)])
+    client.transport.write(b"still mine")
+    drv.run_until(lambda: client.protocol.received == b"still mine")
+    client.transport.close()
+    drv.run_until(lambda: client.protocol.lost_count)
+    assert client.protocol.kinds() == ["made", "data", "lost"]
+
+
 def test_local_addr_binds_the_client(drv):
     server, port = serve(drv, Echo)
     client = drv.connect(Recorder, "127.0.0.1", port, local_addr=("127.0.0.1", 0))
@@ -413,10 +518,10 @@ def test_setup_argument_errors(drv):
 def test_server_listens_on_every_interface_when_host_is_none(drv):
     server = drv.server(Echo, None, 0)
     ports = {sock.family: sock.getsockname()[1] for sock in server.sockets}
-    if drv.kind == "asyncio":
+    if drv.api == "asyncio":
         assert set(ports) == {socket.AF_INET, socket.AF_INET6}  # one socket per family
     else:
-        assert set(ports) == {socket.AF_INET6}  # one dual-stack socket [S7]
+        assert set(ports) == {socket.AF_INET6}  # one dual-stack socket (reactor.net._servers [V2])
     # IPv4 reaches the IPv4 socket or, dual-stack, the IPv6 one.
     for host, port in (("127.0.0.1", ports.get(socket.AF_INET, ports[socket.AF_INET6])),
                        ("::1", ports[socket.AF_INET6])):
@@ -443,6 +548,22 @@ def test_server_close_stops_listening_but_keeps_connections(drv):
     late = drv.connect(Recorder, "127.0.0.1", port)
     drv.run_until(lambda: late.error is not None)
     assert isinstance(late.error, ConnectionRefusedError)
+    client.transport.close()
+    drv.run_until(lambda: client.protocol.lost_count)
+
+
+def test_backlog_0_accepts_nothing_per_event(drv):
+    # accepts per readiness event = backlog: with backlog=0 nothing was
+    # accepted, and the level-triggered listener, still readable, spun.
+    if drv.kind == "asyncio":
+        pytest.skip("asyncio bug: its accept loop runs range(backlog) times, so "
+                    "backlog=0 accepts nothing and the listener spins (reactor's "
+                    "EventLoop does not keep it: reactor._eventloop [A5])")
+    server, port = serve(drv, Echo, backlog=0)
+    client = drv.connect(Recorder, "127.0.0.1", port)
+    drv.run_until(lambda: client.transport is not None and client.protocol.events)
+    client.transport.write(b"accepted")
+    drv.run_until(lambda: client.protocol.received == b"accepted", timeout=2)
     client.transport.close()
     drv.run_until(lambda: client.protocol.lost_count)
 
@@ -496,8 +617,47 @@ def test_protocol_exception_is_reported_and_others_are_served(drv, method):
     drv.run_until(lambda: good.protocol.lost_count and bad.protocol.lost_count)
 
 
+@pytest.mark.parametrize("method", ["data_received", "eof_received", "connection_made",
+                                    "connection_lost", "held data_received"])
+def test_cancelled_error_from_a_protocol_method_follows_asyncio(drv, method):
+    # One policy on every path, asyncio's: any exception but SystemExit and
+    # KeyboardInterrupt goes to the error hook (and, from data_received() or
+    # eof_received(), aborts that connection); a CancelledError must not
+    # leave the loop on one path and abort the connection on another.
+    held = method.startswith("held ")
+    method = method.split()[-1]
+
+    class Faulty(Recorder):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            if held:
+                transport.pause_reading()
+                drv.call_later(0.05, transport.resume_reading)
+
+    def raiser(self, *args):
+        getattr(Recorder, method)(self, *args)
+        raise asyncio.CancelledError(method)
+    setattr(Faulty, method, raiser)
+    protocols = []
+    _, port = serve(drv, lambda: protocols.append(Faulty()) or protocols[-1])
+    client = drv.connect(Recorder, "127.0.0.1", port)
+    drv.run_until(lambda: protocols and client.transport is not None)
+    client.transport.write(b"trigger")
+    if method != "data_received":
+        client.transport.write_eof()  # the server's Recorder closes on EOF
+    drv.run_until(lambda: drv.errors, what="the error hook")
+    assert isinstance(drv.errors[0][0], asyncio.CancelledError)
+    if method in ("data_received", "eof_received"):
+        drv.run_until(lambda: protocols[0].lost_count)
+        assert isinstance(protocols[0].lost, asyncio.CancelledError)
+    client.transport.close()
+    drv.run_until(lambda: client.protocol.lost_count)
+    drv.run_for(0.02)
+    assert len(drv.errors) == 1
+
+
 def test_failing_protocol_factory_is_reported(drv):
-    if drv.kind == "asyncio":
+    if drv.api == "asyncio":
         pytest.skip("asyncio reports a failing factory only in debug mode and leaves the "
                     "accepted socket to the garbage collector (a ResourceWarning)")
     calls = []
@@ -579,6 +739,40 @@ def test_unix_connect_to_missing_path(drv, tmp_path):
     assert isinstance(client.error, FileNotFoundError)
 
 
+def test_eagain_from_a_unix_connect_is_not_in_progress(drv, tmp_path):
+    # [N1] EAGAIN from a non-blocking connect() to a Unix socket means the
+    # listener's backlog is full: the connection does not exist, so it is an
+    # error (as libuv has it), never connection_made() then ENOTCONN.
+    if drv.kind == "asyncio":
+        pytest.skip("asyncio bug: sock_connect() takes EAGAIN (BlockingIOError) for a "
+                    "connect in progress and reports a connection that does not exist "
+                    "(reactor's EventLoop does not keep it: reactor._eventloop [A5])")
+    path = str(tmp_path / "full.sock")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen(0)  # Linux queues one connection, then refuses with EAGAIN
+    queued = []
+    try:
+        while True:
+            sock = socket.socket(socket.AF_UNIX)
+            queued.append(sock)
+            sock.setblocking(False)
+            try:
+                sock.connect(path)
+            except BlockingIOError:
+                break
+        client = drv.unix_connect(Recorder, path)
+        drv.run_until(lambda: client.error is not None or client.done, what="an outcome")
+        drv.run_for(0.05)
+        assert client.transport is None
+        assert isinstance(client.error, BlockingIOError)
+        assert client.protocol is None
+    finally:
+        for sock in queued:
+            sock.close()
+        listener.close()
+
+
 # -- datagrams -----------------------------------------------------------------------
 
 class DatagramRecorder(asyncio.DatagramProtocol):
@@ -639,6 +833,53 @@ def test_udp_error_received_for_a_closed_port(drv):
     assert not transport.is_closing()
     transport.close()
     drv.run_until(lambda: protocol.events[-1][0] == "lost")
+
+
+def test_datagram_connection_lost_path_runs_twice(drv, tmp_path):
+    # reactor.net._datagram's write-ready callback had the same double run as
+    # the stream transport's (test_connection_lost_path_runs_twice).
+    skip_asyncio_311_connection_lost_twice(drv)
+    path = str(tmp_path / "peer.sock")
+    peer = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ours = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with peer:
+        peer.bind(path)
+        peer.setblocking(False)
+        protocols = []
+
+        class Sender(DatagramRecorder):
+            def connection_made(self, transport):
+                super().connection_made(transport)
+                protocols.append(self)
+                transport.set_write_buffer_limits(high=1, low=0)
+                self.events = []
+                while not transport.get_write_buffer_size():  # until the kernel refuses
+                    transport.sendto(b"d" * 1000, path)
+
+            def pause_writing(self):
+                self.events.append("pause_writing")
+
+            def resume_writing(self):
+                self.events.append("resume_writing")
+                self.transport.close()
+
+            def connection_lost(self, exc):
+                self.events.append(("lost", exc))
+        drv.datagram(Sender, sock=ours)
+        drv.run_until(lambda: protocols)
+        received = 0
+        drv.run_until(lambda: "pause_writing" in protocols[0].events)
+        while ("lost", None) not in protocols[0].events:
+            try:
+                while True:
+                    peer.recv(2000)
+                    received += 1
+            except BlockingIOError:
+                pass
+            drv.run_for(0.005)
+        drv.run_for(0.05)
+        assert protocols[0].events == ["pause_writing", "resume_writing", ("lost", None)]
+        assert drv.errors == []
 
 
 def test_datagram_endpoint_argument_errors(drv):

@@ -390,6 +390,31 @@ def test_cancel_a_timeout_and_an_operation_not_yet_submitted(harness, ring):
     assert timer.exception().errno == errno.ECANCELED
 
 
+def test_cancelling_an_operation_running_in_an_io_wq_worker(harness, ring, tmp_path,
+                                                            monkeypatch):
+    """The -EALREADY path [U7]: an open of a FIFO for writing with O_CREAT
+    skips the non-blocking try and waits for a reader in an io-wq worker;
+    the cancel cannot take it back, interrupts the worker, and the target
+    ends with the kernel's -ERESTARTSYS, reported as ECANCELED.  Its path
+    buffer is kept until that last CQE [U6]."""
+    cancels = []
+    monkeypatch.setattr(_ring, "_cancel_done", lambda res, flags: cancels.append(res))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    results = Results()
+    op = ring.openat(fifo, os.O_WRONLY | os.O_CREAT, 0o600, results)
+    harness.run_for(0.05)
+    assert not op.done()  # blocked in the worker, waiting for a reader
+    path_buffer = ring._ops[op._user_data][1]
+    assert ffi.string(path_buffer) == os.fsencode(fifo)
+    assert op.cancel()
+    harness.run_until(op.done)
+    assert cancels == [-errno.EALREADY]
+    [value] = results.values()
+    assert isinstance(value, OSError) and value.errno == errno.ECANCELED, value
+    assert ring.in_flight() == 0
+
+
 def test_a_cancelled_read_keeps_its_buffer_until_the_kernel_lets_go(harness, ring):
     """[U6] the record, and the buffer in it, outlive the cancel request
     until the target's own CQE."""
@@ -508,6 +533,50 @@ def test_a_callback_that_raises_goes_to_the_loops_handler(harness, ring):
     ring.nop(results)
     harness.run_until(lambda: len(results) == 1)
     assert [type(e) for e in harness.errors] == [ValueError]
+
+
+def test_a_keyboardinterrupt_from_a_callback_loses_no_other_completion(harness, ring):
+    """Regression: the CQ head moves before the callbacks run [U17]; a
+    BaseException leaving one of them dropped the rest of the batch, whose
+    awaiters then waited forever (and close() waited CLOSE_TIMEOUT)."""
+    results = Results()
+    interrupted = []
+
+    def interrupt(op):
+        interrupted.append(op)
+        raise KeyboardInterrupt
+
+    ring.nop(results)
+    ring.nop(interrupt)
+    ops = [ring.nop(results) for _ in range(4)]
+    with pytest.raises(KeyboardInterrupt):
+        harness.run_until(lambda: len(results) == 5)
+    assert len(interrupted) == 1
+    harness.run_until(lambda: len(results) == 5, timeout=2)
+    assert all(op.done() for op in ops) and ring.in_flight() == 0
+    assert len(interrupted) == 1 and not harness.errors
+
+
+def test_an_unknown_user_data_on_a_more_completion_loses_nothing(harness, ring):
+    """Regression: a CQE with IORING_CQE_F_MORE for a user_data with no
+    record raised KeyError out of the dispatch, dropping the rest of the
+    batch; now it is reported as a RuntimeError after the batch [U17]."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener:
+        accept = ring.accept(listener, Results(), multishot=True)
+        harness.run_once()
+        del ring._ops[accept._user_data]  # what a bookkeeping bug would do
+        before = set(os.listdir("/proc/self/fd"))
+        client = socket.create_connection(listener.getsockname())
+        results = Results()
+        for _ in range(3):
+            ring.nop(results)
+        harness.run_until(lambda: len(results) == 3 and harness.errors, timeout=2)
+        assert [type(e) for e in harness.errors] == [RuntimeError]
+        assert "unknown" in str(harness.errors[0])
+        client.close()
+        for fd in set(os.listdir("/proc/self/fd")) - before:  # the accepted one
+            os.close(int(fd))
 
 
 def test_operation_arguments_are_checked_before_the_kernel(ring):
@@ -856,6 +925,24 @@ def test_buffer_ring_recv_gives_and_takes_buffers(harness, ring):
     buffers.close()
     with pytest.raises(RuntimeError):
         buffers.recv(0, print)
+
+
+def test_a_buffer_given_back_twice_is_refused(harness, ring):
+    """Regression: give_back() did not check that the buffer was out; a
+    second give_back put it in the kernel's ring twice, and two recvs could
+    then fill one buffer at once."""
+    buffers = _ring.BufferRing(ring, 2, 16)
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(b"one")
+        buffer_id, n = one(harness, ring, lambda cb: buffers.recv(b, cb))
+        buffers.give_back(buffer_id)
+        with pytest.raises(ValueError, match="not taken"):
+            buffers.give_back(buffer_id)
+        with pytest.raises(ValueError, match="not taken"):
+            buffers.give_back(1 - buffer_id)  # never picked
+        assert buffers.taken == 0
+    buffers.close()
 
 
 def test_an_idle_recv_waits_for_data_not_for_a_buffer(harness, ring):

@@ -1,5 +1,5 @@
-"""The io_uring echo server (reactor/_ring_echo.py) end to end: a real
-process (``python -m reactor._ring_echo``, which ``python -m reactor echo
+"""The io_uring echo server (reactor/chapter/_ring_echo.py) end to end: a real
+process (``python -m reactor.chapter._ring_echo``, which ``python -m reactor echo
 --backend uring`` runs), real sockets, started by tests/test_echo_cli.py's
 echo_server() (whose tests take --backend uring too).
 
@@ -8,6 +8,7 @@ lines, clean exit on SIGINT and SIGTERM, and no fd left behind in the
 server when clients come and go.
 """
 
+import errno
 import os
 import re
 import signal
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.skipif(not reactor.uring_available(),
 
 
 def ring_echo_server(tmp_path, *args):
-    return echo_server(tmp_path, *args, command=("-m", "reactor._ring_echo"))
+    return echo_server(tmp_path, *args, command=("-m", "reactor.chapter._ring_echo"))
 
 
 BUFFERS = pytest.mark.parametrize("buffers", [[], ["--no-provided-buffers"]],
@@ -100,7 +101,7 @@ def test_replies_with_a_full_send_buffer_stay_in_order(provided):
     Sends are MSG_WAITALL now [U15].  In process, with the accepted socket's
     send buffer shrunk so that 64 KiB never fits at once: every byte comes
     back, in order."""
-    from reactor._ring_echo import RingEchoServer
+    from reactor.chapter._ring_echo import RingEchoServer
 
     data = os.urandom(1 << 20)
     got = bytearray()
@@ -142,6 +143,104 @@ def test_replies_with_a_full_send_buffer_stay_in_order(provided):
     assert bytes(got) == data
 
 
+class _RecordingRing:
+    """Stands in for the Ring's two submission paths of a _Connection, so
+    that the test plays the kernel: _start_pair() succeeds as long as
+    `pairs` says so; every call is recorded with its keep."""
+
+    def __init__(self, ring, pairs):
+        self.ring, self.pairs, self.calls = ring, list(pairs), []
+
+    def _start_pair(self, prep, args, callback, prep2, args2, callback2, keep=None):
+        if not self.pairs.pop(0):
+            return False
+        self.calls.append(("pair", args[0], keep))
+        return True
+
+    def _start(self, prep, args, callback, keep):
+        self.calls.append(("one", args[0], keep))
+        return 0
+
+
+def test_a_broken_link_resent_alone_keeps_its_pool_buffer_until_sent():
+    """Regression: a raw reply's send came up short (the link broke, its
+    recv ends with ECANCELED) and the rest went alone (no room for a pair):
+    that ECANCELED closed the connection and gave the pool buffer back while
+    the re-send still read from it.  Now the connection waits for the
+    re-send, the buffer goes back once it is done, and every send's record
+    holds the memory it reads [U6]."""
+    from reactor._native import lib
+    from reactor.chapter._ring_echo import RingEchoServer, _Connection
+
+    with reactor.Reactor() as loop:
+        server = RingEchoServer(loop, "127.0.0.1", 0, raw=True, max_connections=10)
+        a, b = socket.socketpair()
+        try:
+            connection = _Connection(server, b, None)
+            fake = connection.ring = _RecordingRing(server.ring, [True, False])
+            buffer_id = 5
+            flags = lib.IORING_CQE_F_BUFFER | buffer_id << lib.IORING_CQE_BUFFER_SHIFT
+            connection.received(100, flags)  # 100 bytes in pool buffer 5: send them
+            assert server.buffers.taken == 1
+            connection.sent(40, 0)  # short: the link broke; the rest goes alone
+            connection.received(-errno.ECANCELED, 0)  # the linked recv's end
+            assert not connection.closed and server.buffers.taken == 1
+            connection.sent(60, 0)  # the rest is sent: the buffer goes back, a recv starts
+            assert server.buffers.taken == 0 and not connection.closed
+            send, OP_RECV = lib.IORING_OP_SEND, lib.IORING_OP_RECV
+            assert [(kind, op) for kind, op, _keep in fake.calls] == [
+                ("pair", send), ("one", send), ("one", OP_RECV)]
+            assert all(keep is server.buffers._pool for _k, op, keep in fake.calls if op == send)
+            with pytest.raises(ValueError):
+                server.buffers.give_back(buffer_id)  # it went back exactly once
+            connection.close()
+        finally:
+            a.close()
+            b.close()
+            server.close()
+
+
+def test_a_chapter_reply_is_kept_by_the_ring_until_sent():
+    """The reply's memory is referenced from the send's record in the ring
+    [U6], not only from the connection, which close() clears.  A reply
+    too big for the socket buffers stays in flight while the client does
+    not read; the connection is closed meanwhile."""
+    from reactor.chapter._ring_echo import RingEchoServer
+
+    message = b"m" * 60000
+    with reactor.Reactor() as loop:
+        server = RingEchoServer(loop, "127.0.0.1", 0, raw=False, max_connections=10)
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.settimeout(IO_TIMEOUT)
+        try:
+            client.connect(server.address)
+            deadline = time.monotonic() + IO_TIMEOUT
+            while not server.connections and time.monotonic() < deadline:
+                loop.run_once(0.01)
+            [connection] = server.connections
+            connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            client.sendall(message)
+            sends = []
+            while not sends and time.monotonic() < deadline:
+                loop.run_once(0.01)
+                sends = [entry for entry in server.ring._ops.values()
+                         if entry[0] == connection.on_sent]
+            [(_callback, keep)] = sends
+            reply = bytes(ffi_buffer(keep))  # (the message may come in pieces)
+            assert reply.startswith(b"Your msg = mmm") and reply.endswith(b"m ~~~")
+            connection.close()
+            assert connection.reply is None and bytes(ffi_buffer(keep)) == reply
+        finally:
+            client.close()
+            server.close()
+
+
+def ffi_buffer(cdata):
+    from reactor._native import ffi
+    return ffi.buffer(cdata)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_stops_cleanly_with_clients_connected(tmp_path, signum):
     with ring_echo_server(tmp_path) as server:
@@ -181,7 +280,7 @@ def test_more_connections_than_pool_buffers(tmp_path, monkeypatch):
     (ENOBUFS) wait for a buffer and lose nothing."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [
         os.path.dirname(__file__), os.environ.get("PYTHONPATH")])))
-    code = ("import reactor._ring_echo as e; e.POOL_BUFFERS = 4; "
+    code = ("import reactor.chapter._ring_echo as e; e.POOL_BUFFERS = 4; "
             "e.main(['--port', '0', '--raw'])")
     with echo_server(tmp_path, command=("-c", code)) as server:
         socks = [server.connect() for _ in range(300)]

@@ -1,4 +1,4 @@
-"""TCPServer and Connection (reactor._tcp) on a Reactor driven with
+"""TCPServer and Connection (reactor.chapter._tcp) on a Reactor driven with
 run_once() from the test, over real loopback TCP sockets.
 
 The clients are non-blocking sockets that the test reads and writes between
@@ -393,6 +393,15 @@ def test_outbound_cap_stops_reading_from_a_peer_that_does_not_read(loop, servers
     exchange(loop, hog, b"reading again")
 
 
+def test_reading_resumes_at_a_quarter_of_max_outbound(epoll_loop, servers, clients):
+    # [C1] said "half" while the limits it sets resume at a quarter.
+    server = servers(epoll_loop, on_data=Connection.write, max_outbound=1 << 20)
+    clients(server.address)
+    pump(epoll_loop, lambda: server.connections)
+    transport = only_connection(server).transport
+    assert transport.get_write_buffer_limits() == (1 << 18, 1 << 20)
+
+
 # --------------------------------------------------------------------------
 # EOF and resets [T4]
 
@@ -601,3 +610,95 @@ def test_accept_out_of_fds_pauses_instead_of_spinning(epoll_loop, servers, clien
     pump(epoll_loop, lambda: len(server.connections) == 2, what="accepts to resume")
     exchange(epoll_loop, waiting, b"accepted at last")
     exchange(epoll_loop, first, b"and the first one")
+
+
+# --------------------------------------------------------------------------
+# max_connections over TLS
+
+
+@pytest.fixture(scope="module")
+def tls_contexts():
+    import ssl
+
+    import trustme
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    return server_context, client_context
+
+
+def tls_client(r, address, client_context, timeout=WAIT):
+    """A TLS client connected through the Reactor: the Connecting handle and
+    the bytes it received (joined as they come)."""
+    import asyncio
+    got = bytearray()
+    errors = []
+
+    class Client(asyncio.Protocol):
+        def data_received(self, data):
+            got.extend(data)
+
+    handle = r.create_connection(Client, *address, ssl=client_context,
+                                 server_hostname="localhost", on_error=errors.append)
+    pump(r, lambda: handle.transport is not None or errors, timeout, what="the TLS client")
+    assert errors == []
+    return handle, got
+
+
+def test_tls_slots_leak_under_max_connections(epoll_loop, servers, clients, tls_contexts):
+    # [C3] A handshake that fails (here: plain `nc -z` probes that connect
+    # and close) never reaches the application protocol; its slot must
+    # still come back, or N probes lock everyone out for good.
+    server_context, client_context = tls_contexts
+    epoll_loop.handle_exception = lambda exc, where=None: None  # the failed handshakes
+    server = servers(epoll_loop, on_data=Connection.write, max_connections=2,
+                     ssl=server_context)
+    for _ in range(4):
+        clients(server.address).close()
+    run_for(epoll_loop, 0.1)
+    assert server._admitted == 0
+    refused = server.refused  # probes past the two slots, while they were taken
+    handle, got = tls_client(epoll_loop, server.address, client_context)
+    handle.transport.write(b"served after the probes")
+    pump(epoll_loop, lambda: bytes(got) == b"served after the probes", what="the echo")
+    assert server.refused == refused
+    handle.transport.abort()
+
+
+def test_tls_slot_of_a_timed_out_handshake_comes_back(epoll_loop, servers, clients,
+                                                      tls_contexts):
+    server_context, client_context = tls_contexts
+    epoll_loop.handle_exception = lambda exc, where=None: None
+    server = servers(epoll_loop, on_data=Connection.write, max_connections=1,
+                     ssl=server_context)
+    server.server._ssl_handshake_timeout = 0.05
+    silent = clients(server.address)  # connects, never says hello
+    run_for(epoll_loop, 0.2)
+    assert sees_eof_or_reset(silent)
+    handle, got = tls_client(epoll_loop, server.address, client_context)
+    handle.transport.write(b"x")
+    pump(epoll_loop, lambda: got == b"x", what="the echo")
+    handle.transport.abort()
+
+
+@pytest.mark.parametrize("how", ["TCPServer.close", "close_clients", "abort_clients"])
+def test_tls_handshaking_connections_are_closed_with_the_server(epoll_loop, servers, clients,
+                                                                tls_contexts, how):
+    server_context, _ = tls_contexts
+    errors = []
+    epoll_loop.handle_exception = lambda exc, where=None: errors.append((exc, where))
+    server = servers(epoll_loop, on_data=Connection.write, max_connections=5,
+                     ssl=server_context)
+    silent = clients(server.address)  # still in its handshake
+    run_for(epoll_loop, 0.05)
+    assert not server.connections
+    if how == "TCPServer.close":
+        server.close()
+    else:
+        getattr(server.server, how)()
+    pump(epoll_loop, lambda: sees_eof_or_reset(silent), what="the handshaking client closed")
+    run_for(epoll_loop, 0.02)
+    assert errors == []  # our own close is no handshake failure
+    assert server._admitted == 0

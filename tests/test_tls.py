@@ -33,9 +33,10 @@ def client_context(ca):
 
 @pytest.fixture(params=LOOP_KINDS)
 def drv(request):
+    # reactor's asyncio loop runs asyncio's own sslproto over its transports.
     skip_asyncio_310(request.param, "has the sslproto that 3.11 replaced (no "
                                     "eof_received() after a close, transports left to the "
-                                    "garbage collector)")
+                                    "garbage collector)", kinds=("asyncio", "reactor-asyncio"))
     driver = make_driver(request.param)
     yield driver
     driver.close()
@@ -95,7 +96,7 @@ def test_tls_bad_certificate_fails_the_client(drv, server_context):
                          server_hostname="localhost")
     drv.run_until(lambda: client.error is not None)
     assert isinstance(client.error, ssl.SSLCertVerificationError)
-    if drv.kind != "asyncio":
+    if drv.api != "asyncio":
         assert client.protocol is None or client.protocol.events == []
         # The server side goes to the exception hook (asyncio: debug log only).
         drv.run_until(lambda: drv.errors)
@@ -194,3 +195,102 @@ def test_tls_protocol_exception_aborts_the_connection(drv, server_context, clien
     drv.run_until(lambda: servers and servers[0].lost_count and client.protocol.lost_count)
     assert any(isinstance(exc, ZeroDivisionError) for exc, _ in drv.errors)
     assert isinstance(servers[0].lost, ZeroDivisionError)
+
+
+@pytest.mark.parametrize("server_hostname", ["x..y", "a" * 64 + ".example"])
+def test_tls_errors_after_the_tcp_connect_escape(drv, server_context, client_context,
+                                                 server_hostname):
+    # wrap_bio() refuses the name only once the TCP connect is done: that
+    # error must reach on_error, and the connected socket be closed.
+    if drv.api == "asyncio":
+        pytest.skip("asyncio reports the ValueError but leaves the connected socket to "
+                    "the garbage collector (a ResourceWarning); reactor's EventLoop keeps "
+                    "asyncio's create_connection()")
+    server = drv.server(Echo, "127.0.0.1", 0, ssl=server_context)
+    client = drv.connect(Recorder, "127.0.0.1", drv.port_of(server), ssl=client_context,
+                         server_hostname=server_hostname)
+    drv.run_until(lambda: client.error is not None, what="on_error")
+    assert isinstance(client.error, (ValueError, UnicodeError))
+    assert client.handle.done()
+    assert client.handle.transport is None
+    drv.run_for(0.02)
+    assert not any(isinstance(exc, (ValueError, UnicodeError)) for exc, _ in drv.errors)
+
+
+def test_tls_connection_made_that_raises_finishes_the_handle(drv, server_context,
+                                                            client_context):
+    class Faulty(Recorder):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            raise ZeroDivisionError("in connection_made")
+    server = drv.server(Echo, "127.0.0.1", 0, ssl=server_context)
+    client = drv.connect(Faulty, "127.0.0.1", drv.port_of(server), ssl=client_context,
+                         server_hostname="localhost")
+    drv.run_until(lambda: drv.errors, what="the error hook")
+    assert isinstance(drv.errors[0][0], ZeroDivisionError)
+    if drv.api != "asyncio":
+        drv.run_until(lambda: client.handle.done(), timeout=2, what="the handle to finish")
+        assert client.handle.protocol.events[0] == ("made",)
+        drv.run_until(lambda: client.handle.protocol.lost_count)
+        assert isinstance(client.handle.protocol.lost, ZeroDivisionError)
+
+
+def test_tls_transport_collected_after_reactor_close_calls_nothing(server_context,
+                                                                   client_context,
+                                                                   monkeypatch):
+    # TLSTransport.__del__ aborted, and abort() called call_soon() on the
+    # closed Reactor ("Exception ignored" at collection; from a collection
+    # in another thread, a call_soon() that is not thread-safe).
+    import gc
+    import threading
+    import warnings
+
+    import reactor
+    unraisable = []
+    monkeypatch.setattr("sys.unraisablehook", unraisable.append)
+    loop = reactor.Reactor()
+    made = []
+
+    class Keep(asyncio.Protocol):
+        def connection_made(self, transport):
+            made.append(transport)
+    server = loop.create_server(Keep, "127.0.0.1", 0, ssl=server_context)
+    handle = loop.create_connection(Keep, "127.0.0.1", server.sockets[0].getsockname()[1],
+                                    ssl=client_context, server_hostname="localhost")
+    for _ in range(500):
+        if len(made) == 2:
+            break
+        loop.run_once(0.01)
+    assert len(made) == 2
+    server.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # unclosed, as asyncio says
+        loop.close()
+        del handle, server, loop
+        in_thread = threading.Thread(target=lambda: (made.pop(), gc.collect()))
+        in_thread.start()
+        in_thread.join()
+        made.clear()
+        gc.collect()
+    assert unraisable == []
+
+
+def test_tls_cancel_during_the_handshake_calls_nothing(drv, client_context):
+    # A plain TCP server that never answers the ClientHello: the handshake
+    # is under way when the connection is cancelled.
+    servers = []
+    server = drv.server(lambda: servers.append(Recorder()) or servers[-1], "127.0.0.1", 0)
+    made = []
+
+    class Watch(Recorder):
+        def connection_made(self, transport):
+            made.append(transport)
+            super().connection_made(transport)
+    client = drv.connect(Watch, "127.0.0.1", drv.port_of(server), ssl=client_context,
+                         server_hostname="localhost")
+    drv.run_until(lambda: servers and servers[0].received, what="the ClientHello")
+    drv.cancel(client)
+    drv.run_until(lambda: servers[0].lost_count, what="the client's socket closed")
+    drv.run_for(0.05)
+    assert made == [] and client.error is None and client.transport is None
+    assert drv.errors == []

@@ -19,8 +19,8 @@ the chapter                     here
 
 Every server: ``python -m reactor.models.<module> [--port PORT] [--chapter]``
 (_serve.py: the shared command line, listening socket and stop).  The
-measuring harness: _driver.py (the echo driver: servers, the C load client
+measuring harness: driver.py (the echo driver: servers, the C load client
 of loadclient.c built by _loadclient.py, CPU and memory from /proc; the
-benchmark suite's end-to-end cases run on it too), _runner.py (the models
+benchmark suite's end-to-end cases run on it too), cases.py (the models
 as one case of it), _report.py (tables, JSON, plots), _cli.py.
 """

@@ -1,8 +1,8 @@
 """``python -m reactor models [--quick | --smoke] [--out DIR] [--servers A,B]``:
 the five IO models' servers, measured side by side on this machine.
 
-Every server (reactor/models/*.py) runs against a compiled C load client
-(built on first use with the system C compiler): messages per second,
+Every server (reactor/models/*.py) runs against a C load client (built into
+reactor._native with the package): messages per second,
 server CPU per message, p50/p99 latency at 1, 10, 100 and 1,000
 connections; server CPU while 1,000 connections sit silent; 1 active + N
 idle connections for N up to 10,000.  It prints each figure as it comes,
@@ -18,7 +18,19 @@ import os
 import sys
 import time
 
-from . import _driver, _loadclient, _report, _runner
+from . import _report, cases, driver as _driver
+
+# `python -m reactor models --help`: for users (the docstring above is for developers).
+DESCRIPTION = """\
+The chapter's five IO models (blocking, non-blocking, multiplexing,
+signal-driven, asynchronous), one echo server each, measured side by side on
+this machine by a load client written in C (built with reactor, no compiler
+needed): messages per second, server CPU per message and p50/p99 latency at
+1 to 1,000 connections, server CPU while 1,000 connections sit silent.
+
+It prints each figure as it comes, then writes results.json, summary.md,
+load.png and idle.png to --out.  About 8 minutes; --quick under a minute;
+--smoke a few seconds (checks that everything runs)."""
 
 
 def add_arguments(parser) -> None:
@@ -29,33 +41,28 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default="reactor-models", metavar="DIR",
                         help="where to write the results (default: ./reactor-models)")
     parser.add_argument("--servers", metavar="A,B", help="only these servers: "
-                        + ", ".join(_runner.SERVERS))
+                        + ", ".join(cases.SERVERS))
 
 
 def select_check() -> str:
     """What the stdlib's SelectSelector and reactor's do with fd 1050."""
-    from .. import _demo
+    from ..chapter import _demo
     return f"select() on fd 1050 (FD_SETSIZE is 1024): {_demo.high_fd_select()}"
 
 
 def main(args) -> int:
-    plan = _runner.PLANS["smoke" if args.smoke else "quick" if args.quick else "full"]
+    plan = cases.PLANS["smoke" if args.smoke else "quick" if args.quick else "full"]
     if args.servers:
         wanted = args.servers.split(",")
-        unknown = set(wanted) - set(_runner.SERVERS)
+        unknown = set(wanted) - set(cases.SERVERS)
         if unknown:
             print(f"reactor models: unknown server {', '.join(sorted(unknown))} (known: "
-                  f"{', '.join(_runner.SERVERS)})", file=sys.stderr)
+                  f"{', '.join(cases.SERVERS)})", file=sys.stderr)
             return 2
         plan = dataclasses.replace(plan, servers=tuple(s for s in plan.servers if s in wanted))
     command = "python -m reactor models" + "".join(
         f" {flag}" for flag, on in (("--quick", args.quick), ("--smoke", args.smoke)) if on) + (
         f" --servers {args.servers}" if args.servers else "") + f" --out {args.out}"
-    try:
-        _loadclient.path()
-    except _loadclient.LoadClientError as exc:
-        print(f"reactor models: {exc}", file=sys.stderr)
-        return 1
     total = plan.repeat * len(_driver.cells(plan)) * len(plan.servers)
     count, start = [0], time.monotonic()
 
@@ -65,9 +72,9 @@ def main(args) -> int:
 
     print(f"{command}: {len(plan.servers)} servers, {total} measurements\n", flush=True)
     loadavg_at_start = [round(x, 2) for x in os.getloadavg()]
-    result = _driver.run(plan, _runner.SERVERS, progress)
-    result.update(command=command, machine=_report.machine(), select_check=select_check(),
-                  models={name: _runner.MODEL[name] for name in plan.servers})
+    result = _driver.run(plan, cases.SERVERS, progress)
+    result.update(command=command, machine=_driver.machine(), select_check=select_check(),
+                  models={name: cases.MODEL[name] for name in plan.servers})
     result["machine"]["loadavg_at_start"] = loadavg_at_start
     files = _report.write(result, args.out)
     print("\n" + _report.tables(result))

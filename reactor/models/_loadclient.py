@@ -1,79 +1,44 @@
-"""The load client: ``loadclient.c`` beside this module, compiled on first
-use with the system's C compiler and cached by a hash of the source, the
-flags and the compiler's version (a Python client would measure itself: at
-1,000 connections it needs more CPU than the servers it loads).  The
-benchmarks build their C helpers with ``build()`` too.
+"""The load client: ``loadclient.c``, built with the package into
+``reactor._native`` (a Python client would measure itself: at 1,000
+connections it needs more CPU than the servers it loads).
 
-The cache is ``$XDG_CACHE_HOME/reactor`` (by default ``~/.cache/reactor``).
-Built without OpenSSL (``-DNO_TLS``) unless asked for ``--tls`` (the
-benchmarks' TLS case): the IO models speak plain TCP, and need no OpenSSL
-headers.
+It runs as a program of its own, in a child Python process that calls its
+``main()`` once (``command()``): no C compiler at run time, nothing built,
+cached or looked up by name in a directory another user could write.
+Built without OpenSSL (``-DNO_TLS``): the IO models speak plain TCP; the
+benchmarks' TLS case builds its own client from the same source.
+
+    python -m reactor.models._loadclient HOST PORT CONNECTIONS SIZE WARMUP_S DURATION_S ...
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shlex
-import shutil
-import subprocess
-from importlib import resources
+import signal
+import sys
 
-FLAGS = ("-O2", "-Wall")
-TLS = {False: ("-DNO_TLS",), True: ("-lssl", "-lcrypto")}  # after the source: libraries
+import reactor
 
 
-class LoadClientError(RuntimeError):
-    """The client cannot be built here (no compiler, or it failed)."""
+def command() -> list[str]:
+    """The client's command line, to which its arguments are appended; it
+    imports the reactor this process imported, wherever that lives."""
+    where = os.path.dirname(os.path.dirname(os.path.abspath(reactor.__file__)))
+    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {where!r}); "
+            "from reactor.models._loadclient import main; sys.exit(main(sys.argv[1:]))"]
 
 
-def _compiler() -> list[str]:
-    if os.environ.get("CC"):
-        return shlex.split(os.environ["CC"])
-    for name in ("cc", "gcc"):
-        found = shutil.which(name)
-        if found:
-            return [found]
-    raise LoadClientError("no C compiler found (cc or gcc): the load client "
-                          "reactor/models/loadclient.c is compiled on first use, as are the "
-                          "benchmarks' C helpers; install gcc")
+def main(args: list[str]) -> int:
+    """Run the C client's main() with `args`, in this process, once."""
+    from reactor._native import ffi, lib
+    # The client is a C program: it expects the default dispositions, and
+    # Python's SIGINT handler would only run once its main() returns.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    sys.stdout.flush()
+    words = [ffi.new("char[]", os.fsencode(word)) for word in ["loadclient", *args]]
+    argv = ffi.new("char *[]", [*words, ffi.NULL])
+    return lib.reactor_loadclient_main(len(words), argv)
 
 
-def cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "reactor")
-
-
-def path(tls: bool = False) -> str:
-    """The compiled client (with OpenSSL: ``tls``), built now if the cache
-    lacks it."""
-    source = resources.files(__package__).joinpath("loadclient.c").read_bytes()
-    return build("loadclient", source, TLS[tls])
-
-
-def build(name: str, source: bytes, flags: tuple[str, ...] = ()) -> str:
-    """`source` compiled with FLAGS (and `flags` after it: libraries), from
-    the cache if it has it; the binary's path."""
-    compiler = _compiler()
-    try:
-        version = subprocess.run([*compiler, "--version"], capture_output=True,
-                                 text=True).stdout
-    except OSError as exc:
-        raise LoadClientError(f"cannot run the C compiler {compiler[0]}: {exc}") from None
-    key = hashlib.sha256(source + repr((compiler, FLAGS, flags, version)).encode())
-    binary = os.path.join(cache_dir(), f"{name}-{key.hexdigest()[:16]}")
-    if os.path.exists(binary):
-        return binary
-    os.makedirs(cache_dir(), exist_ok=True)
-    src = f"{binary}.{os.getpid()}.c"
-    with open(src, "wb") as f:
-        f.write(source)
-    try:
-        res = subprocess.run([*compiler, *FLAGS, "-o", f"{binary}.{os.getpid()}", src, *flags],
-                             capture_output=True, text=True)
-        if res.returncode:
-            raise LoadClientError(f"compiling {name} failed:\n{res.stderr.strip()}")
-        os.replace(f"{binary}.{os.getpid()}", binary)  # atomic: parallel runs may race
-    finally:
-        os.unlink(src)
-    return binary
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

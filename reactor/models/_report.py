@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
-import platform
-import subprocess
 
-from ._driver import bad_exits, find
+from .driver import bad_exits, find
 
 NAMES = {1: "blocking", 2: "non-blocking", 3: "multiplexing", 4: "signal-driven",
          5: "asynchronous"}
@@ -35,34 +32,6 @@ def progress_line(run: dict, done: int, total: int, elapsed: float) -> str:
         line += (f"\n{'':26} then silent: server CPU {run['idle_cpu_pct']:.1f} % of its core "
                  f"(others took {run['idle_other_pct']:.0f} %)")
     return line
-
-
-def _git(root: str, *args: str) -> str:
-    try:
-        return subprocess.run(["git", "-C", root, *args], capture_output=True,
-                              text=True).stdout.strip()
-    except OSError:  # no git
-        return ""
-
-
-def machine() -> dict:
-    """The machine, the interpreter, the date, and the git revision of the
-    checkout the package runs from (+dirty when the measured code has
-    uncommitted changes), if it runs from one.  The benchmarks' too."""
-    with open("/proc/cpuinfo") as f:
-        cpu = next((line.split(":", 1)[1].strip() for line in f
-                    if line.startswith("model name")), platform.machine())
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    git = "not a git checkout"
-    if _git(root, "rev-parse", "--show-toplevel") == root:
-        git = _git(root, "rev-parse", "--short", "HEAD")
-        if _git(root, "status", "--porcelain", "--untracked-files=no", "--", "reactor",
-                "_native", "benchmarks", "setup.py", ":!*/recorded"):
-            git += "+dirty"
-    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "cpu": cpu, "nproc": os.cpu_count(), "kernel": platform.release(),
-            "python": f"{platform.python_implementation()} {platform.python_version()}",
-            "git": git, "loadavg": [round(x, 2) for x in os.getloadavg()]}
 
 
 def _cell(row, fmt, *metrics):

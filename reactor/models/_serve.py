@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import resource
 import signal
 import socket
 import sys
 from typing import Callable, Optional
 
-from .._echo import escape
+from ..chapter._common import CHAPTER_FORMAT, raise_fd_limit
+from ..chapter._echo import escape
 
-CHAPTER_FORMAT = "%(asctime)s %(threadName)s %(thread)d %(message)s"
 RECV_SIZE = 16384  # bytes asked of each recv(); the chapter asks 1024
 # The listen() queue: connections the kernel completes before we accept().
 # 10,000 clients connecting at once overflow a short one, and each SYN the
@@ -89,13 +88,6 @@ def _stop(signum, frame):
     raise Stop(signal.Signals(signum).name)
 
 
-def _raise_fd_limit() -> None:
-    """Soft RLIMIT_NOFILE up to the hard limit: a connection is an fd."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 def main(serve: Callable[[argparse.Namespace], None], doc: Optional[str],
          add_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None,
          argv: Optional[list] = None) -> int:
@@ -114,7 +106,7 @@ def main(serve: Callable[[argparse.Namespace], None], doc: Optional[str],
     args = parser.parse_args(argv)
     args.reply = chapter_reply if args.chapter else raw_reply
     logging.basicConfig(format=CHAPTER_FORMAT, level=logging.INFO)
-    _raise_fd_limit()
+    raise_fd_limit(log)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
     try:

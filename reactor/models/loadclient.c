@@ -1,10 +1,14 @@
 /*
- * Echo load client of the echo driver (reactor/models/_driver.py), which
- * `python -m reactor models` and `python -m benchmarks` share; compiled on
- * first use (reactor/models/_loadclient.py).
+ * Echo load client of the echo driver (reactor/models/driver.py), which
+ * `python -m reactor models` and `python -m benchmarks` share.  Built with
+ * the package, without OpenSSL, into reactor._native (_native/build.py
+ * defines REACTOR_EXTENSION and NO_TLS), where main() is
+ * reactor_loadclient_main(), run in a child Python process by
+ * reactor/models/_loadclient.py: once per process, as a program (its state
+ * is global).  The benchmarks' TLS case compiles it as a program of its own.
  *
  *   client HOST PORT CONNECTIONS SIZE WARMUP_S DURATION_S [--sync] [--prime] [--tls]
- *          [--idle N]
+ *          [--http] [--idle N]
  *
  * Opens CONNECTIONS TCP connections (TCP_NODELAY) to HOST:PORT and drives them
  * from one epoll loop.  Every connection does ping-pong: send SIZE bytes, wait
@@ -21,6 +25,11 @@
  *          unmapping a 256 KiB buffer per read, CPython issue 85451).
  * --idle N first, N more connections that stay open and never send (libevent's
  *          "1 active + N idle" benchmark), opened before the active ones.
+ * --http   HTTP/1.1 keep-alive instead of echo: every message is the request
+ *          "GET / HTTP/1.1" (SIZE is ignored) and completes when the whole
+ *          response is in; the first response (of --prime, which --http
+ *          needs) fixes the response's length, which every later response
+ *          must have (a hello-world server's does).
  * --tls    TLS over every connection (OpenSSL; the handshake is made at connect
  *          time, before the load; the server's certificate is not verified:
  *          loopback benchmark, self-signed certificate).
@@ -50,6 +59,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef REACTOR_EXTENSION
+#define main reactor_loadclient_main
+int reactor_loadclient_main(int argc, char **argv);
+#endif
 #ifndef NO_TLS
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -89,6 +102,9 @@ static SSL_CTX *tls_ctx;
 static uint64_t n_msgs, n_bytes, n_mismatch, n_closed, n_overrun, n_ioerr;
 static uint64_t lat_sum, lat_max;
 static uint64_t t_window; /* messages sent before (held up by --sync) are not counted */
+static int http;          /* --http */
+static size_t resp_size;  /* --http: the length of every response */
+static const char request[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
 static uint64_t now_ns(void)
 {
@@ -248,7 +264,8 @@ static void start_msg(struct conn *c)
     c->sent = 0;
     c->got = 0;
     c->seq++;
-    c->msg = pattern + (size_t)((c->seq * 7 + (uint64_t)c->idx * 13) % PATTERN_VARIANTS);
+    c->msg = http ? (const unsigned char *)request
+                  : pattern + (size_t)((c->seq * 7 + (uint64_t)c->idx * 13) % PATTERN_VARIANTS);
     c->t_start = now_ns();
     do_send(c);
 }
@@ -264,19 +281,20 @@ static void do_recv(struct conn *c)
     for (int tries = 0; tries < 2 || tls_pending(c); tries++) {
         /* ask for more than outstanding so that a server that echoes too
            much is noticed */
-        size_t room = msg_size - c->got + 1;
+        size_t expect = http ? resp_size : msg_size;
+        size_t room = expect - c->got + 1;
         ssize_t n = io_recv(c, rbuf, room);
         if (n > 0) {
             size_t k = (size_t)n;
-            if (c->got + k > msg_size) {
+            if (c->got + k > expect) {
                 n_overrun++;
                 kill_conn(c);
                 return;
             }
-            if (memcmp(rbuf, c->msg + c->got, k) != 0)
+            if (!http && memcmp(rbuf, c->msg + c->got, k) != 0)
                 n_mismatch++;
             c->got += k;
-            if (c->got == msg_size) {
+            if (c->got == expect) {
                 uint64_t lat = now_ns() - c->t_start;
                 if (c->t_start >= t_window) { /* sent in the window: counted */
                     hist[bucket_of(lat)]++;
@@ -284,7 +302,7 @@ static void do_recv(struct conn *c)
                     if (lat > lat_max)
                         lat_max = lat;
                     n_msgs++;
-                    n_bytes += msg_size;
+                    n_bytes += expect;
                     c->done++;
                 }
                 if (c->sent != msg_size) { /* echoed bytes we never sent */
@@ -366,12 +384,51 @@ static int open_conn(struct conn *c, const struct sockaddr_in *sa, int tls)
     return 0;
 }
 
+/* --prime --http: ten requests on one connection; the first response's
+   length (headers, then Content-Length bytes) is every response's. */
+static int prime_http(struct conn *c)
+{
+    char *buf = (char *)rbuf;
+    for (int round = 0; round < 10; round++) {
+        size_t got = 0, want = 0;
+        for (size_t off = 0; off < msg_size;) {
+            ssize_t n = io_send(c, request + off, msg_size - off);
+            if (n <= 0)
+                return -1;
+            off += (size_t)n;
+        }
+        while (want == 0 || got < want) {
+            ssize_t n = io_recv(c, buf + got, 65536 - 1 - got);
+            if (n <= 0)
+                return -1;
+            got += (size_t)n;
+            buf[got] = 0;
+            char *end = strstr(buf, "\r\n\r\n");
+            char *length = strcasestr(buf, "\r\ncontent-length:");
+            if (want == 0 && end && length && length < end)
+                want = (size_t)(end + 4 - buf) + (size_t)atol(length + 17);
+            else if (want == 0 && got >= 65536 - 1)
+                return -1;
+        }
+        if (resp_size == 0)
+            resp_size = want;
+        if (got != resp_size || strncmp(buf, "HTTP/1.1 200", 12) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* --prime: one connection, ten verified round trips, blocking. */
 static int prime(const struct sockaddr_in *sa, int tls)
 {
     struct conn c = {0};
     if (open_conn(&c, sa, tls) != 0)
         return -1;
+    if (http) {
+        int rc = prime_http(&c);
+        close_conn(&c);
+        return rc;
+    }
     int ok = 1;
     for (int round = 0; round < 10 && ok; round++) {
         for (size_t off = 0; ok && off < msg_size;) {
@@ -394,7 +451,7 @@ int main(int argc, char **argv)
 {
     if (argc < 7) {
         fprintf(stderr, "usage: %s HOST PORT CONNECTIONS SIZE WARMUP_S DURATION_S "
-                "[--sync] [--prime] [--tls] [--idle N]\n", argv[0]);
+                "[--sync] [--prime] [--tls] [--http] [--idle N]\n", argv[0]);
         return 2;
     }
     const char *host = argv[1];
@@ -413,15 +470,20 @@ int main(int argc, char **argv)
             do_prime = 1;
         else if (!strcmp(argv[i], "--tls"))
             tls = 1;
+        else if (!strcmp(argv[i], "--http"))
+            http = 1;
         else {
             fprintf(stderr, "unknown option %s\n", argv[i]);
             return 2;
         }
     }
-    if (nconn <= 0 || nidle < 0 || msg_size == 0 || duration <= 0 || warmup < 0) {
+    if (nconn <= 0 || nidle < 0 || msg_size == 0 || duration <= 0 || warmup < 0 ||
+        (http && !do_prime)) {
         fprintf(stderr, "bad arguments\n");
         return 2;
     }
+    if (http)
+        msg_size = sizeof request - 1;
     signal(SIGPIPE, SIG_IGN);
 #ifndef NO_TLS
     if (tls) {
@@ -437,7 +499,7 @@ int main(int argc, char **argv)
     }
 
     pattern = malloc(msg_size + PATTERN_VARIANTS);
-    rbuf = malloc(msg_size + 1);
+    rbuf = malloc(msg_size + 1 > 65536 ? msg_size + 1 : 65536);
     struct conn *conns = calloc((size_t)nconn, sizeof *conns);
     struct conn *idle = calloc((size_t)nidle + 1, sizeof *idle);
     if (!pattern || !rbuf || !conns || !idle) {

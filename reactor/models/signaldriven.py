@@ -9,34 +9,34 @@ real-time signal that carries its fd, and reads the signals synchronously.
 
 Facts this module relies on:
 
-[S1] fcntl(2) F_SETOWN / F_SETFL O_ASYNC: a socket with O_ASYNC signals its
+[SD1] fcntl(2) F_SETOWN / F_SETFL O_ASYNC: a socket with O_ASYNC signals its
      owner when it becomes readable (data, FIN, an incoming connection on a
      listening socket) or writable again.  accept(2) passes none of this
      (nor O_NONBLOCK) on to the new socket: each connection is set up anew.
-[S2] fcntl(2) F_SETSIG: with a real-time signal (signal(7): SIGRTMIN ...
+[SD2] fcntl(2) F_SETSIG: with a real-time signal (signal(7): SIGRTMIN ...
      SIGRTMAX) every event is queued as its own signal, whose siginfo names
      the fd (si_fd) and the event (si_code POLL_IN, POLL_OUT, POLL_HUP).
      Plain SIGIO carries nothing and, as every standard signal, is pending
      at most once: it can only say "something, somewhere".
-[S3] The real-time queue is bounded: RLIMIT_SIGPENDING (getrlimit(2),
+[SD3] The real-time queue is bounded: RLIMIT_SIGPENDING (getrlimit(2),
      signal(7)) caps the signals queued for the user.  When the kernel
      cannot queue the real-time signal it sends plain SIGIO instead
      (fs/fcntl.c, send_sigio_to_task(): "we fall back to SIGIO").  A SIGIO
      therefore means "events were lost": the server must try every socket,
      as a select() loop would (the rescan).  Standard signals are dequeued
      before real-time ones, so the rescan comes first.
-[S4] Signals are read, not handled: they are blocked (pthread_sigmask)
+[SD4] Signals are read, not handled: they are blocked (pthread_sigmask)
      before any socket gets O_ASYNC, so none interrupts anything, and read
      in batches from a signalfd(2).  Blocked first, always: the default
      action of SIGIO and of a real-time signal is to kill the process.
      SIGTERM and SIGINT come through the same signalfd: the stop.
-[S5] A signal is an edge: it is sent when a segment arrives, not while
+[SD5] A signal is an edge: it is sent when a segment arrives, not while
      data waits.  Data that came before O_ASYNC was set raises none, so a
      new connection is read at once; and a recv() that fills the buffer may
      have left more behind, so it is repeated until one comes back short.
      A signal may be stale (for an fd closed since, or already drained):
      that costs a recv() that says EAGAIN.
-[S6] A socket whose send buffer was full signals POLL_OUT once the peer has
+[SD6] A socket whose send buffer was full signals POLL_OUT once the peer has
      read (net/core/stream.c: only after a send found no room), so a
      connection with a reply half sent waits for that, reading nothing.
 
@@ -52,7 +52,7 @@ from .. import _native
 from . import _serve
 
 ffi, lib = _native.ffi, _native.lib
-IO_SIGNAL = signal.SIGRTMIN  # [S2]
+IO_SIGNAL = signal.SIGRTMIN  # [SD2]
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -91,7 +91,7 @@ def route_to_signal(sock):
 
 
 def serve(args):
-    signal.pthread_sigmask(signal.SIG_BLOCK, {IO_SIGNAL, signal.SIGIO, *STOP_SIGNALS})  # [S4]
+    signal.pthread_sigmask(signal.SIG_BLOCK, {IO_SIGNAL, signal.SIGIO, *STOP_SIGNALS})  # [SD4]
     signals = SignalFd([IO_SIGNAL, signal.SIGIO, *STOP_SIGNALS])
     clients = {}  # fd -> [socket, bytes the kernel has not taken yet]
     counts = {"signals": 0, "rescans": 0}
@@ -104,29 +104,29 @@ def serve(args):
                 return
             route_to_signal(conn)
             clients[conn.fileno()] = [conn, b""]
-            serve_client(conn.fileno())  # data may have come before O_ASYNC [S5]
+            serve_client(conn.fileno())  # data may have come before O_ASYNC [SD5]
 
     def serve_client(fd):
         client = clients.get(fd)
-        if client is None:  # a stale signal for an fd closed since [S5]
+        if client is None:  # a stale signal for an fd closed since [SD5]
             return
         conn, owed = client
         left = _serve.send_some(conn, owed) if owed else b""
         while left == b"":  # all sent: read what came
             try:
                 data = conn.recv(_serve.RECV_SIZE)
-            except BlockingIOError:  # EAGAIN: nothing more, or a stale signal [S5]
+            except BlockingIOError:  # EAGAIN: nothing more, or a stale signal [SD5]
                 break
             except _serve.PEER_GONE:
                 data = b""
             left = _serve.send_some(conn, args.reply(data)) if data else None
-            if len(data) < _serve.RECV_SIZE:  # drained: the next segment signals [S5]
+            if len(data) < _serve.RECV_SIZE:  # drained: the next segment signals [SD5]
                 break
         if left is None:  # the client left
             del clients[fd]
             conn.close()
         else:
-            client[1] = left  # when not all sent, POLL_OUT comes [S6]
+            client[1] = left  # when not all sent, POLL_OUT comes [SD6]
 
     try:
         with _serve.listen(args) as listener:
@@ -139,7 +139,7 @@ def serve(args):
                         accept_all(listener)
                     elif signo == IO_SIGNAL:
                         serve_client(fd)
-                    elif signo == signal.SIGIO:  # the queue overflowed: rescan [S3]
+                    elif signo == signal.SIGIO:  # the queue overflowed: rescan [SD3]
                         counts["rescans"] += 1
                         accept_all(listener)
                         for fd in list(clients):

@@ -3,7 +3,8 @@ this machine.
 
 Each comparison warms both up once, then runs ROUNDS rounds alternating
 which goes first (so neither always gets the warmer cache or the quieter
-moment) and prints the medians.  benchmarks/ measures properly.
+moment) and prints the medians.  The benchmarks (python -m benchmarks, in a
+checkout or the sdist) measure properly.
 """
 
 import os
@@ -100,5 +101,6 @@ def main():
         print(f"   {name:15} stdlib {std * 1e3:6.3f} ms   reactor {ours * 1e3:6.3f} ms")
     print("\n3. SelectSelector watching fd 1050 (FD_SETSIZE is 1024)")
     print(f"   {high_fd_select()}")
-    print("\nFigures from a shared machine; benchmarks/ measures properly, and "
+    print("\nFigures from a shared machine; the benchmarks (python -m benchmarks, in a "
+          "checkout or the sdist) measure properly, and "
           "`python -m reactor models` measures the five IO models.")

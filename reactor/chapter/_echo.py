@@ -8,15 +8,15 @@ supervisor; ``--tls CERT KEY`` serves over TLS.
 
 Facts this module relies on:
 
-[E1] Log lines carry the peer's bytes: a newline or an escape sequence in a
+[CE1] Log lines carry the peer's bytes: a newline or an escape sequence in a
      message would forge a log line or rewrite the terminal (CWE-117).
      Characters that are not printable are written escaped (\\n, \\x1b,
      \\u2028), so one message is always one line.
-[E2] On SIGTERM or SIGINT the server stops accepting and closes each
+[CE2] On SIGTERM or SIGINT the server stops accepting and closes each
      connection once its queued replies are sent; it exits 0 once every
      connection is gone, or after --drain-timeout seconds (aborting what is
      left).  A second signal stops at once.
-[E3] With --workers, each worker is a forked process with its own Reactor
+[CE3] With --workers, each worker is a forked process with its own Reactor
      and its own listening socket on the same port (SO_REUSEPORT: the
      kernel spreads connections over them).  For --port 0 the supervisor
      first binds a port (SO_REUSEPORT, never listening, so it receives no
@@ -28,50 +28,41 @@ Facts this module relies on:
 
 import logging
 import os
-import resource
 import signal
 import socket
 import sys
 import time
 
-CHAPTER_FORMAT = "%(asctime)s %(threadName)s %(thread)d %(message)s"
 BACKENDS = ("epoll", "poll", "select", "uring")
-# What the io_uring server (reactor._ring_echo) does not offer.
+# What the io_uring server (reactor.chapter._ring_echo) does not offer.
 _NOT_WITH_URING = ("tls", "workers", "idle_timeout", "max_outbound")
-WANTED_CONNECTIONS = 10_000
-SPARE_FDS = 64  # listener, eventfd, signal socket, logging, stdio ...
+
+from ._common import CHAPTER_FORMAT, SPARE_FDS, raise_fd_limit
 
 log = logging.getLogger("reactor.echo")
+
+# `python -m reactor echo --help`: for users (the docstring above is for developers).
+DESCRIPTION = """\
+The IO-multiplexing chapter's echo server on the Reactor: it answers each
+message with "Your msg = <msg> ~~~" and logs it, one line per message
+(characters that are not printable are escaped).
+
+SIGTERM or Ctrl-C stops accepting and lets queued replies go out for up to
+--drain-timeout seconds; a second one stops at once.  --workers N runs N
+processes on one port and restarts one that dies.
+
+example: python -m reactor echo --port 9999, then nc 127.0.0.1 9999"""
 
 
 class Failure(Exception):
     """A run-time failure the CLI reports as one line (exit status 1)."""
 
 
-def raise_fd_limit(wanted=WANTED_CONNECTIONS + SPARE_FDS):
-    """Raise the soft RLIMIT_NOFILE to the hard limit; return the new soft
-    limit, warning when it cannot hold `wanted` fds."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        target = wanted if hard == resource.RLIM_INFINITY else hard
-        target = max(target, soft)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError) as exc:
-            log.warning("could not raise RLIMIT_NOFILE from %d to %d: %s", soft, target, exc)
-    if soft < wanted:
-        log.warning("RLIMIT_NOFILE is %d (hard limit %s): this server can hold about %d "
-                    "connections, not %d; raise the hard limit (ulimit -Hn) to hold more",
-                    soft, hard, max(soft - SPARE_FDS, 0), WANTED_CONNECTIONS)
-    return soft
-
-
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 
 def escape(text):
-    """`text` with every character that is not printable escaped [E1]."""
+    """`text` with every character that is not printable escaped [CE1]."""
     if text.isprintable() and "\\" not in text:
         return text
     out = []
@@ -125,11 +116,11 @@ def _selector(backend):
 def serve(host="127.0.0.1", port=9999, backend="epoll", raw=False, max_connections=None,
           idle_timeout=None, max_outbound=1 << 20, *, tls=None, reuse_port=False,
           drain_timeout=5.0, name="reactor echo"):
-    """Run the echo server until SIGINT or SIGTERM [E2]."""
-    from ._loop import Reactor
+    """Run the echo server until SIGINT or SIGTERM [CE2]."""
+    from .._loop import Reactor
     from ._tcp import TCPServer
 
-    fd_limit = raise_fd_limit()
+    fd_limit = raise_fd_limit(log)
     if max_connections is None:
         max_connections = max(fd_limit - SPARE_FDS, 1)
     context = tls_context(*tls) if tls else None
@@ -140,7 +131,7 @@ def serve(host="127.0.0.1", port=9999, backend="epoll", raw=False, max_connectio
         if not raw:
             log.info("client %s closed", connection.address)
         if stopping and not server.connections:
-            reactor.stop()  # [E2] the last connection drained
+            reactor.stop()  # [CE2] the last connection drained
 
     stopping = []
 
@@ -181,7 +172,7 @@ def serve(host="127.0.0.1", port=9999, backend="epoll", raw=False, max_connectio
 
 
 def supervise(workers, host, port, **options):
-    """Run `workers` processes serving host:port [E3]; returns the exit status."""
+    """Run `workers` processes serving host:port [CE3]; returns the exit status."""
     reserved = None
     if port == 0:
         reserved = _reserve_port(host)
@@ -367,8 +358,8 @@ def add_arguments(parser):
 
 
 def _serve_uring(args):
-    """The chapter's echo on io_uring completions (reactor._ring_echo)."""
-    from ._ring import uring_available
+    """The chapter's echo on io_uring completions (reactor.chapter._ring_echo)."""
+    from .._ring import uring_available
     from ._ring_echo import serve as serve_uring
     defaults = {"tls": None, "workers": 1, "idle_timeout": None, "max_outbound": 1 << 20}
     given = [f"--{name.replace('_', '-')}" for name in _NOT_WITH_URING

@@ -1,5 +1,5 @@
 """TLS for stream transports: a state machine over a pair of ssl.MemoryBIO,
-between a stream transport (reactor._streams) and the application's
+between a stream transport (reactor.net._streams) and the application's
 protocol, which sees asyncio's transport interface (as over asyncio's own
 sslproto.py).
 
@@ -33,6 +33,11 @@ Facts this module relies on:
      can_write_eof() is False (asyncio's); a close_notify from the peer is
      eof_received() for the application, and its return value is ignored,
      with asyncio's warning.
+[T6] A server's connection is the server's from the start of its
+     handshake: close_clients() and abort_clients() reach it, and closing
+     it then ends it quietly (not a handshake failure).  Server._detach()
+     runs when it ends, whether the application's protocol ever heard of
+     it or not (reactor.chapter._tcp [C3] counts its slots by it).
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ import asyncio
 import ssl
 import warnings
 
-from ._loop import logger
+from .._events import logger
 from ._transports import LOG_THRESHOLD_FOR_CONNLOST_WRITES, call_reporting, check_data
 
 __all__ = ["start_tls", "TLSTransport"]
@@ -152,9 +157,13 @@ class TLSTransport(asyncio.Transport):
         return False
 
     def __del__(self, _warn=warnings.warn):
+        # Only warn, as asyncio's does: while the connection is open the loop
+        # holds the stream transport beneath, which holds us, so we are
+        # collected only once the loop released it (reactor.net._transports [X6]);
+        # abort() would call_soon() on a closed loop, perhaps from another thread.
         if not getattr(self, "_closed", True):
+            self._closed = True
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self.abort()
 
 
 class _TLSLayer(asyncio.Protocol):
@@ -187,6 +196,8 @@ class _TLSLayer(asyncio.Protocol):
         self._on_done = on_done
         self._server = server
         self._lost_writes = 0
+        if server is not None:  # [T6] handshaking connections are the server's too
+            server._attach(self._app_transport)
 
     def _set_app_protocol(self, protocol):
         self._app_protocol = protocol
@@ -267,8 +278,8 @@ class _TLSLayer(asyncio.Protocol):
         self._extra.update(peercert=sslobj.getpeercert(), cipher=sslobj.cipher(),
                            compression=sslobj.compression(), ssl_object=sslobj)
         self._app_connected = True
-        if self._server is not None:
-            self._server._attach(self._app_transport)
+        if self._on_done is not None:  # before connection_made(), which may raise
+            self._on_done(self._app_transport)
         protocol = self._app_protocol
         try:
             protocol.connection_made(self._app_transport)
@@ -277,8 +288,6 @@ class _TLSLayer(asyncio.Protocol):
         except BaseException as exc:
             self._fatal_error(exc, protocol.connection_made)
             return
-        if self._on_done is not None:
-            self._on_done(self._app_transport)
         if self._state == _WRAPPED:
             self._read_pending()  # application data that came with the handshake
 
@@ -481,6 +490,8 @@ class _TLSLayer(asyncio.Protocol):
 
     def _abort(self, exc):
         self._app_transport._closed = True
+        if self._state == _HANDSHAKE:
+            self._on_error = None  # closed by us [T6]: no failure to report
         if self._transport is not None:
             self._transport._force_close(exc)
         elif self._state == _HANDSHAKE:

@@ -4,7 +4,8 @@ Server listening at once (asyncio's Server, without its coroutines).
 Facts this module relies on:
 
 [V1] accept(): one readiness event may stand for many queued connections:
-     accept up to `backlog` per event.  EMFILE, ENFILE, ENOBUFS and ENOMEM
+     accept up to `backlog` per event (at least one: asyncio's backlog=0
+     accepts nothing and spins).  EMFILE, ENFILE, ENOBUFS and ENOMEM
      leave the connection queued and the listener readable, so accepting
      pauses for ACCEPT_RETRY_DELAY instead of spinning (asyncio: 1 s).
 [V2] host=None (or "") listens on every interface: where the kernel has
@@ -17,6 +18,14 @@ Facts this module relies on:
      (a socket file left by a server that died), and removes its own file
      when closed, unless another one has replaced it since (Python 3.13's
      cleanup_socket).
+[V4] From Python 3.13 on, asyncio skips an address whose bind() fails with
+     EADDRNOTAVAIL (a family the host has not enabled, bpo-30945) and raises
+     OSError("could not bind on any address out of [...]") when no address
+     is left, host=[] included; before 3.13 the first error is raised and
+     host=[] gives a server without sockets.  We do what the running
+     Python's asyncio does, and when addresses were skipped the OSError
+     also carries their errno (asyncio's has none), so that a caller can
+     still say "cannot assign requested address".
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import errno
 import os
 import socket
 import stat
+import sys
 
 from ._addresses import check_factory, check_stream_socket, check_tls_options, resolve
 from ._streams import StreamTransport
@@ -33,6 +43,7 @@ __all__ = ["Server", "create_server", "create_unix_server"]
 
 _READ = 1
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_SKIP_UNAVAILABLE = sys.version_info >= (3, 13)  # [V4]
 
 
 class Server:
@@ -49,9 +60,14 @@ class Server:
         self._ssl_context = ssl_context
         self._ssl_handshake_timeout = ssl_handshake_timeout
         self._backlog = backlog
-        self._accepts_per_event = backlog  # [V1] asyncio takes the backlog
+        # [V1] asyncio takes the backlog; at least one, or backlog=0 accepts
+        # nothing and the still-readable listener wakes the loop forever.
+        self._accepts_per_event = max(backlog, 1)
         self._unix_paths = list(unix_paths)  # (path, (st_dev, st_ino)) [V3]
         self._transports = set()
+        # Called with each accepted connection's transport once it ends,
+        # TLS handshake or not (reactor.chapter._tcp gives its slot back [C3]).
+        self._client_gone = None
         self._serving = False
         self._watching = False  # the listening sockets are registered
         self._retry_timer = None
@@ -78,14 +94,14 @@ class Server:
 
     def _watch(self):
         for sock in self._sockets:
-            self._loop._selector.register(sock, _READ, self._on_accept)
+            self._loop.register(sock, _READ, self._on_accept)
         self._watching = True
 
     def _unwatch(self):
         if self._watching:
             self._watching = False
             for sock in self._sockets:
-                self._loop._selector.unregister(sock)
+                self._loop.unregister(sock)
 
     def _on_accept(self, listener, mask):
         for _ in range(self._accepts_per_event):  # [V1]
@@ -137,6 +153,8 @@ class Server:
 
     def _detach(self, transport):
         self._transports.discard(transport)
+        if self._client_gone is not None:
+            self._client_gone(transport)
 
     def close(self):
         """Stop listening and close the listening sockets; connections
@@ -241,7 +259,7 @@ def create_server(loop, protocol_factory, host=None, port=None, *, family=socket
 
 
 def _bind_all(addresses, reuse_address, reuse_port, dual):
-    sockets = []
+    sockets, skipped = [], False
     try:
         for af, kind, proto, address in addresses:
             sock = socket.socket(af, kind, proto)
@@ -258,8 +276,16 @@ def _bind_all(addresses, reuse_address, reuse_port, dual):
             try:
                 sock.bind(address)
             except OSError as err:
+                if _SKIP_UNAVAILABLE and err.errno == errno.EADDRNOTAVAIL:  # [V4]
+                    sockets.pop().close()
+                    skipped = True
+                    continue
                 raise OSError(err.errno, f"error while attempting to bind on address "
                                          f"{address!r}: {err.strerror.lower()}") from None
+        if _SKIP_UNAVAILABLE and not sockets:  # [V4]
+            message = (f"could not bind on any address out of "
+                       f"{[address for *_, address in addresses]!r}")
+            raise OSError(errno.EADDRNOTAVAIL, message) if skipped else OSError(message)
     except BaseException:
         for sock in sockets:
             sock.close()

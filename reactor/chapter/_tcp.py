@@ -1,15 +1,16 @@
 """The chapter's TCP server API, ``TCPServer(loop, host, port, on_data)``, as
-a thin layer over the Reactor's create_server() (reactor._servers): one small
+a thin layer over the Reactor's create_server() (reactor.net._servers): one small
 protocol per connection turns asyncio's protocol calls into the chapter's
 callbacks.
 
-Facts this module relies on (the transport's are in reactor._transports):
+Facts this module relies on (the transport's are in reactor.net._transports):
 
 [C1] A peer that sends but does not read makes our write buffer grow
      without bound.  Past `max_outbound` bytes owed (the transport's
      high-water mark, pause_writing()) the connection stops reading from
      that peer, whose own sends then block in its kernel buffers; it reads
-     again once the buffer drains to half (resume_writing()).  Memory per
+     again once the buffer drains to a quarter of it (resume_writing(), at
+     the transport's default low-water mark).  Memory per
      connection is bounded by max_outbound + one read (`read_size`, 256 KiB
      by default, as asyncio's).
 [C2] The peer's FIN is a half-close: on_eof(connection) runs, then what is
@@ -17,6 +18,10 @@ Facts this module relies on (the transport's are in reactor._transports):
      Connection.close() sends what is queued first; abort() does not.
 [C3] Connections past `max_connections` are accepted and closed at once, so
      the listener's queue keeps moving; the others go on being served.
+     A slot is taken when the protocol is made and given back when the
+     connection ends: at connection_lost(), or, for a TLS connection whose
+     handshake failed (the protocol never heard of it), when the server
+     lets it go (reactor.net._tls [T6]).
 [C4] accept() failing for lack of fds (EMFILE...) pauses accepting for
      0.1 s (the chapter's loop is interactive: asyncio waits 1 s).
 """
@@ -28,7 +33,7 @@ import operator
 from time import monotonic
 from typing import Any
 
-from ._servers import create_server
+from ..net._servers import create_server
 
 __all__ = ["TCPServer", "Connection"]
 
@@ -80,11 +85,17 @@ class Connection:
 class _ChapterProtocol(asyncio.Protocol):
     """Turns one connection's protocol calls into the server's callbacks."""
 
-    __slots__ = ("server", "connection")
+    __slots__ = ("server", "connection", "_holds_slot")
 
     def __init__(self, server):
         self.server = server
         self.connection = None
+        self._holds_slot = True  # [C3]
+
+    def _give_back_slot(self):
+        if self._holds_slot:
+            self._holds_slot = False
+            self.server._admitted -= 1
 
     def connection_made(self, transport):
         server = self.server
@@ -118,7 +129,7 @@ class _ChapterProtocol(asyncio.Protocol):
         self.connection.transport.resume_reading()
 
     def connection_lost(self, exc):
-        self.server._admitted -= 1
+        self._give_back_slot()
         connection = self.connection
         if connection is None:
             return
@@ -127,6 +138,14 @@ class _ChapterProtocol(asyncio.Protocol):
         server.connections.discard(connection)
         if server._on_close is not None:
             server._on_close(connection)
+
+
+def _client_gone(transport):
+    """A connection ended: its slot comes back, even if its TLS handshake
+    failed and its protocol never heard of it [C3]."""
+    protocol = transport.get_protocol()
+    if protocol.__class__ is _ChapterProtocol:
+        protocol._give_back_slot()
 
 
 class _Refused(asyncio.Protocol):
@@ -191,6 +210,7 @@ class TCPServer:
             raise ValueError(f"host {host!r} gives no address to listen on")
         self._server._accepts_per_event = accepts_per_event
         self._server.ACCEPT_RETRY_DELAY = 0.1  # [C4]
+        self._server._client_gone = _client_gone  # [C3]
         self.sock = self._server.sockets[0]
         if idle_timeout is not None:
             self._sweep_timer = reactor.call_later(idle_timeout / 4, self._sweep_idle)
@@ -232,3 +252,4 @@ class TCPServer:
         self._server.close()
         for connection in list(self.connections):
             connection.close()
+        self._server.close_clients()  # those still in their TLS handshake [T6]

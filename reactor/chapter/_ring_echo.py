@@ -23,7 +23,7 @@ The per-message path uses the Ring's raw interface (callbacks taking the
 kernel's (res, flags); SQE arguments built once per connection): an
 Operation object per send and recv would cost more than the syscalls saved.
 
-Run it from a checkout: ``python -m reactor._ring_echo --port 0 --raw``.
+Run it from a checkout: ``python -m reactor.chapter._ring_echo --port 0 --raw``.
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ import argparse
 import collections
 import errno
 import logging
-import resource
 import signal
 import socket
 
-from ._loop import Reactor
-from ._native import ffi, lib
-from ._ring import BufferRing, Operation, Ring
+from .._loop import Reactor
+from .._native import ffi, lib
+from .._ring import BufferRing, Operation, Ring
+from ._common import CHAPTER_FORMAT, SPARE_FDS, raise_fd_limit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,10 +46,8 @@ if TYPE_CHECKING:
 
 __all__ = ["serve", "main", "RingEchoServer"]
 
-CHAPTER_FORMAT = "%(asctime)s %(threadName)s %(thread)d %(message)s"
 READ_SIZE = 65536       # the readiness server's recv size
 POOL_BUFFERS = 1024     # 64 MiB of receive buffers, shared by all connections
-SPARE_FDS = 64          # listener, ring, eventfd, signal socket, logging, stdio ...
 
 log = logging.getLogger("reactor.echo")
 
@@ -64,19 +62,6 @@ _F_BUFFER, _BUFFER_SHIFT = lib.IORING_CQE_F_BUFFER, lib.IORING_CQE_BUFFER_SHIFT
 _SEND_FLAGS = socket.MSG_NOSIGNAL | socket.MSG_WAITALL
 _ECANCELED, _ENOBUFS = errno.ECANCELED, errno.ENOBUFS
 _new_buffer = ffi.new_allocator(should_clear_after_alloc=False)
-
-
-def _raise_fd_limit():
-    """Soft RLIMIT_NOFILE up to the hard limit; the limit we got."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != soft:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError) as exc:
-            log.warning("could not raise RLIMIT_NOFILE from %d: %s", soft, exc)
-    return soft
 
 
 class _Connection:
@@ -117,25 +102,25 @@ class _Connection:
 
     def received(self, res, flags):
         server = self.server
+        buffer_id = None
+        if flags & _F_BUFFER:  # the kernel picked a pool buffer: ours until given back
+            buffer_id = flags >> _BUFFER_SHIFT
+            server.buffers._take(buffer_id)
         if self.closed:  # a CQE after the close (the shutdown's cancels)
-            if flags & _F_BUFFER:
-                server.give_back(flags >> _BUFFER_SHIFT)
+            if buffer_id is not None:
+                server.give_back(buffer_id)
             return
         if res <= 0:
-            if flags & _F_BUFFER:
-                server.give_back(flags >> _BUFFER_SHIFT)
+            if buffer_id is not None:
+                server.give_back(buffer_id)
             if res == -_ENOBUFS and not server.closing:
                 server.starved_recv(self)  # data came, and every pool buffer is in use
-            elif res == -_ECANCELED and self.sending and not server.closing:
-                pass  # the recv linked to a send that failed midway: re-linked to the rest
+            elif res == -_ECANCELED and self.sending is not False and not server.closing:
+                pass  # the recv linked to a send that came up short: the rest is re-sent
             else:
                 self.close()  # EOF (the peer's FIN), an error, or the shutdown
             return
-        if self.buffer is None:
-            buffer_id = flags >> _BUFFER_SHIFT
-            data = server.pointers[buffer_id]
-        else:
-            buffer_id, data = None, self.buffer
+        data = self.buffer if buffer_id is None else server.pointers[buffer_id]
         if server.closing:
             if buffer_id is not None:
                 server.give_back(buffer_id)
@@ -143,6 +128,9 @@ class _Connection:
             return
         if server.raw:
             self.buffer_id = buffer_id
+            # The memory the send reads: the pool (a pointer into it owns
+            # nothing) or the connection's own buffer.
+            self.reply = self.buffer if buffer_id is None else server.buffers._pool
             self.send(data, res)
         else:
             message = ffi.unpack(data, res)
@@ -154,44 +142,47 @@ class _Connection:
             self.send(self.reply, len(reply))
 
     def send(self, at, n):
-        """Send n bytes at `at`, linked to the next recv [U15]."""
+        """Send n bytes at `at`, linked to the next recv [U15].  The ring's
+        record of the send holds self.reply, the memory `at` points into,
+        until its CQE [U6], whatever happens to the connection meanwhile."""
         self.at, self.left, self.sending = at, n, True
         ring = self.ring
         if not ring._start_pair(_prep_ext, (_OP_SEND, self.fd, at, n, 0, _SEND_FLAGS, ffi.NULL, 0,
                                             _LINK, 0), self.on_sent,
-                                _prep_ext, self.recv_args, self.on_received):
+                                _prep_ext, self.recv_args, self.on_received, self.reply):
             # No room for a pair now: the send alone, the recv once it is done.
-            ring._start(_prep, (_OP_SEND, self.fd, at, n, 0, _SEND_FLAGS), self.on_sent, None)
+            ring._start(_prep, (_OP_SEND, self.fd, at, n, 0, _SEND_FLAGS), self.on_sent,
+                        self.reply)
             self.sending = None  # (None: no recv is linked to this send)
 
     def sent(self, res, flags):
-        if self.closed:
-            return
-        if res < 0:
+        linked = self.sending is not None
+        self.sending = False  # this send is over; a re-send of the rest sets it again
+        if self.closed or res < 0 or self.server.closing:
+            self.give_back_sent()
             self.close()  # ECONNRESET, EPIPE, or cancelled by the shutdown
             return
-        if self.server.closing:
-            self.close()
-            return
-        linked = self.sending is not None
         if res < self.left:  # short although MSG_WAITALL: the link broke, send the rest
             self.send(self.at + res, self.left - res)
             return
-        self.sending = False
         self.at = self.reply = None
+        self.give_back_sent()
+        if not linked:
+            self.receive()
+
+    def give_back_sent(self):
+        """The pool buffer a raw reply was sent from goes back, once no send
+        reads it."""
         if self.buffer_id is not None:
             buffer_id, self.buffer_id = self.buffer_id, None
             self.server.give_back(buffer_id)
-        if not linked:
-            self.receive()
 
     def close(self):
         if self.closed:
             return
         self.closed = True
-        if self.buffer_id is not None:
-            buffer_id, self.buffer_id = self.buffer_id, None
-            self.server.give_back(buffer_id)
+        if self.sending is False:  # else the send's CQE gives the buffer back
+            self.give_back_sent()
         self.at = self.reply = None
         self.on_received = self.on_sent = None  # (they made a cycle with self)
         self.sock.close()
@@ -317,7 +308,7 @@ def serve(host: str = "127.0.0.1", port: int = 9999, *, raw: bool = False,
           max_connections: int | None = None, provided_buffers: bool = True) -> None:
     """Run the io_uring echo server until SIGINT or SIGTERM; logs
     "reactor echo listening on HOST:PORT (backend uring, ...)" once ready."""
-    fd_limit = _raise_fd_limit()
+    fd_limit = raise_fd_limit(log)
     if max_connections is None:
         max_connections = max(fd_limit - SPARE_FDS, 1)
     with Reactor() as reactor:
@@ -339,7 +330,7 @@ def serve(host: str = "127.0.0.1", port: int = 9999, *, raw: bool = False,
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m reactor._ring_echo",
+    parser = argparse.ArgumentParser(prog="python -m reactor.chapter._ring_echo",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9999)

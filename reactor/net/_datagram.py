@@ -48,12 +48,13 @@ class DatagramTransport(SocketTransport):
 
     __slots__ = ("_address", "_buffer_size")
 
-    def __init__(self, loop, sock, protocol, address=None, extra=None):
-        super().__init__(loop, sock, protocol, extra)
+    def __init__(self, loop, sock, protocol, address=None, extra=None, waiter=None,
+                 context=None):
+        super().__init__(loop, sock, protocol, extra, context=context)
         self._buffer = collections.deque()
         self._address = address
         self._buffer_size = 0
-        self._start()
+        self._start(waiter)
 
     def get_write_buffer_size(self):
         return self._buffer_size
@@ -73,14 +74,15 @@ class DatagramTransport(SocketTransport):
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            call_reporting(self._loop, protocol.error_received, exc)  # [D1]
+            call_reporting(self._loop, protocol.error_received, exc, transport=self)  # [D1]
             return
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(exc, f"recvfrom() on {self!r}")
             return
-        call_reporting(self._loop, protocol.datagram_received, data, address)  # [D4]
+        call_reporting(self._loop, protocol.datagram_received, data, address,
+                       transport=self)  # [D4]
 
     def _send_one(self, data, addr):
         if self._extra["peername"]:  # connected [D2]
@@ -106,7 +108,7 @@ class DatagramTransport(SocketTransport):
             except (BlockingIOError, InterruptedError):
                 self._set_interest(self._interest | _WRITE)
             except OSError as exc:
-                call_reporting(self._loop, self._protocol.error_received, exc)
+                call_reporting(self._loop, self._protocol.error_received, exc, transport=self)
                 return
             except (SystemExit, KeyboardInterrupt):
                 raise
@@ -129,7 +131,7 @@ class DatagramTransport(SocketTransport):
                 self._buffer_size += len(data) + _HEADER
                 break
             except OSError as exc:
-                call_reporting(self._loop, self._protocol.error_received, exc)
+                call_reporting(self._loop, self._protocol.error_received, exc, transport=self)
                 return
             except (SystemExit, KeyboardInterrupt):
                 raise

@@ -1,8 +1,8 @@
 """What every socket transport on the Reactor shares: asyncio's Transport
 interface over one non-blocking socket, with asyncio's meaning.
 
-Streams (reactor._streams) and datagrams (reactor._datagram) build on this;
-TLS (reactor._tls) sits on top of a stream transport.  The model is asyncio's
+Streams (reactor.net._streams) and datagrams (reactor.net._datagram) build on this;
+TLS (reactor.net._tls) sits on top of a stream transport.  The model is asyncio's
 ``selector_events.py``: whatever a protocol can observe (which method is
 called, in which iteration, with what) is the same, so that an existing
 ``asyncio.Protocol`` runs unchanged.
@@ -31,10 +31,27 @@ Facts this module relies on:
      connection is aborted, with connection_lost(exc), as asyncio does.  An
      OSError from the socket (reset, broken pipe) ends the connection
      quietly: connection_lost(exc) is how the protocol hears of it.
-     SystemExit and KeyboardInterrupt are never caught.
+     SystemExit and KeyboardInterrupt are never caught; anything else is,
+     CancelledError included (asyncio's policy, on every path: also by
+     the loop, which runs connection_made(): reported without aborting,
+     as asyncio's Handle does).
 [X5] After the connection is lost, write() does not raise: writes are
      counted and, past LOG_THRESHOLD_FOR_CONNLOST_WRITES of them, logged
      (asyncio's "socket.send() raised exception.").
+[X7] The transports serve two loops: the callback Reactor (reactor._loop)
+     and the asyncio EventLoop (reactor._eventloop).  They reach the
+     selector only through loop._poller (reactor._poller), report errors
+     through loop._report_error(exc, where, transport), and schedule with
+     loop.call_soon().  On the asyncio loop a transport has a context
+     (contextvars, copied where it was made, as uvloop does): every
+     protocol method runs in it; a call made from the user's own code
+     (write() pausing the protocol) runs in a copy, since the context may
+     be entered already.
+[X8] The kernel may refuse a registration (ENOMEM; ENOSPC once
+     fs.epoll.max_user_watches is reached): that connection cannot be
+     served, so it ends as a broken one does (connection_lost(exc)) and the
+     loop serves the others.  (asyncio only reports the error and leaves the
+     connection open and unwatched: its peer waits forever.)
 [X6] The loop knows its transports by fd (loop._transports).  Reactor.close()
      discards pending callbacks, as asyncio's does, so a transport closed
      just before would never close its socket: close() releases every
@@ -46,8 +63,9 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from asyncio.transports import _FlowControlMixin
 
-from ._loop import describe, logger
+from .._events import describe, logger
 
 __all__ = ["SocketTransport", "LOG_THRESHOLD_FOR_CONNLOST_WRITES"]
 
@@ -55,25 +73,33 @@ _READ, _WRITE = 1, 2
 LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5  # asyncio.constants' [X5]
 
 
-class SocketTransport(asyncio.Transport):
+def _call(function, *args):
+    return function(*args)
+
+
+class SocketTransport(_FlowControlMixin):
     """Bookkeeping shared by the stream and datagram transports."""
 
-    # asyncio.BaseTransport has __slots__ ("_extra",); the transports keep
-    # theirs in slots too (an attribute lookup per message is on the hot path).
-    __slots__ = ("_loop", "_sock", "_fd", "_protocol", "_protocol_connected", "_server",
+    # asyncio's _FlowControlMixin (which asyncio's sendfile fallback asks
+    # for) has __slots__ for _loop, _protocol_paused and the water marks;
+    # the transports keep the rest in slots too (an attribute lookup per
+    # message is on the hot path).  A __dict__ as well, as asyncio's
+    # transports have: code (and tests) may set attributes on a transport,
+    # or patch its methods.
+    __slots__ = ("_sock", "_fd", "_protocol", "_protocol_connected", "_server",
                  "_buffer", "_conn_lost", "_closing", "_paused", "_interest", "_on_ready_cb",
-                 "_high_water", "_low_water", "_protocol_paused", "_autoread",
-                 "_read_code", "_reading_started", "__weakref__")
+                 "_autoread", "_read_code", "_reading_started", "_context", "_enter",
+                 "__weakref__", "__dict__")
 
-    # Whether the loop may read for this kind of transport (reactor._loop
-    # [L11]); a stream transport says yes unless its protocol is buffered.
+    # Whether the loop may read for this kind of transport (reactor._poller
+    # [W1]); a stream transport says yes unless its protocol is buffered.
     _reads_for_it = False
 
     max_size = 256 * 1024  # bytes asked of one recv(), as asyncio
 
-    def __init__(self, loop, sock, protocol, extra=None, server=None):
-        super().__init__(extra)
-        self._extra["socket"] = sock
+    def __init__(self, loop, sock, protocol, extra=None, server=None, context=None):
+        super().__init__(extra, loop)
+        self._extra.setdefault("socket", sock)
         try:
             self._extra["sockname"] = sock.getsockname()
         except OSError:
@@ -94,12 +120,18 @@ class SocketTransport(asyncio.Transport):
         self._paused = False     # pause_reading()
         self._reading_started = False  # after connection_made() [X1]
         self._interest = 0       # the events registered with the selector [X2]
-        self._on_ready_cb = self._on_ready
+        self._context = context  # [X7]
+        if context is None:
+            self._enter = _call
+            self._on_ready_cb = self._on_ready
+        else:
+            self._enter = context.run
+            self._on_ready_cb = self._on_ready_in_context
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
         self._protocol_paused = False
         self._autoread = False
-        self._read_code = 0  # our readable event's code in loop._readers [L11]
+        self._read_code = 0  # our readable event's code in the Poller's readers [W2]
         self.set_protocol(protocol)
         if server is not None:
             server._attach(self)
@@ -130,14 +162,14 @@ class SocketTransport(asyncio.Transport):
         if self._closing:
             return
         self._closing = True
-        self._shortcuts()
+        self._update_fast_paths()
         if self._buffer:
             self._set_interest(self._interest & ~_READ)
         else:
             self._set_interest(0)
             self._conn_lost += 1
-            self._shortcuts()
-            self._loop.call_soon(self._call_connection_lost, None)
+            self._update_fast_paths()
+            self._call_soon(self._call_connection_lost, None)
 
     def abort(self):
         """Close now, dropping the write buffer."""
@@ -145,10 +177,22 @@ class SocketTransport(asyncio.Transport):
 
     # -- reading ---------------------------------------------------------------
 
-    def _start(self):
-        """connection_made(), then reading, each in an iteration to come [X1]."""
-        self._loop.call_soon(self._protocol.connection_made, self)
-        self._loop.call_soon(self._start_reading)
+    def _start(self, waiter=None):
+        """connection_made(), then reading, each in an iteration to come
+        [X1]; then `waiter` (an asyncio future) gets its result."""
+        self._call_soon(self._protocol.connection_made, self)
+        self._call_soon(self._start_reading)
+        if waiter is not None:
+            self._call_soon(_set_result_unless_cancelled, waiter)
+
+    def _call_soon(self, callback, *args):
+        """loop.call_soon(), in our context [X7]."""
+        if self._context is None:
+            return self._loop.call_soon(callback, *args)
+        return self._loop.call_soon(callback, *args, context=self._context)
+
+    def _on_ready_in_context(self, fd, mask):
+        self._context.run(self._on_ready, fd, mask)
 
     def _start_reading(self):
         self._reading_started = True
@@ -162,14 +206,14 @@ class SocketTransport(asyncio.Transport):
         if self._closing or self._paused:
             return
         self._paused = True
-        self._shortcuts()
+        self._update_fast_paths()
         self._set_interest(self._interest & ~_READ)
 
     def resume_reading(self):
         if self._closing or not self._paused:
             return
         self._paused = False
-        self._shortcuts()
+        self._update_fast_paths()
         self._read_again()
 
     def _read_again(self):
@@ -197,74 +241,35 @@ class SocketTransport(asyncio.Transport):
         if self.get_write_buffer_size() <= self._high_water or self._protocol_paused:
             return
         self._protocol_paused = True
-        call_reporting(self._loop, self._protocol.pause_writing)
+        # Called from the user's write(): in a copy of our context [X7].
+        context = self._context
+        if context is None:
+            call_reporting(self._loop, self._protocol.pause_writing, transport=self)
+        else:
+            context.copy().run(call_reporting, self._loop, self._protocol.pause_writing,
+                               transport=self)
 
     def _maybe_resume_protocol(self):
         if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
             self._protocol_paused = False
-            call_reporting(self._loop, self._protocol.resume_writing)
+            call_reporting(self._loop, self._protocol.resume_writing, transport=self)
 
     # -- the selector [X2] -------------------------------------------------------
 
     def _set_interest(self, events):
-        """Register, modify or unregister our fd so the selector watches
-        exactly `events` (and reads for us, where the loop can [L11])."""
-        old = self._interest
-        if events == old:
-            return
-        selector = self._loop._selector
+        """Make the selector watch exactly `events` for us [X2]; a
+        registration the kernel refuses ends this connection [X8]."""
         try:
-            if not events:
-                if self._read_code:
-                    self._forget_read_code()
-                selector.unregister(self._fd)
-            elif self._autoread:
-                if old:
-                    selector._modify_autoread(self._fd, events, self._on_ready_cb)
-                else:
-                    selector._register_autoread(self._fd, events, self._on_ready_cb)
-                    self._learn_read_code()
-            elif old:
-                selector.modify(self._fd, events, self._on_ready_cb)
-            else:
-                selector.register(self._fd, events, self._on_ready_cb)
-        except BaseException:
-            # A signal handler that raised as the call returned (the call
-            # itself done), or a refusal: learn what the selector holds.
-            key = (selector.get_map() or {}).get(self._fd)
-            self._interest = key.events if key is not None else 0
-            if key is None and self._read_code:
-                self._forget_read_code()
-            raise
-        self._interest = events
-
-    def _learn_read_code(self):
-        """List us in loop._readers under the code of our readable event, so
-        that the loop hands what it read for us straight to the protocol
-        (reactor._loop [L11]); a registration keeps its code until it ends."""
-        code = self._loop._selector._fd_to_code.get(self._fd)
-        if code is not None:
-            self._read_code = code | _READ
-            self._loop._readers[self._read_code] = self
-
-    def _forget_read_code(self):
-        code, self._read_code = self._read_code, 0
-        if self._loop._readers.get(code) is self:
-            del self._loop._readers[code]
+            self._loop._poller.set_interest(self, events)
+        except OSError as exc:
+            if self._conn_lost:
+                raise
+            self._fatal_error(exc, f"epoll_ctl() on {self!r}")
 
     def _update_autoread(self):
         """Read for this transport in the loop's wait, or stop: after a
         change of protocol (a buffered one reads itself)."""
-        autoread = self._reads_for_it and self._loop._reads is not None
-        if autoread != self._autoread:
-            self._autoread = autoread
-            if self._interest:
-                if not autoread and self._read_code:
-                    self._forget_read_code()
-                self._loop._selector._modify_autoread(self._fd, self._interest,
-                                                      self._on_ready_cb, autoread)
-                if autoread:
-                    self._learn_read_code()
+        self._loop._poller.set_autoread(self, self._reads_for_it)
 
     def _on_ready(self, fd, mask):
         raise NotImplementedError
@@ -275,7 +280,7 @@ class SocketTransport(asyncio.Transport):
         """The one path for a broken connection [X4]: `where` names what
         failed (a protocol method, or what the transport was doing)."""
         if not isinstance(exc, OSError):
-            self._loop.handle_exception(exc, where)
+            self._loop._report_error(exc, where, self)
         self._force_close(exc)
 
     def _force_close(self, exc):
@@ -285,16 +290,19 @@ class SocketTransport(asyncio.Transport):
             self._buffer.clear()
         self._closing = True
         self._conn_lost += 1
-        self._shortcuts()
+        self._update_fast_paths()
         if self._sock is not None:
             self._set_interest(0)
-        self._loop.call_soon(self._call_connection_lost, exc)
+        self._call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc):
+        # Once [X1]: a close() from resume_writing() after the last byte went
+        # out has scheduled this, and the write-ready callback calls it too.
         protocol = self._protocol
+        connected, self._protocol_connected = self._protocol_connected, False
         try:
-            if self._protocol_connected:
-                call_reporting(self._loop, protocol.connection_lost, exc)
+            if connected:
+                call_reporting(self._loop, protocol.connection_lost, exc, transport=self)
         finally:
             self._release()
 
@@ -306,7 +314,7 @@ class SocketTransport(asyncio.Transport):
         if not self._loop.is_closed():
             self._set_interest(0)
         self._sock = None
-        self._shortcuts()
+        self._update_fast_paths()
         if self._loop._transports.get(self._fd) is self:
             del self._loop._transports[self._fd]
         sock.close()
@@ -315,9 +323,9 @@ class SocketTransport(asyncio.Transport):
         if server is not None:
             server._detach(self)
 
-    def _shortcuts(self):
-        """Recompute what a state change may have changed (reactor._streams
-        [S5]); nothing for a transport without shortcuts."""
+    def _update_fast_paths(self):
+        """After a state change: which fast paths apply now (reactor.net._streams
+        [ST5]); a transport without fast paths has nothing to do."""
 
     def _lost_write(self):
         """write() after the connection was lost [X5]."""
@@ -332,15 +340,20 @@ class SocketTransport(asyncio.Transport):
             sock.close()
 
 
-def call_reporting(loop, method, *args):
-    """method(*args); an exception from it goes to loop.handle_exception(),
-    naming it, and the connection carries on [X3][X4]."""
+def call_reporting(loop, method, *args, transport=None):
+    """method(*args); an exception from it is reported by the loop, naming
+    it, and the connection carries on [X3][X4]."""
     try:
         method(*args)
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as exc:
-        loop.handle_exception(exc, method)
+        loop._report_error(exc, method, transport)
+
+
+def _set_result_unless_cancelled(waiter):
+    if not waiter.cancelled():
+        waiter.set_result(None)
 
 
 def check_data(data):

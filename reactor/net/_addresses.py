@@ -4,7 +4,7 @@ way of resolving an address.
 Facts this module relies on:
 
 [R1] getaddrinfo() for a name may block for seconds (DNS), so an outgoing
-     connection resolves names in a worker thread (reactor._connect).  A
+     connection resolves names in a worker thread (reactor.net._connect).  A
      host that is already an IP address, with a numeric port, is turned into
      its addrinfo without getaddrinfo(), by asyncio's rules
      (base_events._ipaddr_info), so that a bad port fails where and as it

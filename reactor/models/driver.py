@@ -1,7 +1,11 @@
 """The echo driver: echo servers loaded by the compiled C client and
 measured from /proc, for ``python -m reactor models`` and for the benchmark
-suite's end-to-end cases (benchmarks/driver.py).  Standard library only:
-the package's command needs nothing beyond a C compiler.
+suite's end-to-end cases (benchmarks/driver.py).  Standard library only.
+
+A public module: the benchmark suite builds on it (Case, Server, run(),
+cells(), find(), rotated(), bad_exits(), cpus(), machine(),
+load_client_command()), and anyone may, to measure a server of their own
+the same way.
 
 A server (``Server``) is a command line that listens on 127.0.0.1 on a port
 the system picks (``--port 0``), logs ``listening on HOST:PORT`` to stderr,
@@ -38,9 +42,11 @@ time charged to no process, about half of that CPU whatever else runs.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import json
 import os
+import platform
 import re
 import select
 import signal
@@ -49,11 +55,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Sequence
 
 from . import _loadclient
 
 HOST = "127.0.0.1"
+
+
+def load_client_command() -> list[str]:
+    """The argv prefix that runs the C load client (built into
+    reactor._native; see its usage in reactor/models/loadclient.c)."""
+    return _loadclient.command()
 MIB = 1024 * 1024
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -70,6 +82,7 @@ ONE_AT_A_TIME = ("not run: it serves one connection until it closes, so the acti
 class Server:
     argv: tuple[str, ...]
     tls: bool = False  # the client speaks TLS to it
+    http: bool = False  # the client sends HTTP/1.1 requests instead of echo messages
     # holds every connection at once (the one-at-a-time loop does not): the
     # driver waits until it holds them all before measuring
     accepts_all: bool = True
@@ -226,13 +239,14 @@ def _figures(report: dict, before: tuple, after: tuple, rss: list) -> dict:
             "rss_samples": rss, "client": report}
 
 
-def load(live: Live, client: str, server: Server, case: Case, size: int, conns: int,
+def load(live: Live, client: Sequence[str], server: Server, case: Case, size: int, conns: int,
          idle: int = 0, hold: float = 0.0) -> dict:
     """One run of the client against a running server: its report with the
     server's CPU per message and RSS; with `hold`, also the server's CPU
     while the connections then sit silent for that long."""
-    argv = [client, HOST, str(live.port), str(conns), str(size), str(case.warmup),
-            str(case.duration), "--sync", "--prime"] + ["--tls"] * server.tls + (
+    argv = [*client, HOST, str(live.port), str(conns), str(size), str(case.warmup),
+            str(case.duration), "--sync", "--prime"] + ["--tls"] * server.tls + [
+                "--http"] * server.http + (
                 ["--idle", str(idle)] if idle else [])
     with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True,
@@ -274,7 +288,7 @@ def cells(case: Case) -> list[tuple[int, int, int]]:
     return out + [(size, 1, idle) for size in case.sizes for idle in case.active_idle]
 
 
-def _measure(live: Live, client: str, server: Server, case: Case, cell: tuple,
+def _measure(live: Live, client: Sequence[str], server: Server, case: Case, cell: tuple,
              rep: int) -> dict:
     """load(), or why not; a run in which no message came back is made
     once more (a loaded machine can starve a short window), and says so."""
@@ -305,7 +319,7 @@ class _Run:
     """One run(): where the servers' logs go, how they are started, what
     came of it."""
 
-    def __init__(self, case: Case, servers: Mapping[str, Server], client: str, logdir: str,
+    def __init__(self, case: Case, servers: Mapping[str, Server], client: Sequence[str], logdir: str,
                  progress: Callable[[dict], None], substitute: Mapping[str, str],
                  env: Optional[dict], cwd: Optional[str]):
         self.case, self.servers, self.client, self.logdir = case, servers, client, logdir
@@ -364,7 +378,7 @@ class _Run:
 
 
 def run(case: Case, servers: Mapping[str, Server],
-        progress: Callable[[dict], None] = lambda run: None, *, client: Optional[str] = None,
+        progress: Callable[[dict], None] = lambda run: None, *, client: Optional[Sequence[str]] = None,
         unavailable: Optional[dict] = None, substitute: Optional[Mapping[str, str]] = None,
         env: Optional[dict] = None,
         cwd: Optional[str] = None) -> dict:
@@ -372,9 +386,10 @@ def run(case: Case, servers: Mapping[str, Server],
     "unavailable" and the number of "cells" skipped, for a server that did
     not start).  `unavailable`: servers known not to run here, and why;
     `substitute`: words of the servers' command lines replaced at run time
-    (binaries, certificates); `client`: the load client (default: compiled
-    from loadclient.c, with OpenSSL if a server speaks TLS)."""
-    client = client or _loadclient.path(tls=any(servers[n].tls for n in case.servers))
+    (binaries, certificates); `client`: the load client's command (default:
+    loadclient.c as built into reactor._native, without OpenSSL: a case with
+    a server that speaks TLS passes its own)."""
+    client = client or load_client_command()
     allowed = os.sched_getaffinity(0)
     with tempfile.TemporaryDirectory(prefix="reactor-echo-") as logdir:
         state = _Run(case, servers, client, logdir, progress, substitute or {}, env, cwd)
@@ -455,3 +470,31 @@ def memory_verdict(result: dict, duration: float) -> dict:
             "messages": run["messages"], "errors": run["errors"],
             "passed": flat and run["errors"] == 0 and run["messages"] > 0
             and server_exit.get("exit") == 0 and not server_exit.get("traceback")}
+
+
+def _git(root: str, *args: str) -> str:
+    try:
+        return subprocess.run(["git", "-C", root, *args], capture_output=True,
+                              text=True).stdout.strip()
+    except OSError:  # no git
+        return ""
+
+
+def machine() -> dict:
+    """The machine, the interpreter, the date, and the git revision of the
+    checkout the package runs from (+dirty when the measured code has
+    uncommitted changes), if it runs from one.  The benchmarks' too."""
+    with open("/proc/cpuinfo") as f:
+        cpu = next((line.split(":", 1)[1].strip() for line in f
+                    if line.startswith("model name")), platform.machine())
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    git = "not a git checkout"
+    if _git(root, "rev-parse", "--show-toplevel") == root:
+        git = _git(root, "rev-parse", "--short", "HEAD")
+        if _git(root, "status", "--porcelain", "--untracked-files=no", "--", "reactor",
+                "_native", "benchmarks", "setup.py", ":!*/recorded"):
+            git += "+dirty"
+    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "cpu": cpu, "nproc": os.cpu_count(), "kernel": platform.release(),
+            "python": f"{platform.python_implementation()} {platform.python_version()}",
+            "git": git, "loadavg": [round(x, 2) for x in os.getloadavg()]}

@@ -4,18 +4,24 @@ the protocol's connection_made() or through on_error(exc).
 
 Facts this module relies on:
 
-[N1] A non-blocking connect() returns EINPROGRESS (EAGAIN for a Unix
-     socket whose listener's backlog is full); the socket turns writable
-     when the attempt ends, and SO_ERROR says how it ended.  Each resolved
-     address is tried in order; when all fail, on_error gets the one error,
-     or asyncio's "Multiple exceptions: ..." OSError.
-[N2] Names are resolved in a worker thread (reactor._addresses [R1]): the
+[N1] A non-blocking connect() returns EINPROGRESS (or EINTR: it goes on
+     in the kernel); the socket turns writable when the attempt ends, and
+     SO_ERROR says how it ended.  EAGAIN is no attempt at all: a Unix
+     socket's listener has its backlog full (for TCP, no ephemeral port is
+     free), and the unconnected socket is writable at once; it fails that
+     address, as libuv has it (asyncio waits, then reports a connection
+     that does not exist).  Each resolved address is tried in order; when
+     all fail, on_error gets the one error, or asyncio's "Multiple
+     exceptions: ..." OSError.
+[N2] Names are resolved in a worker thread (reactor.net._addresses [R1]): the
      loop never blocks on DNS.  The host first, then local_addr, as asyncio
      does, so that the same argument fails first.
 [N3] Every outcome is reported once, in a later iteration than the call:
      connection_made() (after the TLS handshake, with ssl=), or on_error(exc)
      for a failure to resolve, bind, connect or handshake, whatever its
-     type; or nothing at all after cancel().
+     type (also one raised after the connect: wrap_bio() refusing
+     server_hostname); or nothing at all after cancel().  The handle is
+     done() once connection_made() is called, even if it raises.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from ._streams import StreamTransport
 __all__ = ["ConnectHandle", "create_connection", "create_unix_connection"]
 
 _WRITE = 2
-_IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
+_IN_PROGRESS = (errno.EINPROGRESS, errno.EINTR)  # not EAGAIN [N1]
 
 
 class ConnectHandle:
@@ -160,7 +166,7 @@ class ConnectHandle:
             if err in _IN_PROGRESS:
                 self._sock = sock
                 self._address = address
-                self._loop._selector.register(sock.fileno(), _WRITE, self._on_connect_ready)
+                self._loop.register(sock.fileno(), _WRITE, self._on_connect_ready)
                 return
             sock.close()
             self._errors.append(OSError(err, f"Connect call failed {address}"))
@@ -183,7 +189,7 @@ class ConnectHandle:
 
     def _on_connect_ready(self, fd, mask):
         sock, self._sock = self._sock, None
-        self._loop._selector.unregister(fd)
+        self._loop.unregister(fd)
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
             sock.close()
@@ -196,7 +202,7 @@ class ConnectHandle:
         sock, self._sock = self._sock, None
         if sock is not None:
             if not self._loop.is_closed():
-                self._loop._selector.unregister(sock.fileno())
+                self._loop.unregister(sock.fileno())
             sock.close()
 
     def _connected(self, sock):
@@ -211,16 +217,23 @@ class ConnectHandle:
             self._fail(exc)
             return
         self.protocol = protocol
-        if self._ssl is None:
-            self._done = True
-            self.transport = StreamTransport(self._loop, sock, protocol)
-        else:
-            from ._tls import start_tls
-            self._tls = start_tls(
-                self._loop, sock, protocol, self._ssl, server_side=False,
-                server_hostname=self._server_hostname,
-                handshake_timeout=self._handshake_timeout,
-                on_error=self._fail, on_done=self._tls_done)
+        try:
+            if self._ssl is None:
+                self._done = True
+                self.transport = StreamTransport(self._loop, sock, protocol)
+            else:
+                from ._tls import start_tls
+                self._tls = start_tls(
+                    self._loop, sock, protocol, self._ssl, server_side=False,
+                    server_hostname=self._server_hostname,
+                    handshake_timeout=self._handshake_timeout,
+                    on_error=self._fail, on_done=self._tls_done)
+        except (SystemExit, KeyboardInterrupt):
+            sock.close()
+            raise
+        except BaseException as exc:  # [N3] wrap_bio() refusing server_hostname...
+            sock.close()
+            self._fail(exc)
 
     def _tls_done(self, transport):
         self._tls = None

@@ -1,4 +1,4 @@
-"""The five models as a case of the echo driver (_driver.py): their
+"""The five models as a case of the echo driver (driver.py): their
 servers and what ``python -m reactor models`` measures of them.
 
 For each repetition, each server alone (the non-blocking one spins: it
@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from ._driver import Case, Server
+from .driver import Case, Server
 
 
 def _model(*argv: str, accepts_all: bool = True) -> Server:
