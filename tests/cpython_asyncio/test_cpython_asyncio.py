@@ -87,7 +87,12 @@ FAILS_ON_ASYNCIO = {
 DIVERGENCES = {
 }
 
-pytestmark = pytest.mark.external
+pytestmark = [
+    pytest.mark.external,
+    # a loop that loses a wakeup makes a test wait for ever: fail it instead;
+    # "thread" because test_events uses SIGALRM itself
+    pytest.mark.timeout(120, method="thread"),
+]
 
 
 class _LoopChoice:
@@ -100,6 +105,11 @@ class _LoopChoice:
 
     def run(self, result=None):
         self._install_policy()
+        # the state CPython's runner leaves between tests: the policy's loop
+        # was set, to None (test_utils.TestCase.tearDown does it); 3.12's
+        # GenericWatcherTests.test_create_subprocess_with_pidfd expects
+        # get_event_loop() to raise for it
+        asyncio.set_event_loop(None)
         try:
             return super().run(result)
         finally:

@@ -21,6 +21,7 @@ cost as much time again.
 """
 
 import importlib.util
+import os
 import pathlib
 import sys
 
@@ -101,11 +102,25 @@ def pytest_pycollect_makemodule(module_path, parent):
     return None
 
 
+# A loop that loses a wakeup makes these tests wait for ever: fail it instead.
+# "thread": CPython's test_events uses SIGALRM itself; the watchdog thread
+# dumps every stack and ends the process (an xdist worker is replaced).
+HANG_GUARD = pytest.mark.timeout(120, method="thread")
+
 # Tests that need a network beyond loopback: skipped on every loop.
 NEEDS_NETWORK = {
     "test_getaddrinfo_11": "resolves example.com through real DNS",
     "test_getaddrinfo_21": "resolves a name under example.com through real DNS",
     "test_getaddrinfo_22": "resolves a name under example.com through real DNS",
+}
+
+# Tests with a wall-clock bound that a shared 2-core machine misses now and
+# then, on any loop; uvloop skips them on its own CI (TRAVIS_OS_NAME,
+# GITHUB_WORKFLOW), and here they are skipped where CI is set.
+TIMING_ON_CI = {
+    "test_call_at": "needs a 50 ms timer to fire within 70 ms (took 81 ms once "
+                    "under load, on Python 3.10, with asyncio's own loop under "
+                    "reactor's selector)",
 }
 
 # Tests that need sys.stdout and sys.stderr to be fds 1 and 2, as under
@@ -143,9 +158,13 @@ def pytest_collection_modifyitems(config, items):
             continue
         keep.append(item)
         item.add_marker(pytest.mark.external)
+        item.add_marker(HANG_GUARD)
         cls_name, test = _class_and_test(item)
         if test in NEEDS_NETWORK:
             item.add_marker(pytest.mark.skip(reason=NEEDS_NETWORK[test]))
+            continue
+        if test in TIMING_ON_CI and os.environ.get("CI"):
+            item.add_marker(pytest.mark.skip(reason=TIMING_ON_CI[test]))
             continue
         is_twin = issubclass(cls, ReactorLoop)
         original = cls.reactor_twin_of if is_twin else cls_name
