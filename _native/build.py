@@ -10,6 +10,7 @@ concern, are compiled as one translation unit, in the order of SOURCES
 a program whose main() the extension carries, so that running the models
 needs no C compiler and nothing built or cached at run time.
 """
+import contextlib
 import os
 import shutil
 import tempfile
@@ -59,7 +60,11 @@ if IN_PLACE:
     # In a scratch directory: cffi's compile step reads the configuration
     # of the directory it runs in, and the project's pyproject.toml needs a
     # newer setuptools than a venv may hold (license = "MIT").
-    with tempfile.TemporaryDirectory(prefix="reactor-build-") as scratch:
+    # REACTOR_BUILD_DIR names one to keep instead (CI's gcov build: the
+    # .gcno notes and .gcda counts live beside the objects).
+    keep = os.environ.get("REACTOR_BUILD_DIR")
+    with (contextlib.nullcontext(keep) if keep
+          else tempfile.TemporaryDirectory(prefix="reactor-build-")) as scratch:
         built = ffibuilder.compile(tmpdir=scratch, verbose=True)
         shutil.copy(built, os.path.join(ROOT, "reactor"))
         print(f"copied {os.path.basename(built)} to {os.path.join(ROOT, 'reactor')}")

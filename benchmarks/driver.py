@@ -53,8 +53,8 @@ SERVERS = {
     # the echo on io_uring completions (`python -m reactor echo --backend uring`'s):
     # recv buffers from a pool the connections share; a buffer per recv
     "tcpserver-uring": Server((PY, "-m", "reactor.chapter._ring_echo", "--raw", "--port", "0")),
-    "tcpserver-uring-per-recv": Server((PY, "-m", "reactor.chapter._ring_echo", "--raw", "--port", "0",
-                                        "--no-provided-buffers")),
+    "tcpserver-uring-per-recv": Server((PY, "-m", "reactor.chapter._ring_echo", "--raw",
+                                        "--port", "0", "--no-provided-buffers")),
     # the chapter's bare loop on the stdlib's selectors (on reactor's: m3-epoll below)
     "chapter": Server((PY, "-m", "benchmarks.echo.chapter_server")),
     # the floor: a minimal epoll echo server in C

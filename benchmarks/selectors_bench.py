@@ -159,7 +159,8 @@ def kernel(args, todo) -> None:
     cpus = {int(c) for c in args.affinity.split(",")} if args.affinity else None
     runs: dict[str, list] = {name: [] for name in names.values()}
     argv = [compile_c("floor.c"), str(args.values), str(int(args.min_time * 1e9)), *names]
-    for _ in range(1 if getattr(args, "in_process", False) else args.processes):  # pyperf < 2.11: none
+    # (pyperf < 2.11 has no in_process)
+    for _ in range(1 if getattr(args, "in_process", False) else args.processes):
         out = subprocess.run(argv, capture_output=True, text=True, check=True,
                              preexec_fn=cpus and (lambda: os.sched_setaffinity(0, cpus))).stdout
         for line in out.splitlines():

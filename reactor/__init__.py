@@ -16,7 +16,7 @@ from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
 __version__ = "0.1.0"  # the package's one version: pyproject.toml reads it from here
 
 try:
-    from . import _native
+    from . import _native  # noqa: F401  (imported to fail early, with the message below)
 except ImportError as exc:  # a source checkout whose extension was not built
     raise ImportError(
         "reactor's compiled extension reactor._native is missing: install the "

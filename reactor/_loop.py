@@ -90,7 +90,6 @@ import sys
 import threading
 import warnings
 import weakref
-from math import ceil as _ceil
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Callable, Optional
 

@@ -300,7 +300,8 @@ def ep():
 @pytest.mark.parametrize(
     "flags",
     [ET, ONESHOT, RDHUP, PRI, EXCLUSIVE, ET | ONESHOT | RDHUP | PRI, EXCLUSIVE | ET, 0],
-    ids=["ET", "ONESHOT", "RDHUP", "PRI", "EXCLUSIVE", "ET|ONESHOT|RDHUP|PRI", "EXCLUSIVE|ET", "0"],
+    ids=["ET", "ONESHOT", "RDHUP", "PRI", "EXCLUSIVE", "ET|ONESHOT|RDHUP|PRI", "EXCLUSIVE|ET",
+         "0"],
 )
 def test_register_flags_reach_the_kernel(ep, as_fileobj, socketpair, flags):
     a, _ = socketpair

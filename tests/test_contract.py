@@ -866,7 +866,8 @@ def test_select_timeout_values(backend, socketpair, timeout):
             assert type(ours.exc) is TypeError
         elif timeout in (float("inf"), 1e300, 2**70):
             assert type(ours.exc) is OverflowError
-        elif backend.name != "select" and isinstance(timeout, (int, float)) and timeout > 2147483.647:
+        elif (backend.name != "select" and isinstance(timeout, (int, float))
+              and timeout > 2147483.647):
             assert type(ours.exc) is OverflowError
         elif timeout is None or timeout <= 2147483.647:
             assert len(ours.value) == 1

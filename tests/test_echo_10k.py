@@ -44,7 +44,8 @@ def test_echo_server_holds_10000_connections():
         assert "WARNING" not in line and "raise the hard limit" not in line, line
         port = match.group(1)
         proc = subprocess.run(
-            [*client, "127.0.0.1", port, str(CONNECTIONS), "64", "0", "2.5"],  # no warm-up: every byte counts
+            # no warm-up: every byte counts
+            [*client, "127.0.0.1", port, str(CONNECTIONS), "64", "0", "2.5"],
             capture_output=True, text=True, timeout=120, preexec_fn=_raise_nofile)
         assert proc.returncode == 0, proc.stderr
         report = json.loads(proc.stdout)

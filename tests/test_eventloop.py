@@ -421,3 +421,18 @@ def test_a_transport_takes_attributes_and_patched_methods_as_asyncios_do(loop):
             await asyncio.sleep(0)
 
     loop.run_until_complete(main())
+
+
+def test_mostly_cancelled_timers_are_dropped_from_the_heap_at_once(loop):
+    # _eventloop.py's _run_once, as asyncio's: past 100 timers, more than
+    # half of them cancelled, one pass rebuilds the heap without them.
+    fired = []
+    handles = [loop.call_later(60 + i, fired.append, i) for i in range(200)]
+    for handle in handles[:150]:
+        handle.cancel()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert len(loop._scheduled) == 50 and loop._timer_cancelled_count == 0
+    assert fired == []
+    for handle in handles[150:]:
+        handle.cancel()

@@ -294,8 +294,8 @@ def test_load_client_needs_no_compiler_and_trusts_no_cache(tmp_path):
         server = threading.Thread(target=echo, daemon=True)
         server.start()
         port = listener.getsockname()[1]
-        proc = subprocess.run([*_driver.load_client_command(), "127.0.0.1", str(port), "1", "64", "0",
-                               "0.2"], capture_output=True, text=True, timeout=60, env=env)
+        proc = subprocess.run([*_driver.load_client_command(), "127.0.0.1", str(port), "1", "64",
+                               "0", "0.2"], capture_output=True, text=True, timeout=60, env=env)
         server.join(timeout=10)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)

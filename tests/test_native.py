@@ -75,3 +75,32 @@ def test_every_struct_layout_in_cdef_comes_from_the_compiler():
     assert not spelled_out, f"structs whose layout cdef.h fixes by hand: {spelled_out}"
     constants = re.findall(r"#define\s+(\w+)\s+(\S+)", cdef)
     assert all(value == "..." for _, value in constants), constants
+
+
+def test_signalfd_helpers_read_a_blocked_signal_and_report_errors():
+    # _native/signals.c, which otherwise only the signal-driven model (a
+    # long test) reaches: a blocked, raised signal is read back with its
+    # number; an empty non-blocking signalfd is -EAGAIN; a signal number the
+    # libc refuses and a batch of 0 are -EINVAL.
+    import errno
+    import os
+    import signal
+    import threading
+
+    lib, ffi = _native.lib, _native.ffi
+    assert lib.reactor_signalfd(-1, ffi.new("int[]", [0]), 1, 0) == -errno.EINVAL
+    wanted = ffi.new("int[]", [signal.SIGUSR2])
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
+    fd = lib.reactor_signalfd(-1, wanted, 1, lib.SFD_CLOEXEC | lib.SFD_NONBLOCK)
+    assert fd >= 0
+    try:
+        records = ffi.new("struct signalfd_siginfo[]", 4)
+        signo, fds = ffi.new("uint32_t[]", 4), ffi.new("int32_t[]", 4)
+        assert lib.reactor_signalfd_read(fd, records, 4, signo, fds) == -errno.EAGAIN
+        assert lib.reactor_signalfd_read(fd, records, 0, signo, fds) == -errno.EINVAL
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR2)
+        assert lib.reactor_signalfd_read(fd, records, 4, signo, fds) == 1
+        assert (signo[0], fds[0]) == (signal.SIGUSR2, 0)
+    finally:
+        os.close(fd)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

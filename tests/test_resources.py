@@ -187,7 +187,8 @@ def test_one_high_fd_gives_buffers_for_one_registration(cls, high_nofile):
             if cls is reactor.EpollSelector:
                 assert sel._buffer_sizes()["slots"] <= 64
             if cls is reactor.SelectSelector:
-                assert sel._buffer_sizes()["fd_bits"] >= high + 1  # reactor._select [SE4]: the bitmaps
+                # reactor._select [SE4]: the bitmaps
+                assert sel._buffer_sizes()["fd_bits"] >= high + 1
     finally:
         os.close(high)
         a.close()

@@ -37,7 +37,7 @@ BACKENDS = ("epoll", "poll", "select", "uring")
 # What the io_uring server (reactor.chapter._ring_echo) does not offer.
 _NOT_WITH_URING = ("tls", "workers", "idle_timeout", "max_outbound")
 
-from ._common import CHAPTER_FORMAT, SPARE_FDS, raise_fd_limit
+from ._common import CHAPTER_FORMAT, SPARE_FDS, raise_fd_limit  # noqa: E402
 
 log = logging.getLogger("reactor.echo")
 

@@ -319,7 +319,8 @@ class _Run:
     """One run(): where the servers' logs go, how they are started, what
     came of it."""
 
-    def __init__(self, case: Case, servers: Mapping[str, Server], client: Sequence[str], logdir: str,
+    def __init__(self, case: Case, servers: Mapping[str, Server], client: Sequence[str],
+                 logdir: str,
                  progress: Callable[[dict], None], substitute: Mapping[str, str],
                  env: Optional[dict], cwd: Optional[str]):
         self.case, self.servers, self.client, self.logdir = case, servers, client, logdir
@@ -378,7 +379,8 @@ class _Run:
 
 
 def run(case: Case, servers: Mapping[str, Server],
-        progress: Callable[[dict], None] = lambda run: None, *, client: Optional[Sequence[str]] = None,
+        progress: Callable[[dict], None] = lambda run: None, *,
+        client: Optional[Sequence[str]] = None,
         unavailable: Optional[dict] = None, substitute: Optional[Mapping[str, str]] = None,
         env: Optional[dict] = None,
         cwd: Optional[str] = None) -> dict:

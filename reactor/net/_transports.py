@@ -61,7 +61,6 @@ Facts this module relies on:
 
 from __future__ import annotations
 
-import asyncio
 import warnings
 from asyncio.transports import _FlowControlMixin
 

@@ -355,6 +355,7 @@ class _Operations:
     through the Ring's ``_start`` and returns an Operation."""
 
     __slots__ = ()
+    _start: "Callable[..., int]"  # Ring._start (for mypy: a mixin's one requirement)
 
     def _op(self, callback, convert, prep, args, keep):
         _check_callable(callback)
@@ -432,7 +433,8 @@ class _Operations:
         return self._op(callback, _none, lib.reactor_ring_prep,
                         (lib.IORING_OP_CLOSE, _fd(fd), ffi.NULL, 0, 0, 0), None)
 
-    def statx(self, path: Union[str, bytes, os.PathLike, int], callback: Callable[[Operation], Any],
+    def statx(self, path: Union[str, bytes, os.PathLike, int],
+              callback: Callable[[Operation], Any],
               *, dir_fd: Optional[int] = None, follow_symlinks: bool = True) -> Operation:
         """os.stat(path) (an int path: that fd, as os.stat accepts):
         result() is a StatxResult."""
