@@ -74,7 +74,7 @@ SUITES = {
 # (Python versions or None for all, "module.Class.test") -> reason: fails on
 # asyncio's own loop here; the Reactor twin is expected to fail the same way.
 FAILS_ON_ASYNCIO = {
-    ((3, 12),
+    (((3, 12),),
      "test_subprocess.GenericWatcherTests.test_create_subprocess_with_pidfd"):
         "the test needs the policy's get_event_loop() to raise, which it does "
         "once any test before it called set_event_loop() (CPython's own run: "
