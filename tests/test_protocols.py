@@ -320,10 +320,17 @@ class CloseOnResume(Recorder):
         self.transport.close()
 
 
+# asyncio's own socket transport runs its connection_lost() path twice after
+# a close() from resume_writing() (AttributeError from _call_connection_lost's
+# self._sock.close()): seen on every Python here, 3.10.13 to 3.13.0 (later
+# releases are said to guard it: not checked here).
+ASYNCIO_RUNS_CONNECTION_LOST_TWICE = sys.version_info < (3, 13, 1)
+
+
 def skip_asyncio_311_connection_lost_twice(drv):
-    if drv.kind == "asyncio" and sys.version_info < (3, 12):
-        pytest.skip("asyncio 3.11 has the bug (connection_lost() path run twice, then "
-                    "None.connection_lost); later versions guard it")
+    if drv.kind == "asyncio" and ASYNCIO_RUNS_CONNECTION_LOST_TWICE:
+        pytest.skip("asyncio up to 3.13.0 has the bug (connection_lost() path run "
+                    "twice, then None.connection_lost or None.close)")
 
 
 def test_connection_lost_path_runs_twice(drv):
@@ -883,7 +890,8 @@ def test_datagram_connection_lost_path_runs_twice(drv, tmp_path):
 
 
 def test_datagram_endpoint_argument_errors(drv):
-    skip_asyncio_310(drv, "checks a datagram address with assert (AssertionError)")
+    skip_asyncio_310(drv, "checks a datagram address with assert (AssertionError)",
+                     kinds=("asyncio", "reactor-asyncio"))  # base_events' own check
     with pytest.raises(ValueError):
         drv.datagram(DatagramRecorder)
     with pytest.raises(TypeError):

@@ -74,12 +74,6 @@ SUITES = {
 # (Python versions or None for all, "module.Class.test") -> reason: fails on
 # asyncio's own loop here; the Reactor twin is expected to fail the same way.
 FAILS_ON_ASYNCIO = {
-    ((3, 12),
-     "test_subprocess.GenericWatcherTests.test_create_subprocess_with_pidfd"):
-        "the test needs the policy's get_event_loop() to raise, which it does "
-        "once any test before it called set_event_loop() (CPython's own run: "
-        "test_utils.TestCase.tearDown); here each test starts with a fresh "
-        "policy, where 3.12's get_event_loop() makes a loop and warns instead",
 }
 
 # (Python versions or None for all, "module.Class.test") -> reason: fails on
