@@ -7,5 +7,7 @@
 # building interpreter, while holding an abi3 module).
 from setuptools import setup
 
-setup(cffi_modules=["_native/build.py:ffibuilder"],
-      options={"bdist_wheel": {"py_limited_api": "cp310"}})
+setup(
+    cffi_modules=["_native/build.py:ffibuilder"],
+    options={"bdist_wheel": {"py_limited_api": "cp310"}},
+)

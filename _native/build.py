@@ -10,6 +10,7 @@ concern, are compiled as one translation unit, in the order of SOURCES
 a program whose main() the extension carries, so that running the models
 needs no C compiler and nothing built or cached at run time.
 """
+
 import contextlib
 import os
 import shutil
@@ -63,8 +64,11 @@ if IN_PLACE:
     # REACTOR_BUILD_DIR names one to keep instead (CI's gcov build: the
     # .gcno notes and .gcda counts live beside the objects).
     keep = os.environ.get("REACTOR_BUILD_DIR")
-    with (contextlib.nullcontext(keep) if keep
-          else tempfile.TemporaryDirectory(prefix="reactor-build-")) as scratch:
+    with (
+        contextlib.nullcontext(keep)
+        if keep
+        else tempfile.TemporaryDirectory(prefix="reactor-build-")
+    ) as scratch:
         built = ffibuilder.compile(tmpdir=scratch, verbose=True)
         shutil.copy(built, os.path.join(ROOT, "reactor"))
         print(f"copied {os.path.basename(built)} to {os.path.join(ROOT, 'reactor')}")

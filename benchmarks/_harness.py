@@ -53,8 +53,12 @@ def _compile(path: str, libraries: tuple[str, ...] = ()) -> str:
     binary = os.path.join(cache_dir("bin"), f"{name}-{key.hexdigest()[:16]}")
     if not os.path.exists(binary):
         partial = f"{binary}.{os.getpid()}"
-        subprocess.run([*compiler, *CFLAGS, "-o", partial, path, *libraries], check=True,
-                       capture_output=True, text=True)  # libraries after the source
+        subprocess.run(
+            [*compiler, *CFLAGS, "-o", partial, path, *libraries],
+            check=True,
+            capture_output=True,
+            text=True,
+        )  # libraries after the source
         os.replace(partial, binary)  # atomic: parallel runs may race
     return binary
 
@@ -64,12 +68,15 @@ def new_loop(impl: str):
     reactor's selector (``asyncio-reactor``), uvloop's, or asyncio's."""
     if impl == "reactor":
         import reactor
+
         return reactor.Reactor()
     if impl == "asyncio-reactor":
         import reactor
+
         return reactor.new_event_loop()
     if impl == "uvloop":
         import uvloop
+
         return uvloop.new_event_loop()
     return asyncio.new_event_loop()
 
@@ -86,7 +93,8 @@ def runner(module: str, impls: tuple[str, ...], forward: tuple[str, ...] = (), *
             if getattr(args, name) is not None:
                 cmd += [f"--{name}", str(getattr(args, name))]
 
-    run = pyperf.Runner(program_args=("-m", f"benchmarks.{module}"), add_cmdline_args=pass_on,
-                        **defaults)
+    run = pyperf.Runner(
+        program_args=("-m", f"benchmarks.{module}"), add_cmdline_args=pass_on, **defaults
+    )
     run.argparser.add_argument("--impl", choices=impls, required=True)
     return run

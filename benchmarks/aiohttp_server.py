@@ -25,8 +25,7 @@ async def hello(request):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--impl", choices=("asyncio", "asyncio-reactor", "uvloop"),
-                        required=True)
+    parser.add_argument("--impl", choices=("asyncio", "asyncio-reactor", "uvloop"), required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)

@@ -39,9 +39,11 @@ from reactor.models.driver import rotated
 IMPLS = ("reactor", "aiofiles", "aiofiles-pread", "to_thread", "sync")
 WORKLOADS = ("random", "small")
 BLOCK, TASKS = 4096, 64
-MODES = {"full": dict(repeat=5, reads=20_000, files=10_000, file_size=64 << 20),
-         "quick": dict(repeat=1, reads=2_000, files=1_000, file_size=64 << 20),
-         "smoke": dict(repeat=1, reads=200, files=100, file_size=8 << 20)}
+MODES = {
+    "full": dict(repeat=5, reads=20_000, files=10_000, file_size=64 << 20),
+    "quick": dict(repeat=1, reads=2_000, files=1_000, file_size=64 << 20),
+    "smoke": dict(repeat=1, reads=200, files=100, file_size=8 << 20),
+}
 
 
 def make_files(directory: str, cfg: dict) -> types.SimpleNamespace:
@@ -81,6 +83,7 @@ def _read_whole(path: str) -> bytes:
 
 async def _aiofiles_seek_read(path: str, offsets: list[int]) -> None:
     import aiofiles
+
     files = [await aiofiles.open(path, "rb") for _ in range(TASKS)]
 
     async def one(f, mine):
@@ -100,12 +103,14 @@ async def random_reads(impl: str, path: str, offsets: list[int]) -> None:
         return await _aiofiles_seek_read(path, offsets)
     if impl == "reactor":
         import reactor
+
         async with reactor.open_file(path, "rb") as f:
             return await _split(offsets, lambda off: f.pread(BLOCK, off))
     fd = os.open(path, os.O_RDONLY)
     try:
         if impl == "aiofiles-pread":
             import aiofiles.os
+
             pread = aiofiles.os.wrap(os.pread)
             await _split(offsets, lambda off: pread(fd, BLOCK, off))
         else:
@@ -117,6 +122,7 @@ async def random_reads(impl: str, path: str, offsets: list[int]) -> None:
 async def small_reads(impl: str, paths: list[str]) -> None:
     if impl == "reactor":
         import reactor
+
         return await _split(paths, reactor.read_bytes)
     if impl == "aiofiles":
         import aiofiles
@@ -128,12 +134,14 @@ async def small_reads(impl: str, paths: list[str]) -> None:
         return await _split(paths, one)
     if impl == "aiofiles-pread":
         import aiofiles.os
+
         return await _split(paths, aiofiles.os.wrap(_read_whole))
     await _split(paths, lambda path: asyncio.to_thread(_read_whole, path))
 
 
 def measure(impl: str, workload: str, data, loop_kind: str) -> dict:
     """One implementation on one workload, once: its figures."""
+
     def work(offsets, paths):
         if workload == "random":
             return random_reads(impl, data.big, offsets)
@@ -143,7 +151,7 @@ def measure(impl: str, workload: str, data, loop_kind: str) -> dict:
     loop = None if impl == "sync" else new_loop(loop_kind)
     try:
         if loop is not None:  # the ring, the thread pool: made before the clock starts
-            loop.run_until_complete(work([0, BLOCK] * TASKS, data.paths[:2 * TASKS]))
+            loop.run_until_complete(work([0, BLOCK] * TASKS, data.paths[: 2 * TASKS]))
         t0, c0, times0 = time.perf_counter(), time.process_time(), os.times()
         if impl == "sync" and workload == "small":
             for path in data.paths:
@@ -159,10 +167,14 @@ def measure(impl: str, workload: str, data, loop_kind: str) -> dict:
         if loop is not None:
             loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
-    return {"reads": n, "wall_s": t1 - t0, "reads_per_s": n / (t1 - t0),
-            "cpu_us_per_read": (c1 - c0) / n * 1e6,
-            "user_us_per_read": (times1.user - times0.user) / n * 1e6,
-            "sys_us_per_read": (times1.system - times0.system) / n * 1e6}
+    return {
+        "reads": n,
+        "wall_s": t1 - t0,
+        "reads_per_s": n / (t1 - t0),
+        "cpu_us_per_read": (c1 - c0) / n * 1e6,
+        "user_us_per_read": (times1.user - times0.user) / n * 1e6,
+        "sys_us_per_read": (times1.system - times0.system) / n * 1e6,
+    }
 
 
 def _available(impl: str) -> str | None:
@@ -173,9 +185,12 @@ def _available(impl: str) -> str | None:
             return "aiofiles is not installed (pip install aiofiles)"
     if impl == "reactor":
         import reactor
+
         if not reactor.uring_available():
-            return (f"io_uring is not available ({reactor.uring_available().reason}); "
-                    "reactor.open_file would use its thread pool")
+            return (
+                f"io_uring is not available ({reactor.uring_available().reason}); "
+                "reactor.open_file would use its thread pool"
+            )
     return None
 
 
@@ -193,14 +208,22 @@ def run(mode: str = "full", loop_kind: str = "asyncio", progress=print) -> dict:
                 for impl in rotated(impls, rnd + k):
                     got = measure(impl, workload, data, loop_kind)
                     runs[workload][impl].append(got)
-                    progress(f"round {rnd + 1}/{cfg['repeat']} {workload:6} {impl:15} "
-                             f"{got['reads_per_s']:9.0f} reads/s "
-                             f"{got['cpu_us_per_read']:7.2f} us CPU/read")
-    results = {w: {impl: {"runs": rs, "median": {k: statistics.median(r[k] for r in rs)
-                                                 for k in rs[0]},
-                          "min_max": [min(r["reads_per_s"] for r in rs),
-                                      max(r["reads_per_s"] for r in rs)]}
-                   for impl, rs in by_impl.items()} for w, by_impl in runs.items()}
+                    progress(
+                        f"round {rnd + 1}/{cfg['repeat']} {workload:6} {impl:15} "
+                        f"{got['reads_per_s']:9.0f} reads/s "
+                        f"{got['cpu_us_per_read']:7.2f} us CPU/read"
+                    )
+    results = {
+        w: {
+            impl: {
+                "runs": rs,
+                "median": {k: statistics.median(r[k] for r in rs) for k in rs[0]},
+                "min_max": [min(r["reads_per_s"] for r in rs), max(r["reads_per_s"] for r in rs)],
+            }
+            for impl, rs in by_impl.items()
+        }
+        for w, by_impl in runs.items()
+    }
     return {"config": cfg, "skipped": skipped, "results": results, "ratios": ratios(results)}
 
 
@@ -214,29 +237,39 @@ def ratios(results: dict) -> dict:
             if ours:
                 out.setdefault(workload, {})[impl] = {
                     "reads_per_s_x": ours["reads_per_s"] / theirs["reads_per_s"],
-                    "cpu_per_read_x": ours["cpu_us_per_read"] / theirs["cpu_us_per_read"]}
+                    "cpu_per_read_x": ours["cpu_us_per_read"] / theirs["cpu_us_per_read"],
+                }
     return out
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.files_bench",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.files_bench", description=__doc__.split("\n\n")[0]
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="2,000 reads, 1,000 files, 1 round")
     mode.add_argument("--smoke", action="store_true", help="smaller still: the tests' pass")
-    parser.add_argument("--loop", choices=("asyncio", "asyncio-reactor", "uvloop"),
-                        default="asyncio")
-    parser.add_argument("--cpu", default=str(cpus()[1]), help="the CPU to run on, or 'all' "
-                        "(default %(default)s: the suite's measured CPU)")
+    parser.add_argument(
+        "--loop", choices=("asyncio", "asyncio-reactor", "uvloop"), default="asyncio"
+    )
+    parser.add_argument(
+        "--cpu",
+        default=str(cpus()[1]),
+        help="the CPU to run on, or 'all' (default %(default)s: the suite's measured CPU)",
+    )
     parser.add_argument("--json", metavar="FILE", help="write the results here")
     args = parser.parse_args(argv)
     if args.cpu != "all":
         os.sched_setaffinity(0, {int(args.cpu)})
-    doc = run("smoke" if args.smoke else "quick" if args.quick else "full", args.loop,
-              progress=lambda line: print(line, file=sys.stderr, flush=True))
+    doc = run(
+        "smoke" if args.smoke else "quick" if args.quick else "full",
+        args.loop,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     doc["command"] = " ".join(["python -m benchmarks.files_bench", *(argv or sys.argv[1:])])
     doc["machine"] = machine()
     from benchmarks.report import files_lines
+
     print("\n".join(files_lines(doc)))
     if args.json:
         with open(args.json, "w") as f:

@@ -20,15 +20,20 @@ import sys
 from benchmarks._harness import ROOT, cache_dir, runner
 
 MODULES = {"stdlib": "selectors", "reactor": "reactor"}
-_CHILD = ("import time; t = time.perf_counter(); import {}; "
-          "print(time.perf_counter() - t)")
+_CHILD = "import time; t = time.perf_counter(); import {}; print(time.perf_counter() - t)"
 
 
 def one_import(module: str) -> float:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = cache_dir("pycache")
-    out = subprocess.run([sys.executable, "-c", _CHILD.format(module)], cwd=ROOT, env=env,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD.format(module)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return float(out)
 
 

@@ -46,6 +46,7 @@ def chain(loops, impl):
             loop.call_soon(step)
         else:
             loop.stop()
+
     try:
         loop.call_soon(step)
         t0 = time.perf_counter()
@@ -66,6 +67,7 @@ def timers(loops, impl):
         fired += 1
         if fired == loops:
             loop.stop()
+
     try:
         t0 = time.thread_time()
         for delay in delays:
@@ -89,6 +91,7 @@ def wakeups(loops, impl):
             done.acquire()
         elapsed.append(time.perf_counter() - t0)
         loop.call_soon_threadsafe(loop.stop)
+
     try:
         thread = threading.Thread(target=pinger)
         thread.start()

@@ -46,9 +46,13 @@ BIG_N = 1000
 FD_SETSIZE = 1024
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 # the floor.c mode timing the syscall one operation makes
-FLOOR = {("select(0)", "epoll"): "epoll_wait", ("select(0)", "poll"): "poll",
-         ("select(0)", "select"): "select", ("register+unregister", "epoll"): "epoll_add_del",
-         ("modify(mask)", "epoll"): "epoll_mod"}
+FLOOR = {
+    ("select(0)", "epoll"): "epoll_wait",
+    ("select(0)", "poll"): "poll",
+    ("select(0)", "select"): "select",
+    ("register+unregister", "epoll"): "epoll_add_del",
+    ("modify(mask)", "epoll"): "epoll_mod",
+}
 _SOCKS: list[socket.socket] = []
 _FDS: list[int] = []
 _READY: set[int] = set()
@@ -61,9 +65,10 @@ def cases(sizes: str = SIZES) -> list[tuple]:
     for backend in ("epoll", "poll", "select"):
         for item in sizes.split(","):
             n = int(item.rstrip("x"))
-            for ready in ([1] if item.endswith("x") or n == 1 else [1, n]):
-                out.append((f"{backend} select(0) N={n} ready={ready}", "select(0)", backend, n,
-                            ready))
+            for ready in [1] if item.endswith("x") or n == 1 else [1, n]:
+                out.append(
+                    (f"{backend} select(0) N={n} ready={ready}", "select(0)", backend, n, ready)
+                )
         for op in ("register+unregister", "modify(mask)", "modify(data)"):
             out.append((f"{backend} {op} N={BIG_N}", op, backend, BIG_N, None))
     return out
@@ -161,22 +166,39 @@ def kernel(args, todo) -> None:
     argv = [compile_c("floor.c"), str(args.values), str(int(args.min_time * 1e9)), *names]
     # (pyperf < 2.11 has no in_process)
     for _ in range(1 if getattr(args, "in_process", False) else args.processes):
-        out = subprocess.run(argv, capture_output=True, text=True, check=True,
-                             preexec_fn=cpus and (lambda: os.sched_setaffinity(0, cpus))).stdout
+        out = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            check=True,
+            preexec_fn=cpus and (lambda: os.sched_setaffinity(0, cpus)),
+        ).stdout
         for line in out.splitlines():
             d = json.loads(line)
             name = names[f"{d['case']}:{d['n']}" + (f":{d['ready']}" if d["ready"] >= 0 else "")]
-            runs[name].append(pyperf.Run([ns / 1e9 for ns in d["ns_per_op"]],
-                                         metadata={"name": name, "loops": d["ops"]},
-                                         collect_metadata=False))
+            runs[name].append(
+                pyperf.Run(
+                    [ns / 1e9 for ns in d["ns_per_op"]],
+                    metadata={"name": name, "loops": d["ops"]},
+                    collect_metadata=False,
+                )
+            )
     pyperf.BenchmarkSuite([pyperf.Benchmark(r) for r in runs.values()]).dump(args.output)
 
 
 def main() -> None:
-    run = runner("selectors_bench", ("stdlib", "reactor", "kernel"), forward=("sizes",),
-                 processes=5, min_time=0.05)
-    run.argparser.add_argument("--sizes", default=SIZES, help="N for select(0); 'Nx': 1 ready "
-                               "only, else also N ready (default %(default)s)")
+    run = runner(
+        "selectors_bench",
+        ("stdlib", "reactor", "kernel"),
+        forward=("sizes",),
+        processes=5,
+        min_time=0.05,
+    )
+    run.argparser.add_argument(
+        "--sizes",
+        default=SIZES,
+        help="N for select(0); 'Nx': 1 ready only, else also N ready (default %(default)s)",
+    )
     args = run.parse_args()
     todo = [c for c in cases(args.sizes) if args.impl != "stdlib" or not stdlib_refuses(*c[2:4])]
     if args.impl == "kernel":
@@ -184,8 +206,16 @@ def main() -> None:
             run.argparser.error("--impl kernel writes its runs to -o FILE")
         return kernel(args, todo)
     for name, op, backend, n, ready in todo:
-        run.bench_time_func(name, time_case, args.impl, op, backend, n, ready,
-                            inner_loops=2 if op.startswith("modify") else None)
+        run.bench_time_func(
+            name,
+            time_case,
+            args.impl,
+            op,
+            backend,
+            n,
+            ready,
+            inner_loops=2 if op.startswith("modify") else None,
+        )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,12 @@ def on_files(files, config):
     for folder in RECORDED:
         for path in sorted((ROOT / folder).iterdir()):
             if path.suffix in SUFFIXES and path.name != "README.md":
-                files.append(File(f"{folder}/{path.name}", str(ROOT), config["site_dir"],
-                                  config["use_directory_urls"]))
+                files.append(
+                    File(
+                        f"{folder}/{path.name}",
+                        str(ROOT),
+                        config["site_dir"],
+                        config["use_directory_urls"],
+                    )
+                )
     return files

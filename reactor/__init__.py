@@ -21,7 +21,8 @@ except ImportError as exc:  # a source checkout whose extension was not built
     raise ImportError(
         "reactor's compiled extension reactor._native is missing: install the "
         "package (pip install .) or, in a checkout, pip install -e . "
-        f"({exc})") from exc
+        f"({exc})"
+    ) from exc
 
 from ._epoll import (
     EPOLLET,

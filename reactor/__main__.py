@@ -21,19 +21,29 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv=None):
-    parser = _Parser(prog="python -m reactor", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="python -m reactor",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"reactor {reactor.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    echo_parser = sub.add_parser("echo", help="the chapter's echo server on the Reactor",
-                                 description=_echo.DESCRIPTION,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    echo_parser = sub.add_parser(
+        "echo",
+        help="the chapter's echo server on the Reactor",
+        description=_echo.DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _echo.add_arguments(echo_parser)
     sub.add_parser("demo", help="show reactor's selectors next to the stdlib's")
     from reactor.models import _cli as models
-    models_parser = sub.add_parser("models", help="the five IO models, measured side by side",
-                                   description=models.DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    models_parser = sub.add_parser(
+        "models",
+        help="the five IO models, measured side by side",
+        description=models.DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     models.add_arguments(models_parser)
     args = parser.parse_args(argv)
     if args.command == "echo":
@@ -41,6 +51,7 @@ def main(argv=None):
     if args.command == "models":
         return models.main(args)
     from reactor.chapter import _demo
+
     _demo.main()
     return 0
 

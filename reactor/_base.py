@@ -55,6 +55,7 @@ def release(state):
     that an exception leaves while its wait kept the state."""
     _release_owner(_addressof(state, "owner"))
 
+
 # A wait state -> the arrays its pointers point into, alive as long as it is.
 _arrays_of: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
@@ -69,6 +70,7 @@ def keep_alive(state, **arrays):
     else:
         kept.update(arrays)
 
+
 # typing costs ~2 ms at import, more than the selectors module itself: it is
 # imported for type checkers only (which treat TYPE_CHECKING as true).
 TYPE_CHECKING = False
@@ -80,8 +82,18 @@ if TYPE_CHECKING:
 
     FileDescriptorLike = Union[int, HasFileno]
 
-__all__ = ["EVENT_READ", "EVENT_WRITE", "FD_LIMIT", "INT_MAX", "FileDescriptorLike", "SelectorKey",
-           "SelectorBase", "keep_alive", "make_key", "release"]
+__all__ = [
+    "EVENT_READ",
+    "EVENT_WRITE",
+    "FD_LIMIT",
+    "INT_MAX",
+    "FileDescriptorLike",
+    "SelectorKey",
+    "SelectorBase",
+    "keep_alive",
+    "make_key",
+    "release",
+]
 
 _VALID_EVENTS = EVENT_READ | EVENT_WRITE
 _EINTR = errno.EINTR
@@ -91,6 +103,7 @@ def make_key(fileobj, fd, events, data, _new=tuple.__new__):
     """SelectorKey(fileobj, fd, events, data), without the Python-level
     __new__ and _replace of namedtuple, which cost more than a syscall."""
     return _new(SelectorKey, (fileobj, fd, events, data))
+
 
 # poll() and epoll_wait() take an int of milliseconds; the stdlib refuses a
 # timeout that does not fit (2147483.647 s) with OverflowError, and so do we,

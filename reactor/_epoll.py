@@ -119,6 +119,7 @@ _unpack = ffi.unpack
 _new_tuple = tuple.__new__
 _CLOSED = "I/O operation on closed epoll object"
 
+
 class StaleRegistrationWarning(RuntimeWarning):
     """epoll keeps reporting a file closed while registered [E9]."""
 
@@ -127,11 +128,15 @@ def _check_flags(flags):
     if not isinstance(flags, int):
         raise TypeError(f"flags must be an int, not {type(flags).__name__}")
     if flags & ~_EXTRA_FLAGS:
-        raise ValueError(f"Invalid epoll flags: {flags:#x} (allowed: EPOLLET, "
-                         "EPOLLONESHOT, EPOLLEXCLUSIVE, EPOLLRDHUP, EPOLLPRI)")
+        raise ValueError(
+            f"Invalid epoll flags: {flags:#x} (allowed: EPOLLET, "
+            "EPOLLONESHOT, EPOLLEXCLUSIVE, EPOLLRDHUP, EPOLLPRI)"
+        )
     if flags & EPOLLEXCLUSIVE and flags & _NOT_WITH_EXCLUSIVE:
-        raise ValueError("EPOLLEXCLUSIVE cannot be combined with EPOLLONESHOT, "
-                         "EPOLLRDHUP or EPOLLPRI (epoll_ctl(2))")
+        raise ValueError(
+            "EPOLLEXCLUSIVE cannot be combined with EPOLLONESHOT, "
+            "EPOLLRDHUP or EPOLLPRI (epoll_ctl(2))"
+        )
 
 
 class EpollSelector(SelectorBase):
@@ -185,8 +190,10 @@ class EpollSelector(SelectorBase):
         self._slots_len = length
 
     def _new_wait(self):
-        state = ffi.new("struct reactor_epoll *", {
-            "read_bits": _READ_BITS, "write_bits": _WRITE_BITS, "shared": self._shared})
+        state = ffi.new(
+            "struct reactor_epoll *",
+            {"read_bits": _READ_BITS, "write_bits": _WRITE_BITS, "shared": self._shared},
+        )
         self._size_wait(state)
         return state
 
@@ -207,8 +214,11 @@ class EpollSelector(SelectorBase):
     def _buffer_sizes(self):
         """Entries in this selector's slot table and in the main wait
         state's buffers (for tests: memory follows registrations [E7])."""
-        return {"slots": self._slots_len, "wait": self._state.capacity,
-                "spares": [state.capacity for state in self._spares]}
+        return {
+            "slots": self._slots_len,
+            "wait": self._state.capacity,
+            "spares": [state.capacity for state in self._spares],
+        }
 
     @property
     def stale_events(self) -> int:
@@ -224,10 +234,13 @@ class EpollSelector(SelectorBase):
         """What a call that needs the epoll fd raises once there is none."""
         error = self._fork_error
         if error is not None:  # [E2]
-            return OSError(error.errno, "this EpollSelector cannot be used in this process: "
-                           "making its own epoll instance after fork() failed "
-                           f"({error.strerror}); the one it shared with the parent "
-                           "was closed. Close it and make a new selector")
+            return OSError(
+                error.errno,
+                "this EpollSelector cannot be used in this process: "
+                "making its own epoll instance after fork() failed "
+                f"({error.strerror}); the one it shared with the parent "
+                "was closed. Close it and make a new selector",
+            )
         return ValueError(_CLOSED)
 
     def _ctl_failed(self, rc):
@@ -236,8 +249,9 @@ class EpollSelector(SelectorBase):
     # register(), unregister() and modify() inline the base class's helpers:
     # on these paths each Python call costs about a tenth of the epoll_ctl.
 
-    def register(self, fileobj: FileDescriptorLike, events: int, data: Any = None, *,
-                 flags: int = 0) -> SelectorKey:
+    def register(
+        self, fileobj: FileDescriptorLike, events: int, data: Any = None, *, flags: int = 0
+    ) -> SelectorKey:
         if (not events) or (events & ~_VALID_EVENTS):
             raise ValueError(f"Invalid events: {events!r}")
         if flags.__class__ is not int or flags:
@@ -324,8 +338,14 @@ class EpollSelector(SelectorBase):
         _epoll_delete(self._shared, code)
         return key
 
-    def modify(self, fileobj: FileDescriptorLike, events: int, data: Any = None, *,
-               flags: Optional[int] = None) -> SelectorKey:
+    def modify(
+        self,
+        fileobj: FileDescriptorLike,
+        events: int,
+        data: Any = None,
+        *,
+        flags: Optional[int] = None,
+    ) -> SelectorKey:
         try:
             fd = fileobj if isinstance(fileobj, int) else int(fileobj.fileno())
         except (AttributeError, TypeError, ValueError):
@@ -341,8 +361,9 @@ class EpollSelector(SelectorBase):
         # with other bits is accepted, as there); compare data either way.
         if events == key.events:
             if data != key.data:  # no syscall
-                self._fd_to_key[fd] = key = _new_tuple(SelectorKey,
-                                                       (key.fileobj, fd, events, data))
+                self._fd_to_key[fd] = key = _new_tuple(
+                    SelectorKey, (key.fileobj, fd, events, data)
+                )
                 if self._pairs:
                     self._drop_pairs(self._fd_to_code[fd])  # [E8]
                 if events.__class__ is not int or self._odd_events:
@@ -493,15 +514,16 @@ class EpollSelector(SelectorBase):
         if flags is not None:
             _check_flags(flags)
             if flags & EPOLLEXCLUSIVE:
-                raise ValueError("EPOLLEXCLUSIVE can only be set by register() "
-                                 "(epoll_ctl(2))")
+                raise ValueError("EPOLLEXCLUSIVE can only be set by register() (epoll_ctl(2))")
         old_flags = self._fd_to_flags.get(fd, 0)
         changed = False
         if events != key.events or flags is not None:
             if old_flags & EPOLLEXCLUSIVE:
-                raise ValueError("a registration made with EPOLLEXCLUSIVE cannot "
-                                 "be modified; unregister and register it again "
-                                 "(epoll_ctl(2))")
+                raise ValueError(
+                    "a registration made with EPOLLEXCLUSIVE cannot "
+                    "be modified; unregister and register it again "
+                    "(epoll_ctl(2))"
+                )
             new_flags = old_flags if flags is None else flags
             interest = events & _VALID_EVENTS  # TypeError first, as in the stdlib
             self._kernel_modify(fd, self._fd_to_code[fd], new_flags, interest)
@@ -648,14 +670,17 @@ class EpollSelector(SelectorBase):
             return
         self._stale_reported.add(fd)
         which = "a file" if fd is None else f"fd {fd} for a file"
-        warnings.warn(StaleRegistrationWarning(
-            f"epoll keeps reporting {which} that is no longer registered under that "
-            f"number: fd {'?' if fd is None else fd} was closed (or unregistered after "
-            "it was closed) while another fd still refers to its file, a "
-            "dup() or a copy inherited by a child process (epoll(7), Q&A 6). "
-            "reactor drops these events, but a level-triggered one wakes every "
-            "wait at once; unregister fds before closing them"),
-            stacklevel=5)  # the caller <- select() <- _results_of <- _stale_only <- here
+        warnings.warn(
+            StaleRegistrationWarning(
+                f"epoll keeps reporting {which} that is no longer registered under that "
+                f"number: fd {'?' if fd is None else fd} was closed (or unregistered after "
+                "it was closed) while another fd still refers to its file, a "
+                "dup() or a copy inherited by a child process (epoll(7), Q&A 6). "
+                "reactor drops these events, but a level-triggered one wakes every "
+                "wait at once; unregister fds before closing them"
+            ),
+            stacklevel=5,
+        )  # the caller <- select() <- _results_of <- _stale_only <- here
 
     def _registered_fd(self, data):
         """The fd number the kernel holds the registration with epoll_data
@@ -690,8 +715,11 @@ class EpollSelector(SelectorBase):
         if epfd >= 0:
             self._epfd = -1
             lib.reactor_epoll_close(self._shared)
-            _warn(f"unclosed selector {self!r} (its epoll fd {epfd} is closed now)",
-                  ResourceWarning, source=self)
+            _warn(
+                f"unclosed selector {self!r} (its epoll fd {epfd} is closed now)",
+                ResourceWarning,
+                source=self,
+            )
 
     def _after_fork_in_child(self):
         """[E2] Give this child its own epoll instance with the same keys."""
@@ -715,6 +743,7 @@ class EpollSelector(SelectorBase):
             # A key whose fd is closed cannot be added again; in the parent
             # its registration went away with the file too, so the key stays
             # and unregister() works as it would there.
-            lib.reactor_epoll_readd(self._shared, fd, code, self._fd_to_flags.get(fd, 0),
-                                    key.events & _VALID_EVENTS)
+            lib.reactor_epoll_readd(
+                self._shared, fd, code, self._fd_to_flags.get(fd, 0), key.events & _VALID_EVENTS
+            )
         lib.reactor_close(inherited)

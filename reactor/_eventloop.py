@@ -53,6 +53,7 @@ import socket
 import sys
 import warnings
 from asyncio import events, sslproto, trsock
+
 # asyncio's private names, kept in step with BaseEventLoop; typeshed leaves
 # them out, hence the one ignore.
 from asyncio.base_events import (  # type: ignore[attr-defined]
@@ -121,31 +122,62 @@ class EventLoop(asyncio.SelectorEventLoop):
 
     # -- transports ----------------------------------------------------------------
 
-    def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None,
-                               server=None):
-        return StreamTransport(self, sock, protocol, self._extra(sock, extra),
-                               _server_of(server), waiter=waiter,
-                               context=contextvars.copy_context())
+    def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
+        return StreamTransport(
+            self,
+            sock,
+            protocol,
+            self._extra(sock, extra),
+            _server_of(server),
+            waiter=waiter,
+            context=contextvars.copy_context(),
+        )
 
-    def _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter=None, *,
-                            server_side=False, server_hostname=None, extra=None,
-                            server=None, **timeouts):
+    def _make_ssl_transport(
+        self,
+        rawsock,
+        protocol,
+        sslcontext,
+        waiter=None,
+        *,
+        server_side=False,
+        server_hostname=None,
+        extra=None,
+        server=None,
+        **timeouts,
+    ):
         # asyncio's TLS state machine (its sslproto knows no loop internals)
         # over reactor's stream transport.
-        ssl_protocol = sslproto.SSLProtocol(self, protocol, sslcontext, waiter, server_side,
-                                            server_hostname, **timeouts)
+        ssl_protocol = sslproto.SSLProtocol(
+            self, protocol, sslcontext, waiter, server_side, server_hostname, **timeouts
+        )
         self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
         return ssl_protocol._app_transport
 
-    def _make_datagram_transport(self, sock, protocol, address=None, waiter=None,
-                                 extra=None):
-        return DatagramTransport(self, sock, protocol, address, self._extra(sock, extra),
-                                 waiter=waiter, context=contextvars.copy_context())
+    def _make_datagram_transport(self, sock, protocol, address=None, waiter=None, extra=None):
+        return DatagramTransport(
+            self,
+            sock,
+            protocol,
+            address,
+            self._extra(sock, extra),
+            waiter=waiter,
+            context=contextvars.copy_context(),
+        )
 
-    def _accept_connection(self, protocol_factory, sock, sslcontext=None, server=None,
-                           backlog=100, *timeouts, **options):
-        super()._accept_connection(protocol_factory, sock, sslcontext, server,
-                                   max(backlog, 1), *timeouts, **options)  # [A5]
+    def _accept_connection(
+        self,
+        protocol_factory,
+        sock,
+        sslcontext=None,
+        server=None,
+        backlog=100,
+        *timeouts,
+        **options,
+    ):
+        super()._accept_connection(
+            protocol_factory, sock, sslcontext, server, max(backlog, 1), *timeouts, **options
+        )  # [A5]
 
     def _sock_connect(self, fut, sock, address):
         if sock.family != socket.AF_UNIX:
@@ -192,8 +224,10 @@ class EventLoop(asyncio.SelectorEventLoop):
     def _run_once(self):
         scheduled = self._scheduled
         count = len(scheduled)
-        if (count > _MIN_SCHEDULED_TIMER_HANDLES and
-                self._timer_cancelled_count / count > _MIN_CANCELLED_TIMER_HANDLES_FRACTION):
+        if (
+            count > _MIN_SCHEDULED_TIMER_HANDLES
+            and self._timer_cancelled_count / count > _MIN_CANCELLED_TIMER_HANDLES_FRACTION
+        ):
             # Mostly cancelled timers: rebuild the heap, as asyncio does.
             kept = []
             for handle in scheduled:
@@ -263,8 +297,9 @@ class EventLoop(asyncio.SelectorEventLoop):
             handle._run()
             dt = self.time() - t0
             if dt >= self.slow_callback_duration:
-                _asyncio_logger.warning("Executing %s took %.3f seconds",
-                                        _format_handle(handle), dt)
+                _asyncio_logger.warning(
+                    "Executing %s took %.3f seconds", _format_handle(handle), dt
+                )
         finally:
             self._current_handle = None
 
@@ -307,8 +342,11 @@ class EventLoop(asyncio.SelectorEventLoop):
         the new one must stay (asyncio removes a cancelled handle's fd when it
         sees the event, before any callback runs)."""
         current = self._selector._fd_to_key.get(key.fd)
-        return (current is not None and current.data.__class__ is tuple
-                and current.data[index] is handle)
+        return (
+            current is not None
+            and current.data.__class__ is tuple
+            and current.data[index] is handle
+        )
 
     def close(self):
         super().close()
@@ -368,11 +406,13 @@ def _cancel_all_tasks(loop):
         if task.cancelled():
             continue
         if task.exception() is not None:
-            loop.call_exception_handler({
-                "message": "unhandled exception during asyncio.run() shutdown",
-                "exception": task.exception(),
-                "task": task,
-            })
+            loop.call_exception_handler(
+                {
+                    "message": "unhandled exception during asyncio.run() shutdown",
+                    "exception": task.exception(),
+                    "task": task,
+                }
+            )
 
 
 class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
@@ -391,6 +431,9 @@ def install():
     or asyncio.run(main, loop_factory=reactor.new_event_loop), as uvloop
     does: event loop policies are deprecated from 3.14."""
     if sys.version_info >= (3, 12):
-        warnings.warn("reactor.install() is deprecated in favor of reactor.run() "
-                      "starting with Python 3.12.", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "reactor.install() is deprecated in favor of reactor.run() starting with Python 3.12.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     asyncio.set_event_loop_policy(EventLoopPolicy())

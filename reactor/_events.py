@@ -29,8 +29,11 @@ class Handle:
         return self._cancelled
 
     def __repr__(self):
-        state = "cancelled" if self._cancelled else getattr(
-            self._callback, "__qualname__", repr(self._callback))
+        state = (
+            "cancelled"
+            if self._cancelled
+            else getattr(self._callback, "__qualname__", repr(self._callback))
+        )
         return f"<{type(self).__name__} {state}>"
 
 

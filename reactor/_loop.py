@@ -94,6 +94,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import _native
+
 if TYPE_CHECKING:
     from ._base import FileDescriptorLike
 from ._base import SelectorBase
@@ -157,15 +158,17 @@ class Reactor:
 
     # -- readiness callbacks -------------------------------------------------
 
-    def register(self, fileobj: FileDescriptorLike, events: int,
-                 callback: Callable[[Any, int], Any]) -> selectors.SelectorKey:
+    def register(
+        self, fileobj: FileDescriptorLike, events: int, callback: Callable[[Any, int], Any]
+    ) -> selectors.SelectorKey:
         """Call ``callback(fileobj, mask)`` whenever fileobj is ready."""
         self._check_open()
         _check_callable(callback)
         return self._selector.register(fileobj, events, callback)
 
-    def modify(self, fileobj: FileDescriptorLike, events: int,
-               callback: Callable[[Any, int], Any]) -> selectors.SelectorKey:
+    def modify(
+        self, fileobj: FileDescriptorLike, events: int, callback: Callable[[Any, int], Any]
+    ) -> selectors.SelectorKey:
         self._check_open()
         _check_callable(callback)
         return self._selector.modify(fileobj, events, callback)
@@ -262,7 +265,8 @@ class Reactor:
                 writer.close()
                 raise RuntimeError(
                     f"a signal wakeup fd ({previous}) is already installed by someone "
-                    "else (another event loop?); the Reactor will not replace it")
+                    "else (another event loop?); the Reactor will not replace it"
+                )
             self._signal_sockets = (reader, writer)
             self._selector.register(reader, _EVENT_READ, self._on_signal_bytes)
         try:
@@ -335,8 +339,7 @@ class Reactor:
         if self._thread_id is not None and self._thread_id != threading.get_ident():
             raise RuntimeError("the Reactor is running in another thread")
         if self._iterating:  # [L12]
-            raise RuntimeError("run_once() cannot be called from a callback of the "
-                               "same Reactor")
+            raise RuntimeError("run_once() cannot be called from a callback of the same Reactor")
         if timeout is not None and timeout > _MAX_WAIT:
             timeout = _MAX_WAIT  # as for timers: past the selectors' limits
         self._run_once(timeout)
@@ -448,40 +451,60 @@ class Reactor:
 
     # -- networking: asyncio's protocols and transports, loaded on first use ---
 
-    def create_server(self, protocol_factory: Callable[[], Any], host: Any = None,
-                      port: Any = None, **options: Any) -> Any:
+    def create_server(
+        self,
+        protocol_factory: Callable[[], Any],
+        host: Any = None,
+        port: Any = None,
+        **options: Any,
+    ) -> Any:
         """A server for `protocol_factory`, listening at once: asyncio's
         create_server() without the coroutine (reactor.net._servers)."""
         from .net._servers import create_server
+
         return create_server(self, protocol_factory, host, port, **options)
 
-    def create_connection(self, protocol_factory: Callable[[], Any], host: Any = None,
-                          port: Any = None, **options: Any) -> Any:
+    def create_connection(
+        self,
+        protocol_factory: Callable[[], Any],
+        host: Any = None,
+        port: Any = None,
+        **options: Any,
+    ) -> Any:
         """Connect, then call the protocol's connection_made(); failures go
         to on_error(exc).  Returns a handle with cancel() (reactor.net._connect)."""
         from .net._connect import create_connection
+
         return create_connection(self, protocol_factory, host, port, **options)
 
-    def create_unix_server(self, protocol_factory: Callable[[], Any], path: Any = None,
-                           **options: Any) -> Any:
+    def create_unix_server(
+        self, protocol_factory: Callable[[], Any], path: Any = None, **options: Any
+    ) -> Any:
         """create_server() on a Unix socket at `path` (reactor.net._servers)."""
         from .net._servers import create_unix_server
+
         return create_unix_server(self, protocol_factory, path, **options)
 
-    def create_unix_connection(self, protocol_factory: Callable[[], Any], path: Any = None,
-                               **options: Any) -> Any:
+    def create_unix_connection(
+        self, protocol_factory: Callable[[], Any], path: Any = None, **options: Any
+    ) -> Any:
         """create_connection() to a Unix socket at `path` (reactor.net._connect)."""
         from .net._connect import create_unix_connection
+
         return create_unix_connection(self, protocol_factory, path, **options)
 
-    def create_datagram_endpoint(self, protocol_factory: Callable[[], Any],
-                                 local_addr: Any = None, remote_addr: Any = None,
-                                 **options: Any) -> Any:
+    def create_datagram_endpoint(
+        self,
+        protocol_factory: Callable[[], Any],
+        local_addr: Any = None,
+        remote_addr: Any = None,
+        **options: Any,
+    ) -> Any:
         """A datagram transport and its protocol, (transport, protocol): asyncio's
         create_datagram_endpoint() without the coroutine (reactor.net._datagram)."""
         from .net._datagram import create_datagram_endpoint
-        return create_datagram_endpoint(self, protocol_factory, local_addr, remote_addr,
-                                        **options)
+
+        return create_datagram_endpoint(self, protocol_factory, local_addr, remote_addr, **options)
 
     def _run_in_thread(self, func, args, on_done):
         """Run func(*args) in a worker thread, then on_done(result, exc) in
@@ -489,6 +512,7 @@ class Reactor:
         not make itself, such as getaddrinfo() for a name."""
         if self._executor is None:
             from concurrent.futures import ThreadPoolExecutor
+
             self._executor = ThreadPoolExecutor(4, thread_name_prefix="reactor-worker")
 
         def done(future):
@@ -539,8 +563,11 @@ class Reactor:
         [X6]): their connection_lost() can no longer run."""
         for transport in list(self._transports.values()):
             if not transport.is_closing():
-                warnings.warn(f"unclosed transport {transport!r}: closed by Reactor.close()",
-                              ResourceWarning, source=transport)
+                warnings.warn(
+                    f"unclosed transport {transport!r}: closed by Reactor.close()",
+                    ResourceWarning,
+                    source=transport,
+                )
             transport._release()
         self._transports.clear()
 
@@ -561,10 +588,15 @@ class Reactor:
             else:
                 for sock in self._signal_sockets:
                     sock.detach()
-                note = (" and left its signal wakeup fd installed (collected outside "
-                        "the main thread: close() a Reactor that handles signals)")
-        _warn(f"unclosed Reactor {self!r}: its fds are closed now{note}",
-              ResourceWarning, source=self)
+                note = (
+                    " and left its signal wakeup fd installed (collected outside "
+                    "the main thread: close() a Reactor that handles signals)"
+                )
+        _warn(
+            f"unclosed Reactor {self!r}: its fds are closed now{note}",
+            ResourceWarning,
+            source=self,
+        )
 
     def _reinit_after_fork(self):
         """[L7] New eventfd and signal socketpair for this child."""
@@ -583,8 +615,9 @@ class Reactor:
         if self._signal_sockets is not None:
             reader, writer = self._signal_sockets
             new_reader, new_writer = socket.socketpair()
-            self._replace_fd(reader.fileno(), new_reader.detach(), self._on_signal_bytes,
-                             fileobj=reader)
+            self._replace_fd(
+                reader.fileno(), new_reader.detach(), self._on_signal_bytes, fileobj=reader
+            )
             os.dup2(new_writer.fileno(), writer.fileno(), inheritable=False)
             new_writer.close()
             writer.setblocking(False)
@@ -593,9 +626,12 @@ class Reactor:
             # child; ours runs after it [L7].  The forking thread is the
             # child's main thread, where signal functions work.
             if signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False) not in (
-                    -1, writer.fileno()):  # pragma: no cover - someone else's hook
-                logger.warning("after fork() the signal wakeup fd was someone else's; "
-                               "the Reactor replaced it")
+                -1,
+                writer.fileno(),
+            ):  # pragma: no cover - someone else's hook
+                logger.warning(
+                    "after fork() the signal wakeup fd was someone else's; the Reactor replaced it"
+                )
 
     def _replace_selector(self, inherited):
         """[L8] A selector of inherited's class with its keys, for this child."""

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 _INTEREST = (0, lib.POLLIN, lib.POLLOUT, lib.POLLIN | lib.POLLOUT)
 _VALID_EVENTS = EVENT_READ | EVENT_WRITE
-_READ_BITS = 0xFFFF & ~lib.POLLOUT   # [P3]
+_READ_BITS = 0xFFFF & ~lib.POLLOUT  # [P3]
 _WRITE_BITS = 0xFFFF & ~lib.POLLIN
 assert (EVENT_READ, EVENT_WRITE) == (1, 2)  # the bits reactor._native writes
 _EGROW = lib.REACTOR_EGROW
@@ -65,8 +65,10 @@ class PollSelector(SelectorBase):
         self._pollfds = pollfds  # the old array is unused from here [P5]
 
     def _new_wait(self):
-        state = ffi.new("struct reactor_poll *", {
-            "list": self._list, "read_bits": _READ_BITS, "write_bits": _WRITE_BITS})
+        state = ffi.new(
+            "struct reactor_poll *",
+            {"list": self._list, "read_bits": _READ_BITS, "write_bits": _WRITE_BITS},
+        )
         self._size_wait(state)
         return state
 
@@ -91,8 +93,9 @@ class PollSelector(SelectorBase):
 
     def _set_events(self, fd, events):
         """New events for fd's entry in the pollfd array."""
-        rc = lib.reactor_poll_set_events(self._list, self._fd_to_index[fd], fd,
-                                         _INTEREST[events & _VALID_EVENTS])
+        rc = lib.reactor_poll_set_events(
+            self._list, self._fd_to_index[fd], fd, _INTEREST[events & _VALID_EVENTS]
+        )
         if rc:
             raise self._lost_entry(fd)
 
@@ -100,9 +103,11 @@ class PollSelector(SelectorBase):
         # -ENOENT: _fd_to_index and the array disagree, which only
         # registrations changed from two threads at once can do (README,
         # "Threads": not supported).  Said, not ignored.
-        return RuntimeError(f"PollSelector: fd {fd} is not at index "
-                            f"{self._fd_to_index.get(fd)} of its pollfd array (were "
-                            "registrations changed from two threads at once?)")
+        return RuntimeError(
+            f"PollSelector: fd {fd} is not at index "
+            f"{self._fd_to_index.get(fd)} of its pollfd array (were "
+            "registrations changed from two threads at once?)"
+        )
 
     def _add(self, fd, events):
         if fd in self._fd_to_index:

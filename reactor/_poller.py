@@ -79,8 +79,10 @@ class Poller:
         self._index = self._offset = 0
         if type(selector) is EpollSelector:
             buffer = _native.ffi.new("char[]", _READ_BUFFER)
-            self.reads = _native.ffi.new("struct reactor_reads *", {
-                "buf": buffer, "size": _READ_BUFFER, "chunk": READ_CHUNK})
+            self.reads = _native.ffi.new(
+                "struct reactor_reads *",
+                {"buf": buffer, "size": _READ_BUFFER, "chunk": READ_CHUNK},
+            )
             self._buffer = buffer
             self._view = _native.ffi.buffer(buffer)
 
@@ -140,8 +142,9 @@ class Poller:
         if transport._interest:
             if not autoread and transport._read_code:
                 self._forget_reader(transport)
-            self.selector._modify_autoread(transport._fd, transport._interest,
-                                           transport._on_ready_cb, autoread)
+            self.selector._modify_autoread(
+                transport._fd, transport._interest, transport._on_ready_cb, autoread
+            )
             if autoread:
                 self._list_reader(transport)
 
@@ -267,8 +270,7 @@ class Poller:
         transport = key.data.__self__
         try:
             if nread > 0:
-                transport._enter(transport._received, self._view[offset:offset + nread],
-                                 mask)
+                transport._enter(transport._received, self._view[offset : offset + nread], mask)
             else:
                 transport._enter(transport._read_result, nread, self._view, offset, mask)
         except (SystemExit, KeyboardInterrupt):

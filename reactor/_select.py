@@ -32,7 +32,6 @@ Facts about select this module relies on:
 from __future__ import annotations
 
 
-
 from ._base import FD_LIMIT, INT_MAX, SelectorBase, keep_alive, make_key
 from selectors import EVENT_READ, EVENT_WRITE, SelectorKey
 
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
 
 _BITS = lib.REACTOR_NFDBITS
 _VALID_EVENTS = EVENT_READ | EVENT_WRITE
-
 
 
 # Result entries of a new wait state; they double as registrations grow [SE4].
@@ -106,8 +104,11 @@ class SelectSelector(SelectorBase):
     def _buffer_sizes(self):
         """Bits in the interest sets and entries in the main wait state's
         arrays (for tests: result arrays follow the registrations [SE4])."""
-        return {"fd_bits": self._capacity, "wait_bits": self._state.capacity,
-                "ready": self._state.ready_capacity}
+        return {
+            "fd_bits": self._capacity,
+            "wait_bits": self._state.capacity,
+            "ready": self._state.ready_capacity,
+        }
 
     def _add(self, fd, events):
         capacity = self._capacity
@@ -146,8 +147,10 @@ class SelectSelector(SelectorBase):
                 self._timeout_ns(timeout)  # the stdlib's timeout errors come first
             if max(self._out_of_range) > INT_MAX:  # the stdlib's fd conversion fails first
                 raise OverflowError("Python int too large to convert to C int")
-            raise ValueError(f"file descriptor {min(self._out_of_range)} out of "
-                             f"range in select() (fs.nr_open is {FD_LIMIT})")
+            raise ValueError(
+                f"file descriptor {min(self._out_of_range)} out of "
+                f"range in select() (fs.nr_open is {FD_LIMIT})"
+            )
         return super().select(timeout)
 
     def close(self) -> None:

@@ -118,8 +118,7 @@ class _Driver:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
-                raise AssertionError(f"{self.kind}: timed out waiting for "
-                                     f"{what or predicate}")
+                raise AssertionError(f"{self.kind}: timed out waiting for {what or predicate}")
             self._turn()
         return True
 
@@ -174,6 +173,7 @@ class ReactorDriver(_Driver):
 
         def failed(exc):
             result.error = exc
+
         result.handle = make(factory, *args, on_error=failed, **options)
         return result
 
@@ -215,13 +215,15 @@ class AsyncioDriver(_Driver):
 
     def server(self, factory, host="127.0.0.1", port=0, **options):
         server = self.loop.run_until_complete(
-            self.loop.create_server(factory, host, port, **options))
+            self.loop.create_server(factory, host, port, **options)
+        )
         self._servers.append(server)
         return server
 
     def unix_server(self, factory, path, **options):
         server = self.loop.run_until_complete(
-            self.loop.create_unix_server(factory, path, **options))
+            self.loop.create_unix_server(factory, path, **options)
+        )
         self._servers.append(server)
         return server
 
@@ -235,12 +237,14 @@ class AsyncioDriver(_Driver):
                 raise
             except Exception as exc:
                 result.error = exc
+
         result.handle = self.loop.create_task(go())
         return result
 
     def datagram(self, factory, local_addr=None, remote_addr=None, **options):
-        return self.loop.run_until_complete(self.loop.create_datagram_endpoint(
-            factory, local_addr, remote_addr, **options))
+        return self.loop.run_until_complete(
+            self.loop.create_datagram_endpoint(factory, local_addr, remote_addr, **options)
+        )
 
     def call_soon(self, callback, *args):
         return self.loop.call_soon(callback, *args)
@@ -273,8 +277,11 @@ def skip_asyncio_310(driver, why, kinds=("asyncio",)):
 def make_driver(kind):
     if kind in ("asyncio", "reactor-asyncio"):
         return AsyncioDriver(kind)
-    selector = {"reactor-epoll": reactor.EpollSelector, "reactor-poll": reactor.PollSelector,
-                "reactor-select": reactor.SelectSelector}[kind]
+    selector = {
+        "reactor-epoll": reactor.EpollSelector,
+        "reactor-poll": reactor.PollSelector,
+        "reactor-select": reactor.SelectSelector,
+    }[kind]
     return ReactorDriver(selector)
 
 

@@ -62,8 +62,9 @@ class AsyncioHarness(LoopHarness):
     def __init__(self, make=asyncio.new_event_loop):
         self.loop = make()
         self.errors = []
-        self.loop.set_exception_handler(lambda loop, context: self.errors.append(
-            context.get("exception", context["message"])))
+        self.loop.set_exception_handler(
+            lambda loop, context: self.errors.append(context.get("exception", context["message"]))
+        )
 
     def run_once(self):
         self.loop.run_until_complete(asyncio.sleep(0.001))

@@ -14,9 +14,9 @@ import ctypes.util
 from reactor._native import lib
 
 # classic BPF (linux/filter.h)
-_BPF_LD_W_ABS = 0x20      # BPF_LD | BPF_W | BPF_ABS
-_BPF_JEQ_K = 0x15         # BPF_JMP | BPF_JEQ | BPF_K
-_BPF_RET_K = 0x06         # BPF_RET | BPF_K
+_BPF_LD_W_ABS = 0x20  # BPF_LD | BPF_W | BPF_ABS
+_BPF_JEQ_K = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
+_BPF_RET_K = 0x06  # BPF_RET | BPF_K
 # linux/seccomp.h, linux/prctl.h
 _SECCOMP_RET_ALLOW = 0x7FFF0000
 _SECCOMP_RET_ERRNO = 0x00050000
@@ -26,8 +26,12 @@ _PR_SET_NO_NEW_PRIVS = 38
 
 
 class _SockFilter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
-                ("k", ctypes.c_uint32)]
+    _fields_ = [
+        ("code", ctypes.c_uint16),
+        ("jt", ctypes.c_uint8),
+        ("jf", ctypes.c_uint8),
+        ("k", ctypes.c_uint32),
+    ]
 
 
 class _SockFprog(ctypes.Structure):

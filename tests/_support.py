@@ -83,9 +83,7 @@ def normalise(value):
         # stores the object passed by the caller (True stays True).
         return ("key", value, type(value.events))
     if isinstance(value, list) and all(
-        isinstance(item, tuple)
-        and len(item) == 2
-        and isinstance(item[0], selectors.SelectorKey)
+        isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], selectors.SelectorKey)
         for item in value
     ):
         # select(): order is unspecified; compare as a set of (fd, mask) and
@@ -149,8 +147,7 @@ class Diff:
         std_map = snapshot_map(self.std)
         our_map = snapshot_map(self.ours)
         assert our_map == std_map, (
-            f"{self.backend.name}: get_map() differs: stdlib {std_map!r}, "
-            f"reactor {our_map!r}"
+            f"{self.backend.name}: get_map() differs: stdlib {std_map!r}, reactor {our_map!r}"
         )
         if our_map is not None:
             assert len(self.ours.get_map()) == len(self.std.get_map())

@@ -52,8 +52,8 @@ def test_client_that_never_reads_keeps_server_memory_bounded(tmp_path):
             stalled_since = None
             while True:
                 try:
-                    n = hog.send(pattern[len(sent) % len(pattern):] or pattern)
-                    sent += (pattern[len(sent) % len(pattern):] or pattern)[:n]
+                    n = hog.send(pattern[len(sent) % len(pattern) :] or pattern)
+                    sent += (pattern[len(sent) % len(pattern) :] or pattern)[:n]
                     stalled_since = None
                 except BlockingIOError:
                     if stalled_since is None:

@@ -173,8 +173,8 @@ def test_subprocess(policy_restored):
 
     async def main():
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "print('hello from the child')",
-            stdout=asyncio.subprocess.PIPE)
+            sys.executable, "-c", "print('hello from the child')", stdout=asyncio.subprocess.PIPE
+        )
         out, _ = await proc.communicate()
         return proc.returncode, out
 

@@ -48,6 +48,7 @@ class ReactorLoop:
 
     def turn(self, until, seconds=5.0):
         import time
+
         deadline = time.monotonic() + seconds
         while not until() and time.monotonic() < deadline:
             self.loop.run_once(0.01)
@@ -60,12 +61,14 @@ class AsyncioLoop:
     def __init__(self):
         self.loop = reactor.new_event_loop()
         self.errors = []
-        self.loop.set_exception_handler(lambda lp, context: self.errors.append(
-            context.get("exception")))
+        self.loop.set_exception_handler(
+            lambda lp, context: self.errors.append(context.get("exception"))
+        )
 
     def adopt(self, factory, sock):
         transport, _ = self.loop.run_until_complete(
-            self.loop.connect_accepted_socket(factory, sock))
+            self.loop.connect_accepted_socket(factory, sock)
+        )
         self.loop.run_until_complete(asyncio.sleep(0.02))  # reading started
         return transport
 
@@ -75,6 +78,7 @@ class AsyncioLoop:
                 if until():
                     return
                 await asyncio.sleep(0.01)
+
         self.loop.run_until_complete(wait())
 
     def close(self):

@@ -55,13 +55,24 @@ def test_writes_json_summary_plots_and_pyperf_files(smoke):
     for section in (*ECHO_SECTIONS, "selectors", "loop", "import", "files"):
         assert f"[suite] {section} done" in proc.stderr, proc.stderr
     assert sorted(doc["plots"].values()) == sorted(p.name for p in out.glob("*.png"))
-    for name in ("scaling.png", "loop.png", "echo_1KiB.png", "echo-sizes_100KiB.png",
-                 "tls_1KiB.png", "uring_1KiB.png", "models_1KiB.png", "soak.png"):
+    for name in (
+        "scaling.png",
+        "loop.png",
+        "echo_1KiB.png",
+        "echo-sizes_100KiB.png",
+        "tls_1KiB.png",
+        "uring_1KiB.png",
+        "models_1KiB.png",
+        "soak.png",
+    ):
         _check_png(out / name)
     # pyperf's own tools read the micro-benchmarks' files
     files = [str(out / doc["selectors"]["files"][i]) for i in ("stdlib", "reactor", "kernel")]
-    compare = subprocess.run([sys.executable, "-m", "pyperf", "compare_to", *files, "--table"],
-                             capture_output=True, text=True)
+    compare = subprocess.run(
+        [sys.executable, "-m", "pyperf", "compare_to", *files, "--table"],
+        capture_output=True,
+        text=True,
+    )
     assert compare.returncode == 0, compare.stderr
     assert "epoll select(0) N=1 ready=1" in compare.stdout
 
@@ -95,8 +106,11 @@ def test_loop_and_import_cover_every_implementation(smoke):
     assert loop["errors"] == []
     assert loop["unavailable"] == {}
     for bench in ("chain", "timers", "wakeups"):
-        assert set(loop["benchmarks"][bench]) == set(loop["files"]) >= {
-            "reactor", "asyncio", "asyncio-reactor"}
+        assert (
+            set(loop["benchmarks"][bench])
+            == set(loop["files"])
+            >= {"reactor", "asyncio", "asyncio-reactor"}
+        )
         assert all(_positive(v["median"]) for v in loop["benchmarks"][bench].values())
     assert set(doc["import"]["benchmarks"]["import"]) == {"stdlib", "reactor"}
 
@@ -108,8 +122,9 @@ def test_every_echo_server_ran_or_says_why_not(smoke, section):
     for server, why in case["unavailable"].items():
         assert _may_be_missing(server, why), (server, why)
     assert not any("error" in r or r["errors"] for r in case["runs"]), case["runs"]
-    assert all(e["exit"] == 0 and not e["traceback"] for exits in case["exits"].values()
-               for e in exits), case["exits"]
+    assert all(
+        e["exit"] == 0 and not e["traceback"] for exits in case["exits"].values() for e in exits
+    ), case["exits"]
     for row in case["summary"]:
         assert row["server"] not in case["unavailable"] and row["runs"] == 1, row
         for metric in ("msgs_per_s", "p50_us", "rss_mib"):
@@ -132,8 +147,11 @@ def test_every_echo_server_ran_or_says_why_not(smoke, section):
 
 def test_targets_of_issues_9_and_16_are_computed_or_say_why(smoke):
     _, _, doc = smoke
-    rows = {(r["numerator"], r["denominator"], r["metric"]): r
-            for section in ("echo", "aiohttp") for r in doc[section]["ratios"]}
+    rows = {
+        (r["numerator"], r["denominator"], r["metric"]): r
+        for section in ("echo", "aiohttp")
+        for r in doc[section]["ratios"]
+    }
     judged = [ratio for ratio in driver.RATIOS if ratio.target is not None]
     assert {ratio.issue for ratio in judged} == {9, 16}
     for ratio in judged:
@@ -148,8 +166,11 @@ def test_issue_11_echo_on_io_uring_beside_epoll(smoke):
     if not uring_available():
         pytest.skip(uring_available().reason)
     _, _, doc = smoke
-    rows = {(r["numerator"], r["metric"]): r for r in doc["uring"]["ratios"]
-            if r["denominator"] == "tcpserver"}
+    rows = {
+        (r["numerator"], r["metric"]): r
+        for r in doc["uring"]["ratios"]
+        if r["denominator"] == "tcpserver"
+    }
     for server in ("tcpserver-uring", "tcpserver-uring-per-recv"):
         for metric in ("user_us_per_msg", "cpu_us_per_msg"):
             row = rows[server, metric]
@@ -166,11 +187,18 @@ def test_files_measures_every_workload_and_baseline(smoke):
     assert set(files["skipped"]) <= optional, files["skipped"]
     for workload in ("random", "small"):
         by_impl = files["results"][workload]
-        assert set(by_impl) | set(files["skipped"]) == {"reactor", "aiofiles", "aiofiles-pread",
-                                                       "to_thread", "sync"}
+        assert set(by_impl) | set(files["skipped"]) == {
+            "reactor",
+            "aiofiles",
+            "aiofiles-pread",
+            "to_thread",
+            "sync",
+        }
         for impl, data in by_impl.items():
-            assert data["median"]["reads"] == files["config"]["reads" if workload == "random"
-                                                              else "files"]
+            assert (
+                data["median"]["reads"]
+                == files["config"]["reads" if workload == "random" else "files"]
+            )
             assert _positive(data["median"]["reads_per_s"]), (workload, impl)
         if "reactor" in by_impl:
             assert set(files["ratios"][workload]) == set(by_impl) - {"reactor"}
@@ -180,11 +208,24 @@ def test_summary_has_every_section_with_its_command(smoke):
     out, _, doc = smoke
     md = (out / "summary.md").read_text()
     assert "smoke run" in md and "they mean nothing" in md
-    for text in ("## Selectors", "## Loop dispatch", "## Import time", "## Echo: one asyncio",
-                 "## Echo over TLS", "## Echo on io_uring vs epoll", "## The five IO models",
-                 "## Soak", "**PASSED**", "n/a", "(scaling.png)", "(echo_1KiB.png)",
-                 "significance is pyperf's", "epoll: select(0), 1 of 10,000 ready",
-                 "## File IO", doc["meta"]["cpu"]):
+    for text in (
+        "## Selectors",
+        "## Loop dispatch",
+        "## Import time",
+        "## Echo: one asyncio",
+        "## Echo over TLS",
+        "## Echo on io_uring vs epoll",
+        "## The five IO models",
+        "## Soak",
+        "**PASSED**",
+        "n/a",
+        "(scaling.png)",
+        "(echo_1KiB.png)",
+        "significance is pyperf's",
+        "epoll: select(0), 1 of 10,000 ready",
+        "## File IO",
+        doc["meta"]["cpu"],
+    ):
         assert text in md, text
     if "reactor" in doc["files"]["results"]["random"]:
         assert "| reactor | " in md and "reactor / to_thread: **" in md
@@ -201,8 +242,14 @@ def test_readme_section_is_generated_from_the_json(smoke, tmp_path):
     assert proc.returncode == 0, proc.stderr
     md = section.read_text()
     assert md.startswith("## Benchmarks") and "python -m benchmarks --quick" in md
-    for text in ("/scaling.png)", "| benchmark | stdlib | reactor | kernel |", "| server | msgs/s",
-                 doc["selectors"]["command"], doc["echo"]["command"], doc["meta"]["kernel"]):
+    for text in (
+        "/scaling.png)",
+        "| benchmark | stdlib | reactor | kernel |",
+        "| server | msgs/s",
+        doc["selectors"]["command"],
+        doc["echo"]["command"],
+        doc["meta"]["kernel"],
+    ):
         assert text in md, text
 
 
@@ -212,8 +259,11 @@ def test_runs_without_uvloop(tmp_path):
     fake.mkdir()
     (fake / "uvloop.py").write_text("raise ImportError('uvloop hidden by the test')\n")
     out = tmp_path / "out"
-    proc = run(["-m", "benchmarks", "--smoke", "--sections", "loop,tls", "--out", str(out)],
-               timeout=120, env={"PYTHONPATH": f"{fake}:{ROOT}"})
+    proc = run(
+        ["-m", "benchmarks", "--smoke", "--sections", "loop,tls", "--out", str(out)],
+        timeout=120,
+        env={"PYTHONPATH": f"{fake}:{ROOT}"},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads((out / "results.json").read_text())
     assert "uvloop hidden by the test" in doc["loop"]["unavailable"]["uvloop"]
@@ -223,11 +273,15 @@ def test_runs_without_uvloop(tmp_path):
 
 
 def test_a_server_that_does_not_start_is_a_row_not_a_crash(monkeypatch):
-    monkeypatch.setitem(driver.SERVERS, "broken", Server(
-        (sys.executable, "-c", "raise SystemExit('broken: no such API')")))
+    monkeypatch.setitem(
+        driver.SERVERS,
+        "broken",
+        Server((sys.executable, "-c", "raise SystemExit('broken: no such API')")),
+    )
     for alone in (False, True):
-        case = Case(("broken", "c-epoll"), connections=(1,), duration=0.05, warmup=0,
-                    alone=alone, repeat=2)
+        case = Case(
+            ("broken", "c-epoll"), connections=(1,), duration=0.05, warmup=0, alone=alone, repeat=2
+        )
         result = driver.run_case(case)
         assert result["unavailable"] == {"broken": "broken: no such API"}
         assert [r["server"] for r in result["summary"]] == ["c-epoll"]

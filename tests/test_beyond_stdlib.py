@@ -196,7 +196,9 @@ def test_select_selector_unopened_fd_beyond_fd_table_not_reported_ready(fd):
     # it could be open: expected EBADF, as for any closed fd.
     proc = subprocess.run(
         [sys.executable, "-c", PHANTOM_SCRIPT, str(fd)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["OSError", str(errno.EBADF)]
@@ -300,8 +302,16 @@ def ep():
 @pytest.mark.parametrize(
     "flags",
     [ET, ONESHOT, RDHUP, PRI, EXCLUSIVE, ET | ONESHOT | RDHUP | PRI, EXCLUSIVE | ET, 0],
-    ids=["ET", "ONESHOT", "RDHUP", "PRI", "EXCLUSIVE", "ET|ONESHOT|RDHUP|PRI", "EXCLUSIVE|ET",
-         "0"],
+    ids=[
+        "ET",
+        "ONESHOT",
+        "RDHUP",
+        "PRI",
+        "EXCLUSIVE",
+        "ET|ONESHOT|RDHUP|PRI",
+        "EXCLUSIVE|ET",
+        "0",
+    ],
 )
 def test_register_flags_reach_the_kernel(ep, as_fileobj, socketpair, flags):
     a, _ = socketpair
@@ -312,10 +322,32 @@ def test_register_flags_reach_the_kernel(ep, as_fileobj, socketpair, flags):
 
 @pytest.mark.parametrize(
     "flags",
-    [select.EPOLLIN, select.EPOLLOUT, select.EPOLLERR, select.EPOLLHUP,
-     EPOLLWAKEUP, 1 << 20, ET | (1 << 20), -1, 2**32, 2**64, -(2**31)],
-    ids=["EPOLLIN", "EPOLLOUT", "EPOLLERR", "EPOLLHUP", "EPOLLWAKEUP", "1<<20",
-         "ET|1<<20", "-1", "2**32", "2**64", "-2**31"],
+    [
+        select.EPOLLIN,
+        select.EPOLLOUT,
+        select.EPOLLERR,
+        select.EPOLLHUP,
+        EPOLLWAKEUP,
+        1 << 20,
+        ET | (1 << 20),
+        -1,
+        2**32,
+        2**64,
+        -(2**31),
+    ],
+    ids=[
+        "EPOLLIN",
+        "EPOLLOUT",
+        "EPOLLERR",
+        "EPOLLHUP",
+        "EPOLLWAKEUP",
+        "1<<20",
+        "ET|1<<20",
+        "-1",
+        "2**32",
+        "2**64",
+        "-2**31",
+    ],
 )
 def test_register_unknown_flag_bits_raise_valueerror(ep, socketpair, flags):
     a, _ = socketpair
@@ -326,7 +358,8 @@ def test_register_unknown_flag_bits_raise_valueerror(ep, socketpair, flags):
 
 
 @pytest.mark.parametrize(
-    "flags", [EXCLUSIVE | ONESHOT, EXCLUSIVE | RDHUP, EXCLUSIVE | PRI, EXCLUSIVE | ET | ONESHOT],
+    "flags",
+    [EXCLUSIVE | ONESHOT, EXCLUSIVE | RDHUP, EXCLUSIVE | PRI, EXCLUSIVE | ET | ONESHOT],
     ids=["EXCLUSIVE|ONESHOT", "EXCLUSIVE|RDHUP", "EXCLUSIVE|PRI", "EXCLUSIVE|ET|ONESHOT"],
 )
 def test_register_invalid_exclusive_combinations(ep, socketpair, flags):
@@ -417,8 +450,12 @@ def test_exclusive_registration_cannot_be_modified(ep, socketpair, change):
     a, b = socketpair
     ep.register(a, EVENT_READ, "d", flags=EXCLUSIVE)
     with pytest.raises(ValueError):
-        ep.modify(a, change["events"], change.get("data"), **(
-            {"flags": change["flags"]} if "flags" in change else {}))
+        ep.modify(
+            a,
+            change["events"],
+            change.get("data"),
+            **({"flags": change["flags"]} if "flags" in change else {}),
+        )
     check_consistent(ep, a.fileno())
     if a.fileno() in ep.get_map():
         b.send(b"x")
@@ -494,7 +531,8 @@ def test_modify_without_flags_keeps_flags(ep, socketpair):
     ep.register(a, EVENT_READ, flags=ET | RDHUP)
     ep.modify(a, BOTH)
     assert kernel_interest(ep.fileno())[a.fileno()] == (
-        select.EPOLLIN | select.EPOLLOUT | ET | RDHUP)
+        select.EPOLLIN | select.EPOLLOUT | ET | RDHUP
+    )
     ep.modify(a, EVENT_WRITE, "d")
     assert kernel_interest(ep.fileno())[a.fileno()] == select.EPOLLOUT | ET | RDHUP
 
@@ -822,7 +860,8 @@ def test_fork_child_gets_its_own_epoll(action, make_socketpair):
             report["sees"] = [[k.fd, m, k.data] for k, m in sel.select(5)]
             a.recv(10)
             report["child_interest"] = {
-                str(k): v for k, v in kernel_interest(sel.fileno()).items()}
+                str(k): v for k, v in kernel_interest(sel.fileno()).items()
+            }
             if action == "unregister":
                 sel.unregister(a)
             elif action == "modify":
@@ -900,8 +939,7 @@ def _lowest_free_fd():
     return fd
 
 
-def test_fork_without_an_fd_for_the_childs_epoll_leaves_the_selector_unusable(
-        make_socketpair):
+def test_fork_without_an_fd_for_the_childs_epoll_leaves_the_selector_unusable(make_socketpair):
     # The child's rebuild [E2] could not make an epoll fd (EMFILE): Python
     # printed "Exception ignored" from the at-fork hook and the child went
     # on with the parent's epoll instance, changing the parent's
@@ -936,10 +974,12 @@ def test_fork_without_an_fd_for_the_childs_epoll_leaves_the_selector_unusable(
                 report["unraisable"] = [repr(u.exc_value) for u in unraisable]
                 report["inherited_open"] = os.path.exists(f"/proc/self/fd/{parent_epfd}")
                 report["get_key"] = sel.get_key(a).data  # needs no kernel
-                for name, call in [("select", lambda: sel.select(0)),
-                                   ("register", lambda: sel.register(c, EVENT_READ)),
-                                   ("modify", lambda: sel.modify(a, BOTH)),
-                                   ("fileno", sel.fileno)]:
+                for name, call in [
+                    ("select", lambda: sel.select(0)),
+                    ("register", lambda: sel.register(c, EVENT_READ)),
+                    ("modify", lambda: sel.modify(a, BOTH)),
+                    ("fileno", sel.fileno),
+                ]:
                     try:
                         call()
                         report[name] = "returned"

@@ -72,8 +72,18 @@ def test_fileno_only_on_epoll(sel, stdsel, backend):
 
 @pytest.mark.parametrize(
     "method",
-    ["__init__", "register", "unregister", "modify", "select", "close", "get_key",
-     "get_map", "__enter__", "__exit__"],
+    [
+        "__init__",
+        "register",
+        "unregister",
+        "modify",
+        "select",
+        "close",
+        "get_key",
+        "get_map",
+        "__enter__",
+        "__exit__",
+    ],
 )
 def test_signatures_match_stdlib(backend, method):
     ours = inspect.signature(getattr(backend.ours, method))
@@ -83,9 +93,7 @@ def test_signatures_match_stdlib(backend, method):
         for p in ours.parameters.values()
         if p.kind is not inspect.Parameter.KEYWORD_ONLY
     ]
-    assert positional == [
-        (p.name, p.kind, p.default) for p in std.parameters.values()
-    ]
+    assert positional == [(p.name, p.kind, p.default) for p in std.parameters.values()]
     # The only extra parameter anywhere is epoll's keyword-only `flags`.
     extra = [p.name for p in ours.parameters.values() if p.kind is p.KEYWORD_ONLY]
     if backend.name == "epoll" and method in ("register", "modify"):
@@ -212,10 +220,25 @@ def bad_fileobjs(sock):
 
 
 BAD_IDS = [
-    "-1", "-2**70", "2**31", "2**63", "2**70", "1.0", "float_fd", "str_fd",
-    "None", "object", "fileno_ValueError", "fileno_TypeError",
-    "fileno_AttributeError", "fileno_RuntimeError", "fileno_-1",
-    "fileno_None", "fileno_x", "fileno_2**40", "fileno_2**70",
+    "-1",
+    "-2**70",
+    "2**31",
+    "2**63",
+    "2**70",
+    "1.0",
+    "float_fd",
+    "str_fd",
+    "None",
+    "object",
+    "fileno_ValueError",
+    "fileno_TypeError",
+    "fileno_AttributeError",
+    "fileno_RuntimeError",
+    "fileno_-1",
+    "fileno_None",
+    "fileno_x",
+    "fileno_2**40",
+    "fileno_2**70",
 ]
 
 
@@ -385,9 +408,7 @@ def test_register_and_unregister_through_the_other_form(backend, as_fileobj, soc
 # modify()
 
 
-@pytest.mark.parametrize(
-    "events", [0, 4, 7, -1, 2**70, "1", 1.0, None, True, 1, 2, 3], ids=repr
-)
+@pytest.mark.parametrize("events", [0, 4, 7, -1, 2**70, "1", 1.0, None, True, 1, 2, 3], ids=repr)
 def test_modify_event_masks(backend, as_fileobj, socketpair, events):
     # stdlib quirk: Epoll/PollSelector.modify accept any int mask (even 0 or
     # 4); SelectSelector.modify unregisters and then fails in register().
@@ -791,8 +812,7 @@ def test_select_reports_every_ready_fd(backend, make_socketpair):
         result = d.select(0).value
         assert len(result) == 300
         assert ready_set(result) == {
-            (a.fileno(), BOTH if i % 3 == 0 else EVENT_WRITE)
-            for i, (a, _) in enumerate(pairs)
+            (a.fileno(), BOTH if i % 3 == 0 else EVENT_WRITE) for i, (a, _) in enumerate(pairs)
         }
         for key, _ in result:
             assert key.data == [a.fileno() for a, _ in pairs].index(key.fd)
@@ -866,8 +886,11 @@ def test_select_timeout_values(backend, socketpair, timeout):
             assert type(ours.exc) is TypeError
         elif timeout in (float("inf"), 1e300, 2**70):
             assert type(ours.exc) is OverflowError
-        elif (backend.name != "select" and isinstance(timeout, (int, float))
-              and timeout > 2147483.647):
+        elif (
+            backend.name != "select"
+            and isinstance(timeout, (int, float))
+            and timeout > 2147483.647
+        ):
             assert type(ours.exc) is OverflowError
         elif timeout is None or timeout <= 2147483.647:
             assert len(ours.value) == 1

@@ -30,13 +30,18 @@ def _raise_nofile():
     resource.setrlimit(resource.RLIMIT_NOFILE, (HARD, HARD))
 
 
-@pytest.mark.skipif(HARD != resource.RLIM_INFINITY and HARD < NEEDED_FDS,
-                    reason=f"RLIMIT_NOFILE hard limit {HARD} < {NEEDED_FDS}")
+@pytest.mark.skipif(
+    HARD != resource.RLIM_INFINITY and HARD < NEEDED_FDS,
+    reason=f"RLIMIT_NOFILE hard limit {HARD} < {NEEDED_FDS}",
+)
 def test_echo_server_holds_10000_connections():
     client = load_client_command()
     server = subprocess.Popen(
         [sys.executable, "-m", "reactor", "echo", "--raw", "--port", "0"],
-        stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         line = server.stderr.readline()
         match = re.search(r"listening on [\d.]+:(\d+)", line)
@@ -46,7 +51,11 @@ def test_echo_server_holds_10000_connections():
         proc = subprocess.run(
             # no warm-up: every byte counts
             [*client, "127.0.0.1", port, str(CONNECTIONS), "64", "0", "2.5"],
-            capture_output=True, text=True, timeout=120, preexec_fn=_raise_nofile)
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=_raise_nofile,
+        )
         assert proc.returncode == 0, proc.stderr
         report = json.loads(proc.stdout)
         assert report["alive_connections"] == CONNECTIONS, report

@@ -57,7 +57,10 @@ def echo_server(tmp_path, *args, command=("-m", "reactor", "echo"), prefix=()):
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [*prefix, sys.executable, *command, "--port", "0", *args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -65,8 +68,10 @@ def echo_server(tmp_path, *args, command=("-m", "reactor", "echo"), prefix=()):
             if match:
                 break
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the server did not start (exit status "
-                            f"{proc.returncode}):\n{log_path.read_text()}")
+                pytest.fail(
+                    "the server did not start (exit status "
+                    f"{proc.returncode}):\n{log_path.read_text()}"
+                )
             time.sleep(0.01)
         address = (match.group(1).decode(), int(match.group(2)))
         assert address[1] > 0
@@ -105,8 +110,19 @@ def closed_by_peer(sock):
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", [None, "epoll", "poll", "select", pytest.param(
-    "uring", marks=pytest.mark.skipif(not uring_available(), reason=uring_available().reason))])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        None,
+        "epoll",
+        "poll",
+        "select",
+        pytest.param(
+            "uring",
+            marks=pytest.mark.skipif(not uring_available(), reason=uring_available().reason),
+        ),
+    ],
+)
 def test_chapter_replies_and_log_format(tmp_path, backend):
     args = [] if backend is None else ["--backend", backend]
     with echo_server(tmp_path, *args) as server:
@@ -173,8 +189,16 @@ def test_many_concurrent_clients(tmp_path):
         assert server.stop() == 0
 
 
-@pytest.mark.parametrize("backend", ["epoll", pytest.param(
-    "uring", marks=pytest.mark.skipif(not uring_available(), reason=uring_available().reason))])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "epoll",
+        pytest.param(
+            "uring",
+            marks=pytest.mark.skipif(not uring_available(), reason=uring_available().reason),
+        ),
+    ],
+)
 def test_max_connections_refuses_the_sixth(tmp_path, backend):
     with echo_server(tmp_path, "--backend", backend, "--max-connections", "5") as server:
         five = [server.connect() for _ in range(5)]
@@ -198,25 +222,41 @@ def test_max_connections_refuses_the_sixth(tmp_path, backend):
 # Issue 9: one-line errors, escaped logs, a graceful stop, workers, TLS
 
 
-@pytest.mark.parametrize("args, status, message", [
-    (["--port", "70000"], 2, "argument --port: '70000': port must be 0-65535"),
-    (["--port", "x"], 2, "argument --port: 'x': not a port"),
-    (["--max-connections", "-5"], 2, "argument --max-connections: '-5': must be >= 0"),
-    (["--idle-timeout", "nan"], 2, "argument --idle-timeout"),
-    (["--workers", "0"], 2, "argument --workers: '0': must be >= 1"),
-    (["--max-outbound", "1Q"], 2, "argument --max-outbound: '1Q': not a size"),
-    (["--backend", "kqueue"], 2, "argument --backend: invalid choice"),
-    (["--backend", "uring", "--workers", "2"], 2, "--backend uring does not take --workers"),
-    (["--host", "no-such-host.invalid", "--port", "0"], 1,
-     "cannot listen on no-such-host.invalid:0: "),
-    (["--host", "192.0.2.1", "--port", "0"], 1,
-     "cannot listen on 192.0.2.1:0: cannot assign requested address"),
-    (["--tls", "/nonexistent.pem", "/nonexistent.key"], 1,
-     "cannot load the TLS certificate '/nonexistent.pem'"),
-])
+@pytest.mark.parametrize(
+    "args, status, message",
+    [
+        (["--port", "70000"], 2, "argument --port: '70000': port must be 0-65535"),
+        (["--port", "x"], 2, "argument --port: 'x': not a port"),
+        (["--max-connections", "-5"], 2, "argument --max-connections: '-5': must be >= 0"),
+        (["--idle-timeout", "nan"], 2, "argument --idle-timeout"),
+        (["--workers", "0"], 2, "argument --workers: '0': must be >= 1"),
+        (["--max-outbound", "1Q"], 2, "argument --max-outbound: '1Q': not a size"),
+        (["--backend", "kqueue"], 2, "argument --backend: invalid choice"),
+        (["--backend", "uring", "--workers", "2"], 2, "--backend uring does not take --workers"),
+        (
+            ["--host", "no-such-host.invalid", "--port", "0"],
+            1,
+            "cannot listen on no-such-host.invalid:0: ",
+        ),
+        (
+            ["--host", "192.0.2.1", "--port", "0"],
+            1,
+            "cannot listen on 192.0.2.1:0: cannot assign requested address",
+        ),
+        (
+            ["--tls", "/nonexistent.pem", "/nonexistent.key"],
+            1,
+            "cannot load the TLS certificate '/nonexistent.pem'",
+        ),
+    ],
+)
 def test_bad_arguments_and_failures_are_one_line(args, status, message):
-    result = subprocess.run([sys.executable, "-m", "reactor", "echo", *args],
-                            capture_output=True, text=True, timeout=START_TIMEOUT)
+    result = subprocess.run(
+        [sys.executable, "-m", "reactor", "echo", *args],
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+    )
     assert result.returncode == status, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
@@ -229,11 +269,16 @@ def test_port_in_use_is_one_line():
     holder = socket.create_server(("127.0.0.1", 0))
     with holder:
         port = holder.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "reactor", "echo", "--port", str(port)],
-                                capture_output=True, text=True, timeout=START_TIMEOUT)
+        result = subprocess.run(
+            [sys.executable, "-m", "reactor", "echo", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT,
+        )
     assert result.returncode == 1
-    assert result.stderr == (f"reactor echo: cannot listen on 127.0.0.1:{port}: "
-                             "address already in use\n")
+    assert result.stderr == (
+        f"reactor echo: cannot listen on 127.0.0.1:{port}: address already in use\n"
+    )
 
 
 def test_peer_bytes_cannot_forge_log_lines(tmp_path):
@@ -247,8 +292,9 @@ def test_peer_bytes_cannot_forge_log_lines(tmp_path):
         log = server.log()
     lines = [line for line in log.splitlines() if b"Your msg" in line]
     assert len(lines) == 1
-    assert re.match(CHAPTER_LINE % rb"Your msg = hi\\n2026.* FORGED\\x1b\[2J\\u2028end ~~~",
-                    lines[0])
+    assert re.match(
+        CHAPTER_LINE % rb"Your msg = hi\\n2026.* FORGED\\x1b\[2J\\u2028end ~~~", lines[0]
+    )
     assert not any(line.endswith(b"FORGED") for line in log.splitlines())
 
 
@@ -290,8 +336,7 @@ def test_workers_share_the_port_and_one_that_dies_is_replaced(tmp_path):
                 assert recv_exactly(c, len(b"n%d" % i)) == b"n%d" % i
         os.kill(workers[0], signal.SIGKILL)
         deadline = time.monotonic() + START_TIMEOUT
-        while b"starting another" not in server.log() or server.log().count(
-                b"listening on") < 5:
+        while b"starting another" not in server.log() or server.log().count(b"listening on") < 5:
             assert time.monotonic() < deadline, server.log().decode()
             time.sleep(0.05)
         for i in range(20):
@@ -308,6 +353,7 @@ def test_workers_share_the_port_and_one_that_dies_is_replaced(tmp_path):
 def test_tls_echo(tmp_path):
     import ssl
     import trustme
+
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
@@ -318,8 +364,7 @@ def test_tls_echo(tmp_path):
     context = ssl.create_default_context()
     ca.configure_trust(context)
     with echo_server(tmp_path, "--tls", str(cert_path), str(key_path)) as server:
-        with server.connect() as raw, context.wrap_socket(
-                raw, server_hostname="127.0.0.1") as c:
+        with server.connect() as raw, context.wrap_socket(raw, server_hostname="127.0.0.1") as c:
             ask(c, b"over tls")
             assert c.version().startswith("TLS")
         assert server.stop() == 0
@@ -332,8 +377,9 @@ def test_tls_echo(tmp_path):
 def test_help_is_written_for_users(argv):
     """--help once printed the module's developer notes ("Facts this module
     relies on: [E1] ...") with RST backticks."""
-    proc = subprocess.run([sys.executable, "-m", "reactor", *argv], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "reactor", *argv], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: python -m reactor")
     for developer_text in ("Facts this module", "[E1]", "``"):
@@ -342,6 +388,8 @@ def test_help_is_written_for_users(argv):
 
 def test_version_is_the_package_version():
     import reactor
-    proc = subprocess.run([sys.executable, "-m", "reactor", "--version"], capture_output=True,
-                          text=True, timeout=60)
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "reactor", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert (proc.returncode, proc.stdout) == (0, f"reactor {reactor.__version__}\n")

@@ -101,8 +101,12 @@ def test_policy_and_install(policy_restored):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         reactor.install()
-    deprecated = [w for w in caught if issubclass(w.category, DeprecationWarning)
-                  and "reactor.install() is deprecated" in str(w.message)]
+    deprecated = [
+        w
+        for w in caught
+        if issubclass(w.category, DeprecationWarning)
+        and "reactor.install() is deprecated" in str(w.message)
+    ]
     assert len(deprecated) == (1 if sys.version_info >= (3, 12) else 0)
     assert isinstance(asyncio.get_event_loop_policy(), reactor.EventLoopPolicy)
     lp = asyncio.new_event_loop()
@@ -145,6 +149,7 @@ def _order_of_one_iteration(loop, schedule):
 def test_iteration_order_is_asyncios(loop):
     """Callbacks ready before the wait, then IO, then due timers
     (base_events._run_once); what they schedule runs in the next iteration."""
+
     def next_iteration(peer, order):
         # Bytes readable, a callback ready and a timer due: all three for
         # the iteration after this one.
@@ -153,7 +158,8 @@ def test_iteration_order_is_asyncios(loop):
         loop.call_at(loop.time() - 1, order.append, "timer")
 
     order = _order_of_one_iteration(
-        loop, lambda peer, order: loop.call_soon(next_iteration, peer, order))
+        loop, lambda peer, order: loop.call_soon(next_iteration, peer, order)
+    )
     assert order == ["ready", "io", "timer", "scheduled by io"]
 
 
@@ -163,13 +169,15 @@ def test_what_io_schedules_waits_for_the_next_iteration_when_nothing_was_ready(l
     iteration, as in asyncio (uvloop's test_process_send_signal_1 raced:
     a task woken by a pipe's data ran in the same iteration, before the
     pipe's EOF was read, and found the process gone first)."""
+
     def from_a_timer(peer, order):
         # Nothing ready after this: the next wait finds the bytes.
         peer.send(b"x")
         loop.call_at(loop.time() - 1, order.append, "timer")
 
     order = _order_of_one_iteration(
-        loop, lambda peer, order: loop.call_later(0.001, from_a_timer, peer, order))
+        loop, lambda peer, order: loop.call_later(0.001, from_a_timer, peer, order)
+    )
     assert order == ["io", "timer", "scheduled by io"]
 
 
@@ -359,8 +367,7 @@ def test_slow_callbacks_are_logged_in_debug_mode(loop, caplog):
 
     with caplog.at_level(logging.WARNING, logger="asyncio"):
         loop.run_until_complete(main())
-    assert any("Executing" in r.getMessage() and "took" in r.getMessage()
-               for r in caplog.records)
+    assert any("Executing" in r.getMessage() and "took" in r.getMessage() for r in caplog.records)
 
 
 # -- servers -----------------------------------------------------------------------------------

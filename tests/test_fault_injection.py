@@ -39,9 +39,23 @@ STRACE = shutil.which("strace")
 def _strace_works():
     if STRACE is None:
         return "strace is not installed"
-    probe = subprocess.run([STRACE, "-f", "-qq", "-o", os.devnull, "--seccomp-bpf",
-                            "-e", "inject=getppid:error=EINTR", sys.executable, "-c", ""],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    probe = subprocess.run(
+        [
+            STRACE,
+            "-f",
+            "-qq",
+            "-o",
+            os.devnull,
+            "--seccomp-bpf",
+            "-e",
+            "inject=getppid:error=EINTR",
+            sys.executable,
+            "-c",
+            "",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     if probe.returncode != 0:
         return f"strace cannot trace here: {probe.stderr.decode(errors='replace').strip()}"
     return None
@@ -79,8 +93,10 @@ ASYNCIO_ECHO = textwrap.dedent("""\
 # name -> the server's command line after the interpreter (it takes --port).
 SERVERS = {
     "reactor": ("-m", "reactor", "echo"),
-    "reactor-asyncio": ("-c", ASYNCIO_ECHO.replace("asyncio.run(main())",
-                                                   "import reactor; reactor.run(main())")),
+    "reactor-asyncio": (
+        "-c",
+        ASYNCIO_ECHO.replace("asyncio.run(main())", "import reactor; reactor.run(main())"),
+    ),
     "asyncio": ("-c", ASYNCIO_ECHO),
 }
 
@@ -122,8 +138,18 @@ PREFIX = b"Your msg = "
 def traced_server(tmp_path, command, inject):
     syscall = inject.split(":", 1)[0]
     output = os.environ.get("FAULT_STRACE_LOG", os.devnull)
-    prefix = (STRACE, "-f", "-qq", "-o", output, "--seccomp-bpf",
-              "-e", f"trace={syscall}", "-e", f"inject={inject}")
+    prefix = (
+        STRACE,
+        "-f",
+        "-qq",
+        "-o",
+        output,
+        "--seccomp-bpf",
+        "-e",
+        f"trace={syscall}",
+        "-e",
+        f"inject={inject}",
+    )
     with echo_server(tmp_path, command=command, prefix=prefix) as server:
         try:
             yield server
@@ -186,8 +212,8 @@ class Client:
             self.pending += chunk
             while (match := FRAME.match(self.pending)) is not None:
                 self.echoed += match.group(1)
-                self.pending = self.pending[match.end():]
-            head = self.pending[:len(PREFIX)]
+                self.pending = self.pending[match.end() :]
+            head = self.pending[: len(PREFIX)]
             assert PREFIX.startswith(head), f"not a frame: {self.pending[:80]!r}"
         # Each byte at most once and in order: what came back is a prefix.
         assert self.sent.startswith(self.echoed), "bytes echoed out of order or twice"

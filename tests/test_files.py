@@ -33,9 +33,11 @@ LOOPS = {
     "reactor": reactor.new_event_loop,
     "uvloop": uvloop.new_event_loop if uvloop is not None else None,
 }
-SETTINGS = settings(max_examples=60, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                           HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @pytest.fixture(params=["io_uring", "thread"])
@@ -122,14 +124,45 @@ async def both(f, ref, steps):
 
 
 STEPS = [
-    ("read", 10), ("tell",), ("read", 0), ("seek", 5), ("read", 7), ("seek", -3, os.SEEK_CUR),
-    ("read", 100), ("seek", 0, os.SEEK_END), ("read", 10), ("write", b"appended"),
-    ("tell",), ("seek", 19990), ("read",), ("read", None), ("seek", 100),
-    ("write", bytearray(b"overwrite")), ("write", memoryview(b"more")), ("tell",),
-    ("pread", 50, 95), ("pwrite", b"PW", 3), ("pread", 10, 0), ("tell",), ("truncate", 500),
-    ("tell",), ("stat",), ("seek", 0), ("read", -1), ("truncate",), ("stat",),
-    ("seek", 1000), ("write", b"hole"), ("seek", 0), ("read",), ("fsync",), ("flush",),
-    ("seek", -1), ("seek", 0, 7), ("pread", 10, 100000), ("read", 3),
+    ("read", 10),
+    ("tell",),
+    ("read", 0),
+    ("seek", 5),
+    ("read", 7),
+    ("seek", -3, os.SEEK_CUR),
+    ("read", 100),
+    ("seek", 0, os.SEEK_END),
+    ("read", 10),
+    ("write", b"appended"),
+    ("tell",),
+    ("seek", 19990),
+    ("read",),
+    ("read", None),
+    ("seek", 100),
+    ("write", bytearray(b"overwrite")),
+    ("write", memoryview(b"more")),
+    ("tell",),
+    ("pread", 50, 95),
+    ("pwrite", b"PW", 3),
+    ("pread", 10, 0),
+    ("tell",),
+    ("truncate", 500),
+    ("tell",),
+    ("stat",),
+    ("seek", 0),
+    ("read", -1),
+    ("truncate",),
+    ("stat",),
+    ("seek", 1000),
+    ("write", b"hole"),
+    ("seek", 0),
+    ("read",),
+    ("fsync",),
+    ("flush",),
+    ("seek", -1),
+    ("seek", 0, 7),
+    ("pread", 10, 100000),
+    ("read", 3),
 ]
 
 
@@ -150,8 +183,11 @@ def test_every_operation_matches_fileio(loop, backend, twins):
 OPS = st.one_of(
     st.tuples(st.just("read"), st.one_of(st.none(), st.integers(-2, 30000))),
     st.tuples(st.just("write"), st.binary(max_size=3000)),
-    st.tuples(st.just("seek"), st.integers(-100, 25000),
-              st.sampled_from([os.SEEK_SET, os.SEEK_CUR, os.SEEK_END])),
+    st.tuples(
+        st.just("seek"),
+        st.integers(-100, 25000),
+        st.sampled_from([os.SEEK_SET, os.SEEK_CUR, os.SEEK_END]),
+    ),
     st.tuples(st.just("tell")),
     st.tuples(st.just("pread"), st.integers(0, 30000), st.integers(0, 25000)),
     st.tuples(st.just("pwrite"), st.binary(max_size=3000), st.integers(0, 25000)),
@@ -313,8 +349,9 @@ def test_write_bytes_past_the_file_size_limit_fails_as_pathlib(backend, tmp_path
             except OSError as exc:
                 print(name, exc.errno, len(open(path, "rb").read()))
     """
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.split()
     assert lines == ["pathlib", str(errno.EFBIG), "1000", "reactor", str(errno.EFBIG), "1000"]
@@ -322,6 +359,7 @@ def test_write_bytes_past_the_file_size_limit_fails_as_pathlib(backend, tmp_path
 
 def test_read_all_of_files_whose_size_says_nothing(loop, backend):
     """/proc files report size 0; read(-1) reads to EOF anyway [F3]."""
+
     async def main():
         return await reactor.read_bytes("/proc/self/status", backend=backend)
 
@@ -472,8 +510,9 @@ def test_cancelled_reads_of_a_stream_lose_nothing(loop, backend, tmp_path, kind)
     async def main():
         chunks = []
         cancels = 0
-        opened = reactor.open_file(target, "rb", backend=backend,
-                                   **({} if kind == "fifo" else {"closefd": False}))
+        opened = reactor.open_file(
+            target, "rb", backend=backend, **({} if kind == "fifo" else {"closefd": False})
+        )
         async with opened as f:
             while True:
                 task = asyncio.ensure_future(reader(f, chunks))
@@ -613,8 +652,7 @@ def test_close_cancels_reads_in_flight(loop, tmp_path):
         await asyncio.sleep(0.05)
         await f.close()
         results = await asyncio.gather(*reads, return_exceptions=True)
-        assert all(isinstance(r, OSError) and r.errno == errno.ECANCELED for r in results), \
-            results
+        assert all(isinstance(r, OSError) and r.errno == errno.ECANCELED for r in results), results
         assert f._ring.in_flight() == 0
 
     loop.run_until_complete(main())
@@ -680,8 +718,11 @@ def test_a_forked_child_gets_its_own_ring(tmp_path):
             try:
                 child_loop = asyncio.new_event_loop()
                 ok = child_loop.run_until_complete(reactor.read_bytes(path)) == b"shared"
-                ok = (ok and _uring_files._rings[child_loop] is not parent_ring
-                      and parent_ring.closed)
+                ok = (
+                    ok
+                    and _uring_files._rings[child_loop] is not parent_ring
+                    and parent_ring.closed
+                )
                 child_loop.close()
                 status = 0 if ok else 2
             finally:
@@ -715,11 +756,15 @@ def test_refused_io_uring_falls_back_to_threads(refusal, tmp_path):
                 print("io_uring refused:", exc.errno)
         asyncio.run(main())
     """
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["thread b'fallback' b'back'", "b'fallback'",
-                                        f"io_uring refused: {refusal}"]
+    assert proc.stdout.splitlines() == [
+        "thread b'fallback' b'back'",
+        "b'fallback'",
+        f"io_uring refused: {refusal}",
+    ]
 
 
 # -- hostile input -------------------------------------------------------------------------------
@@ -728,11 +773,16 @@ def test_refused_io_uring_falls_back_to_threads(refusal, tmp_path):
 # Ints: small ones, or ones past every limit.  (Valid huge ones are no
 # hostile input: truncate(2**40) then read() would read a terabyte, as
 # io.FileIO would.)
-WRONG = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**20),
-                  st.integers(2**63, 2**70),
-                  st.floats(allow_nan=True), st.text(max_size=5), st.binary(max_size=5),
-                  st.sampled_from([[], {}, object(), bytearray(b"ab"), memoryview(b"cd"),
-                                   socket.AF_INET]))
+WRONG = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**20),
+    st.integers(2**63, 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
+    st.binary(max_size=5),
+    st.sampled_from([[], {}, object(), bytearray(b"ab"), memoryview(b"cd"), socket.AF_INET]),
+)
 DOCUMENTED = (TypeError, ValueError, OverflowError, OSError)
 
 
@@ -744,9 +794,15 @@ def test_hostile_arguments_raise_only_documented_errors(loop, backend, twins):
     content = ours.read_bytes()
 
     @SETTINGS
-    @given(st.lists(st.tuples(
-        st.sampled_from(["read", "write", "seek", "pread", "pwrite", "truncate", "tell"]),
-        st.lists(WRONG, max_size=3)), max_size=8))
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["read", "write", "seek", "pread", "pwrite", "truncate", "tell"]),
+                st.lists(WRONG, max_size=3),
+            ),
+            max_size=8,
+        )
+    )
     def check(calls):
         ours.write_bytes(content)
 
@@ -770,14 +826,27 @@ def test_hostile_open_arguments(tmp_path):
     tmp_path, and fds are never ones the process uses: a wrapped fd would
     be closed.)"""
     paths = st.one_of(
-        st.sampled_from([tmp_path / "a", str(tmp_path / "b"), tmp_path / "no" / "c",
-                         str(tmp_path / "d").encode(), str(tmp_path / "e\0")]),
-        st.integers(-(2**70), -1), st.integers(2**31, 2**70),
-        st.sampled_from([None, 1.5, [], object(), True]))
+        st.sampled_from(
+            [
+                tmp_path / "a",
+                str(tmp_path / "b"),
+                tmp_path / "no" / "c",
+                str(tmp_path / "d").encode(),
+                str(tmp_path / "e\0"),
+            ]
+        ),
+        st.integers(-(2**70), -1),
+        st.integers(2**31, 2**70),
+        st.sampled_from([None, 1.5, [], object(), True]),
+    )
 
     @SETTINGS
-    @given(path=paths, mode=st.one_of(st.text(max_size=4), WRONG), closefd=WRONG,
-           backend=st.one_of(st.sampled_from([None, "thread"]), WRONG))
+    @given(
+        path=paths,
+        mode=st.one_of(st.text(max_size=4), WRONG),
+        closefd=WRONG,
+        backend=st.one_of(st.sampled_from([None, "thread"]), WRONG),
+    )
     def check(path, mode, closefd, backend):
         try:
             opening = reactor.open_file(path, mode, closefd=closefd, backend=backend)
@@ -801,6 +870,7 @@ def test_read_and_write_bytes_take_no_fd(backend, path):
     """Regression: write_bytes(True, ..., backend="thread") went to open(),
     which takes an int for an fd: it wrote to fd 1 and closed it.  Paths
     only, as pathlib (TypeError)."""
+
     async def main():
         with pytest.raises(TypeError):
             await reactor.write_bytes(path, b"", backend=backend)
@@ -815,11 +885,22 @@ def test_hostile_read_bytes_and_write_bytes(tmp_path):
     """read_bytes(path) and write_bytes(path, data) with wrong paths, data
     and backends: documented errors only; right ones round-trip."""
     paths = st.one_of(
-        st.sampled_from([tmp_path / "a", str(tmp_path / "b"), tmp_path / "no" / "c",
-                         str(tmp_path / "d").encode(), str(tmp_path / "e\0"), tmp_path]),
-        st.sampled_from([None, 1.5, [], object(), True, -1, 2**70]))
-    datas = st.one_of(st.binary(max_size=70_000), st.sampled_from(
-        [bytearray(b"ab"), memoryview(b"cd"), "text", None, 3, [1, 2], object()]))
+        st.sampled_from(
+            [
+                tmp_path / "a",
+                str(tmp_path / "b"),
+                tmp_path / "no" / "c",
+                str(tmp_path / "d").encode(),
+                str(tmp_path / "e\0"),
+                tmp_path,
+            ]
+        ),
+        st.sampled_from([None, 1.5, [], object(), True, -1, 2**70]),
+    )
+    datas = st.one_of(
+        st.binary(max_size=70_000),
+        st.sampled_from([bytearray(b"ab"), memoryview(b"cd"), "text", None, 3, [1, 2], object()]),
+    )
 
     @SETTINGS
     @given(path=paths, data=datas, backend=st.one_of(st.sampled_from([None, "thread"]), WRONG))

@@ -20,9 +20,11 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 import reactor
 from _support import BACKENDS, Diff, outcome
 
-SETTINGS = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                           HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 class Fileno:
@@ -53,16 +55,57 @@ class IntLike:
         return self.value
 
 
-BAD_INTS = st.sampled_from([-(2**63), -(2**31), -2, -1, 2**31 - 1, 2**31, 2**32,
-                            2**63 - 1, 2**63, 2**64, 2**100, 1 << 20, (1 << 20) - 1])
+BAD_INTS = st.sampled_from(
+    [
+        -(2**63),
+        -(2**31),
+        -2,
+        -1,
+        2**31 - 1,
+        2**31,
+        2**32,
+        2**63 - 1,
+        2**63,
+        2**64,
+        2**100,
+        1 << 20,
+        (1 << 20) - 1,
+    ]
+)
 # For SelectSelector, fds from 1024 up to fs.nr_open work where the stdlib
 # refuses them (README, "Beyond the stdlib"): only the numbers both refuse,
 # and only of one kind (which error comes first depends on set order).
 SELECT_BAD_INTS = st.sampled_from([-(2**63), -(2**31), -2, -1, 2**31, 2**32, 2**63, 2**100])
-BAD_SCALARS = st.sampled_from([None, "3", b"3", 3.0, 3.5, math.nan, math.inf, -math.inf,
-                               True, False, [], (), {}, object(), IntLike(3), IntLike(-1)])
-EXCEPTIONS = st.sampled_from([ValueError("v"), TypeError("t"), AttributeError("a"),
-                              OSError(errno.EBADF, "b"), RuntimeError("r"), KeyError("k")])
+BAD_SCALARS = st.sampled_from(
+    [
+        None,
+        "3",
+        b"3",
+        3.0,
+        3.5,
+        math.nan,
+        math.inf,
+        -math.inf,
+        True,
+        False,
+        [],
+        (),
+        {},
+        object(),
+        IntLike(3),
+        IntLike(-1),
+    ]
+)
+EXCEPTIONS = st.sampled_from(
+    [
+        ValueError("v"),
+        TypeError("t"),
+        AttributeError("a"),
+        OSError(errno.EBADF, "b"),
+        RuntimeError("r"),
+        KeyError("k"),
+    ]
+)
 
 
 def fileobjs(real, bad_ints=BAD_INTS):
@@ -83,8 +126,27 @@ DATA = st.one_of(st.none(), st.integers(), st.text(max_size=3))
 # Timeouts that cannot block long: none positive beyond a millisecond, but
 # every wrong type and out-of-range value.
 TIMEOUTS = st.one_of(
-    st.sampled_from([0, -1, -0.0, 1e-9, 0.0005, math.nan, math.inf, -math.inf, 1e300,
-                     2**64, 2**100, -(2**100), "0", b"0", [], object(), 0j]),
+    st.sampled_from(
+        [
+            0,
+            -1,
+            -0.0,
+            1e-9,
+            0.0005,
+            math.nan,
+            math.inf,
+            -math.inf,
+            1e300,
+            2**64,
+            2**100,
+            -(2**100),
+            "0",
+            b"0",
+            [],
+            object(),
+            0j,
+        ]
+    ),
     st.floats(max_value=0.001),
 )
 
@@ -98,16 +160,19 @@ def _short_or_wrong(timeout):
 
 def operations(real, bad_ints=BAD_INTS):
     fobj = fileobjs(real, bad_ints)
-    return st.lists(st.one_of(
-        st.tuples(st.just("register"), fobj, EVENTS, DATA),
-        st.tuples(st.just("modify"), fobj, EVENTS, DATA),
-        st.tuples(st.just("unregister"), fobj),
-        st.tuples(st.just("get_key"), fobj),
-        st.tuples(st.just("map_get"), fobj),
-        st.tuples(st.just("map_getitem"), fobj),
-        st.tuples(st.just("map_contains"), fobj),
-        st.tuples(st.just("select"), TIMEOUTS),
-    ), max_size=25)
+    return st.lists(
+        st.one_of(
+            st.tuples(st.just("register"), fobj, EVENTS, DATA),
+            st.tuples(st.just("modify"), fobj, EVENTS, DATA),
+            st.tuples(st.just("unregister"), fobj),
+            st.tuples(st.just("get_key"), fobj),
+            st.tuples(st.just("map_get"), fobj),
+            st.tuples(st.just("map_getitem"), fobj),
+            st.tuples(st.just("map_contains"), fobj),
+            st.tuples(st.just("select"), TIMEOUTS),
+        ),
+        max_size=25,
+    )
 
 
 class _Resources:
@@ -147,8 +212,11 @@ def _apply(diff, op):
     elif name.startswith("map_"):
         how = name[4:]
         std_map, our_map = diff.std.get_map(), diff.ours.get_map()
-        fn = {"get": lambda m, o: m.get(o), "getitem": lambda m, o: m[o],
-              "contains": lambda m, o: o in m}[how]
+        fn = {
+            "get": lambda m, o: m.get(o),
+            "getitem": lambda m, o: m[o],
+            "contains": lambda m, o: o in m,
+        }[how]
         std, ours = outcome(fn, std_map, args[0]), outcome(fn, our_map, args[0])
         assert ours.signature() == std.signature(), (op, std, ours)
     else:
@@ -159,8 +227,9 @@ def _apply(diff, op):
 @SETTINGS
 @given(data=st.data())
 def test_selectors_under_hostile_calls_behave_as_the_stdlib(backend, data):
-    ops = data.draw(operations(RESOURCES.real(),
-                               SELECT_BAD_INTS if backend.name == "select" else BAD_INTS))
+    ops = data.draw(
+        operations(RESOURCES.real(), SELECT_BAD_INTS if backend.name == "select" else BAD_INTS)
+    )
     with Diff(backend) as diff:
         for op in ops:
             _apply(diff, op)
@@ -170,19 +239,42 @@ def test_selectors_under_hostile_calls_behave_as_the_stdlib(backend, data):
 
 
 @SETTINGS
-@given(flags=st.one_of(st.integers(-(2**70), 2**70), BAD_SCALARS,
-                       st.sampled_from([reactor.EPOLLET, reactor.EPOLLONESHOT,
-                                        reactor.EPOLLEXCLUSIVE, reactor.EPOLLRDHUP,
-                                        reactor.EPOLLPRI, 1 << 31, 1 << 40])),
-       fobj=fileobjs(RESOURCES.real()), events=EVENTS)
+@given(
+    flags=st.one_of(
+        st.integers(-(2**70), 2**70),
+        BAD_SCALARS,
+        st.sampled_from(
+            [
+                reactor.EPOLLET,
+                reactor.EPOLLONESHOT,
+                reactor.EPOLLEXCLUSIVE,
+                reactor.EPOLLRDHUP,
+                reactor.EPOLLPRI,
+                1 << 31,
+                1 << 40,
+            ]
+        ),
+    ),
+    fobj=fileobjs(RESOURCES.real()),
+    events=EVENTS,
+)
 def test_epoll_flags_raise_only_documented_errors(flags, fobj, events):
     with reactor.EpollSelector() as sel:
-        for call in (lambda: sel.register(fobj, events, flags=flags),
-                     lambda: sel.modify(fobj, events, flags=flags)):
+        for call in (
+            lambda: sel.register(fobj, events, flags=flags),
+            lambda: sel.modify(fobj, events, flags=flags),
+        ):
             try:
                 call()
-            except (TypeError, ValueError, OverflowError, KeyError, OSError, AttributeError,
-                    RuntimeError):
+            except (
+                TypeError,
+                ValueError,
+                OverflowError,
+                KeyError,
+                OSError,
+                AttributeError,
+                RuntimeError,
+            ):
                 # AttributeError, RuntimeError and KeyError come from a
                 # fileno() that raises them: the stdlib lets them through.
                 pass
@@ -190,10 +282,18 @@ def test_epoll_flags_raise_only_documented_errors(flags, fobj, events):
 
 
 CALLBACKS = st.one_of(st.just(print), BAD_SCALARS, BAD_INTS)
-DELAYS = st.one_of(st.floats(max_value=0.001), BAD_INTS, BAD_SCALARS,
-                   st.sampled_from([math.inf, 1e300, 2**2000]))
-REACTOR_ERRORS = (TypeError, ValueError, OverflowError, KeyError, OSError, RuntimeError,
-                  AttributeError)
+DELAYS = st.one_of(
+    st.floats(max_value=0.001), BAD_INTS, BAD_SCALARS, st.sampled_from([math.inf, 1e300, 2**2000])
+)
+REACTOR_ERRORS = (
+    TypeError,
+    ValueError,
+    OverflowError,
+    KeyError,
+    OSError,
+    RuntimeError,
+    AttributeError,
+)
 
 
 @SETTINGS
@@ -202,14 +302,27 @@ def test_reactor_under_hostile_calls(data):
     real = RESOURCES.real()
     with reactor.Reactor() as loop:
         for _ in range(data.draw(st.integers(1, 12))):
-            which = data.draw(st.sampled_from(
-                ["register", "modify", "unregister", "call_soon", "call_soon_threadsafe",
-                 "call_later", "call_at", "run_once", "add_signal_handler",
-                 "remove_signal_handler"]))
+            which = data.draw(
+                st.sampled_from(
+                    [
+                        "register",
+                        "modify",
+                        "unregister",
+                        "call_soon",
+                        "call_soon_threadsafe",
+                        "call_later",
+                        "call_at",
+                        "run_once",
+                        "add_signal_handler",
+                        "remove_signal_handler",
+                    ]
+                )
+            )
             try:
                 if which in ("register", "modify"):
-                    getattr(loop, which)(data.draw(fileobjs(real)), data.draw(EVENTS),
-                                         data.draw(CALLBACKS))
+                    getattr(loop, which)(
+                        data.draw(fileobjs(real)), data.draw(EVENTS), data.draw(CALLBACKS)
+                    )
                 elif which == "unregister":
                     loop.unregister(data.draw(fileobjs(real)))
                 elif which in ("call_soon", "call_soon_threadsafe"):
@@ -223,8 +336,9 @@ def test_reactor_under_hostile_calls(data):
                     # or at the next timer): only the short and the wrong.
                     loop.run_once(data.draw(TIMEOUTS.filter(_short_or_wrong)))
                 elif which == "add_signal_handler":
-                    signum = data.draw(st.one_of(BAD_INTS, BAD_SCALARS,
-                                                 st.sampled_from([signal.SIGKILL, 0, 65])))
+                    signum = data.draw(
+                        st.one_of(BAD_INTS, BAD_SCALARS, st.sampled_from([signal.SIGKILL, 0, 65]))
+                    )
                     loop.add_signal_handler(signum, data.draw(CALLBACKS))
                 else:
                     loop.remove_signal_handler(data.draw(st.one_of(BAD_INTS, BAD_SCALARS)))
@@ -238,19 +352,27 @@ def test_reactor_under_hostile_calls(data):
 
 
 @SETTINGS
-@given(kwargs=st.fixed_dictionaries({}, optional={
-    # No names to resolve: the resolver could wait on a network we lack.
-    "host": st.one_of(st.sampled_from(["127.0.0.1", "::1", "1.2.3.4", "127.0.0.1\0"]),
-                      BAD_SCALARS, BAD_INTS),
-    "port": st.one_of(st.sampled_from([0, -1, 65536, 2**80]), BAD_SCALARS),
-    "on_data": CALLBACKS,
-    "max_connections": st.one_of(st.none(), st.integers(-2, 3), BAD_SCALARS),
-    "idle_timeout": st.one_of(st.none(), DELAYS),
-    "max_outbound": st.one_of(st.integers(-2, 3), BAD_INTS, BAD_SCALARS),
-    "read_size": st.one_of(st.integers(-2, 3), BAD_INTS, BAD_SCALARS),
-    "accepts_per_event": st.one_of(st.integers(-2, 3), BAD_INTS, BAD_SCALARS),
-    "backlog": st.one_of(st.integers(-2, 3), BAD_INTS, BAD_SCALARS),
-}))
+@given(
+    kwargs=st.fixed_dictionaries(
+        {},
+        optional={
+            # No names to resolve: the resolver could wait on a network we lack.
+            "host": st.one_of(
+                st.sampled_from(["127.0.0.1", "::1", "1.2.3.4", "127.0.0.1\0"]),
+                BAD_SCALARS,
+                BAD_INTS,
+            ),
+            "port": st.one_of(st.sampled_from([0, -1, 65536, 2**80]), BAD_SCALARS),
+            "on_data": CALLBACKS,
+            "max_connections": st.one_of(st.none(), st.integers(-2, 3), BAD_SCALARS),
+            "idle_timeout": st.one_of(st.none(), DELAYS),
+            "max_outbound": st.one_of(st.integers(-2, 3), BAD_INTS, BAD_SCALARS),
+            "read_size": st.one_of(st.integers(-2, 3), BAD_INTS, BAD_SCALARS),
+            "accepts_per_event": st.one_of(st.integers(-2, 3), BAD_INTS, BAD_SCALARS),
+            "backlog": st.one_of(st.integers(-2, 3), BAD_INTS, BAD_SCALARS),
+        },
+    )
+)
 def test_tcpserver_arguments_raise_only_documented_errors(kwargs):
     kwargs.setdefault("on_data", lambda conn, data: conn.write(data))
     with reactor.Reactor() as loop:
@@ -271,13 +393,42 @@ def test_tcpserver_arguments_raise_only_documented_errors(kwargs):
 # around each backend's limit (INT_MAX ms for epoll and poll, 2**63 - 1 ns
 # for select), as floats and ints.
 EDGE_TIMEOUTS = st.one_of(
-    st.sampled_from([
-        None, 0, 0.0, -0.0, -1, -1e-9, -math.inf, 5e-324, 1e-300, 1e-9, 2.5e-7,
-        math.nan, -math.nan, math.inf,
-        2**31 / 1e3, (2**31 - 1) / 1e3, 2147483.6475, 2147483.6465, 2147483, 2147484,
-        2**63 / 1e9, (2**63 - 1) / 1e9, 9223372036.85, 9223372036.854775, 9223372036,
-        9223372037, 2**31, 2**63, 2**64, 1, 1.0, 3600.5,
-    ]),
+    st.sampled_from(
+        [
+            None,
+            0,
+            0.0,
+            -0.0,
+            -1,
+            -1e-9,
+            -math.inf,
+            5e-324,
+            1e-300,
+            1e-9,
+            2.5e-7,
+            math.nan,
+            -math.nan,
+            math.inf,
+            2**31 / 1e3,
+            (2**31 - 1) / 1e3,
+            2147483.6475,
+            2147483.6465,
+            2147483,
+            2147484,
+            2**63 / 1e9,
+            (2**63 - 1) / 1e9,
+            9223372036.85,
+            9223372036.854775,
+            9223372036,
+            9223372037,
+            2**31,
+            2**63,
+            2**64,
+            1,
+            1.0,
+            3600.5,
+        ]
+    ),
     st.floats(min_value=2147483.0, max_value=2147484.0),
     st.floats(min_value=9223372036.0, max_value=9223372037.0),
     st.floats(min_value=-1.0, max_value=1e-6),
@@ -288,16 +439,18 @@ TIMEOUT_LIMIT = {"epoll": 2147483.647, "poll": 2147483.647, "select": 9223372036
 # signals of "quiet" and "raising" land inside it.
 LONG_TIMEOUTS = {
     name: st.one_of(
-        st.sampled_from([None, 1, 1.0, 3600.5, 2147483, 2147483.0, 2147483.646]
-                        + ([2**31 / 1e3, 2**62 / 1e9, 9223372036.85, 9223372036]
-                           if name == "select" else [])),
-        st.floats(min_value=1.0, max_value=limit * 0.9999))
+        st.sampled_from(
+            [None, 1, 1.0, 3600.5, 2147483, 2147483.0, 2147483.646]
+            + ([2**31 / 1e3, 2**62 / 1e9, 9223372036.85, 9223372036] if name == "select" else [])
+        ),
+        st.floats(min_value=1.0, max_value=limit * 0.9999),
+    )
     for name, limit in TIMEOUT_LIMIT.items()
 }
 
 
 def _timeout_kind(timeout, limit):
-    """"short": a timeout with which select() returns at once (or fails);
+    """ "short": a timeout with which select() returns at once (or fails);
     "long" or "unsure" (near the limit, where only the selectors know
     whether they take it) otherwise."""
     if timeout is None:
@@ -348,8 +501,11 @@ def _select_with(sel, timeout, mode, sender):
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=[b.name for b in BACKENDS])
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_timeouts_at_the_edges_under_signals_behave_as_the_stdlib(backend, data):
     mode = data.draw(st.sampled_from(["ready", "quiet", "raising", "idle"]), label="mode")

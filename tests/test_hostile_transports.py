@@ -20,14 +20,31 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import reactor
 
-SETTINGS = settings(max_examples=120, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                           HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 CONTEXT = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-ODD = st.sampled_from([None, "", "x", b"x", -1, 0, 1.5, math.nan, math.inf, 2**80, [], {},
-                       object()])
-HOSTS = st.one_of(st.sampled_from([None, "", "127.0.0.1", "::1", "1.2.3.4", "127.0.0.1\0",
-                                   b"127.0.0.1", ["127.0.0.1", "::1"], 5]), ODD)
+ODD = st.sampled_from(
+    [None, "", "x", b"x", -1, 0, 1.5, math.nan, math.inf, 2**80, [], {}, object()]
+)
+HOSTS = st.one_of(
+    st.sampled_from(
+        [
+            None,
+            "",
+            "127.0.0.1",
+            "::1",
+            "1.2.3.4",
+            "127.0.0.1\0",
+            b"127.0.0.1",
+            ["127.0.0.1", "::1"],
+            5,
+        ]
+    ),
+    ODD,
+)
 PORTS = st.one_of(st.sampled_from([None, 0, -1, 65536, "0", 2**80, 1.5]), ODD)
 
 
@@ -43,9 +60,21 @@ def _kinds(exc):
     datagram addresses with assert: its AssertionError is 3.11's TypeError.)"""
     if isinstance(exc, AssertionError) and "2-tuple" in str(exc):
         return {TypeError}
-    return {cls for cls in type(exc).__mro__
-            if cls in (TypeError, ValueError, OverflowError, OSError, RuntimeError,
-                       UnicodeError, AttributeError, KeyError)}
+    return {
+        cls
+        for cls in type(exc).__mro__
+        if cls
+        in (
+            TypeError,
+            ValueError,
+            OverflowError,
+            OSError,
+            RuntimeError,
+            UnicodeError,
+            AttributeError,
+            KeyError,
+        )
+    }
 
 
 def _same(ours, theirs, stricter):
@@ -65,8 +94,7 @@ def _bad_tls_option(kwargs, exc):
         return False
     context = kwargs["ssl"]
     timeout = kwargs.get("ssl_handshake_timeout")
-    bad_timeout = timeout is not None and not (
-        isinstance(timeout, (int, float)) and timeout > 0)
+    bad_timeout = timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0)
     return not isinstance(context, (bool, ssl.SSLContext)) or bad_timeout
 
 
@@ -85,15 +113,24 @@ def _close(result):
 
 
 @SETTINGS
-@given(kwargs=st.fixed_dictionaries({"host": HOSTS, "port": PORTS}, optional={
-    "backlog": st.one_of(st.sampled_from([100, 0, 1]), ODD),
-    "reuse_address": st.one_of(st.booleans(), ODD),
-    "reuse_port": st.one_of(st.booleans(), ODD),
-    "ssl": st.one_of(st.just(CONTEXT), st.booleans(), ODD),
-    "ssl_handshake_timeout": st.one_of(st.sampled_from([0.5, 0, -1]), ODD),
-    "family": st.one_of(st.sampled_from([socket.AF_UNSPEC, socket.AF_INET,
-                                         socket.AF_INET6, socket.AF_UNIX, 999]), ODD),
-}))
+@given(
+    kwargs=st.fixed_dictionaries(
+        {"host": HOSTS, "port": PORTS},
+        optional={
+            "backlog": st.one_of(st.sampled_from([100, 0, 1]), ODD),
+            "reuse_address": st.one_of(st.booleans(), ODD),
+            "reuse_port": st.one_of(st.booleans(), ODD),
+            "ssl": st.one_of(st.just(CONTEXT), st.booleans(), ODD),
+            "ssl_handshake_timeout": st.one_of(st.sampled_from([0.5, 0, -1]), ODD),
+            "family": st.one_of(
+                st.sampled_from(
+                    [socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6, socket.AF_UNIX, 999]
+                ),
+                ODD,
+            ),
+        },
+    )
+)
 def test_create_server_refuses_what_asyncio_refuses(loops, kwargs):
     ours_loop, theirs_loop = loops
     if kwargs.get("host") is None and kwargs.get("port") is None:
@@ -104,17 +141,22 @@ def test_create_server_refuses_what_asyncio_refuses(loops, kwargs):
         # asyncio leaves its sockets to the garbage collector when listen()
         # refuses the backlog: collect them here, quietly.
         warnings.simplefilter("ignore", ResourceWarning)
-        theirs = _outcome(lambda: theirs_loop.run_until_complete(
-            theirs_loop.create_server(asyncio.Protocol, **kwargs)))
+        theirs = _outcome(
+            lambda: theirs_loop.run_until_complete(
+                theirs_loop.create_server(asyncio.Protocol, **kwargs)
+            )
+        )
         if theirs[0] == "raise":
             theirs = ("raise", theirs[1].with_traceback(None))
             gc.collect()
     try:
+
         def stricter(exc):
             # asyncio accepts any truthy object as an SSL context, and any
             # handshake timeout, and fails at the first connection; the
             # Reactor refuses them at once.
             return _bad_tls_option(kwargs, exc)
+
         assert _same(ours, theirs, stricter), (kwargs, ours, theirs)
     finally:
         if theirs[0] == "ok":
@@ -132,8 +174,11 @@ def test_create_server_without_addresses_does_what_this_pythons_asyncio_does(loo
     then checks asyncio agrees."""
     ours_loop, theirs_loop = loops
     ours = _outcome(lambda: ours_loop.create_server(asyncio.Protocol, host, 0))
-    theirs = _outcome(lambda: theirs_loop.run_until_complete(
-        theirs_loop.create_server(asyncio.Protocol, host, 0)))
+    theirs = _outcome(
+        lambda: theirs_loop.run_until_complete(
+            theirs_loop.create_server(asyncio.Protocol, host, 0)
+        )
+    )
     try:
         if sys.version_info >= (3, 13):
             assert ours[0] == "raise" and type(ours[1]) is OSError, ours
@@ -151,13 +196,18 @@ def test_create_server_without_addresses_does_what_this_pythons_asyncio_does(loo
 
 
 @SETTINGS
-@given(kwargs=st.fixed_dictionaries({"host": HOSTS, "port": PORTS}, optional={
-    "ssl": st.one_of(st.just(ssl.create_default_context()), st.booleans(), ODD),
-    "server_hostname": st.one_of(st.sampled_from(["localhost", ""]), ODD),
-    "ssl_handshake_timeout": st.one_of(st.sampled_from([0.5, 0, -1]), ODD),
-    "local_addr": st.one_of(st.sampled_from([("127.0.0.1", 0), ("1.2.3.4", 0)]), ODD),
-    "family": st.one_of(st.sampled_from([0, socket.AF_INET, socket.AF_INET6, 999]), ODD),
-}))
+@given(
+    kwargs=st.fixed_dictionaries(
+        {"host": HOSTS, "port": PORTS},
+        optional={
+            "ssl": st.one_of(st.just(ssl.create_default_context()), st.booleans(), ODD),
+            "server_hostname": st.one_of(st.sampled_from(["localhost", ""]), ODD),
+            "ssl_handshake_timeout": st.one_of(st.sampled_from([0.5, 0, -1]), ODD),
+            "local_addr": st.one_of(st.sampled_from([("127.0.0.1", 0), ("1.2.3.4", 0)]), ODD),
+            "family": st.one_of(st.sampled_from([0, socket.AF_INET, socket.AF_INET6, 999]), ODD),
+        },
+    )
+)
 def test_create_connection_refuses_what_asyncio_refuses(loops, kwargs):
     """Connect to a closed port (or whatever the host is): the outcome, an
     exception raised at once or given to on_error, has asyncio's type."""
@@ -165,8 +215,9 @@ def test_create_connection_refuses_what_asyncio_refuses(loops, kwargs):
     if isinstance(kwargs.get("host"), str) and kwargs["host"] not in ("", "127.0.0.1", "::1"):
         kwargs["host"] = "127.0.0.1"  # no resolver, no real network
     errors = []
-    ours = _outcome(lambda: ours_loop.create_connection(asyncio.Protocol, on_error=errors.append,
-                                                        **kwargs))
+    ours = _outcome(
+        lambda: ours_loop.create_connection(asyncio.Protocol, on_error=errors.append, **kwargs)
+    )
     if ours[0] == "ok":
         handle = ours[1]
         for _ in range(200):
@@ -178,8 +229,11 @@ def test_create_connection_refuses_what_asyncio_refuses(loops, kwargs):
             handle.transport.close()
             ours_loop.run_once(0)
         ours = ("raise", errors[0]) if errors else ("ok", None)
-    theirs = _outcome(lambda: theirs_loop.run_until_complete(asyncio.wait_for(
-        theirs_loop.create_connection(asyncio.Protocol, **kwargs), 2)))
+    theirs = _outcome(
+        lambda: theirs_loop.run_until_complete(
+            asyncio.wait_for(theirs_loop.create_connection(asyncio.Protocol, **kwargs), 2)
+        )
+    )
     if theirs[0] == "ok":
         theirs[1][0].close()
         theirs_loop.run_until_complete(asyncio.sleep(0))
@@ -188,21 +242,33 @@ def test_create_connection_refuses_what_asyncio_refuses(loops, kwargs):
 
 
 @SETTINGS
-@given(kwargs=st.fixed_dictionaries({}, optional={
-    "local_addr": st.one_of(st.sampled_from([("127.0.0.1", 0), ("::1", 0), ("1.2.3.4", 0),
-                                             ("127.0.0.1", -1), "127.0.0.1"]), ODD),
-    "remote_addr": st.one_of(st.sampled_from([("127.0.0.1", 9), ("127.0.0.1", 0),
-                                              ("::1", 9)]), ODD),
-    "family": st.one_of(st.sampled_from([0, socket.AF_INET, socket.AF_INET6, 999]), ODD),
-    "reuse_port": st.one_of(st.booleans(), ODD),
-    "allow_broadcast": st.one_of(st.booleans(), ODD),
-}))
+@given(
+    kwargs=st.fixed_dictionaries(
+        {},
+        optional={
+            "local_addr": st.one_of(
+                st.sampled_from(
+                    [("127.0.0.1", 0), ("::1", 0), ("1.2.3.4", 0), ("127.0.0.1", -1), "127.0.0.1"]
+                ),
+                ODD,
+            ),
+            "remote_addr": st.one_of(
+                st.sampled_from([("127.0.0.1", 9), ("127.0.0.1", 0), ("::1", 9)]), ODD
+            ),
+            "family": st.one_of(st.sampled_from([0, socket.AF_INET, socket.AF_INET6, 999]), ODD),
+            "reuse_port": st.one_of(st.booleans(), ODD),
+            "allow_broadcast": st.one_of(st.booleans(), ODD),
+        },
+    )
+)
 def test_create_datagram_endpoint_refuses_what_asyncio_refuses(loops, kwargs):
     ours_loop, theirs_loop = loops
-    ours = _outcome(lambda: ours_loop.create_datagram_endpoint(asyncio.DatagramProtocol,
-                                                               **kwargs))
-    theirs = _outcome(lambda: theirs_loop.run_until_complete(
-        theirs_loop.create_datagram_endpoint(asyncio.DatagramProtocol, **kwargs)))
+    ours = _outcome(lambda: ours_loop.create_datagram_endpoint(asyncio.DatagramProtocol, **kwargs))
+    theirs = _outcome(
+        lambda: theirs_loop.run_until_complete(
+            theirs_loop.create_datagram_endpoint(asyncio.DatagramProtocol, **kwargs)
+        )
+    )
     if ours[0] == "ok":
         ours[1][0].close()
         ours_loop.run_once(0)
@@ -213,22 +279,35 @@ def test_create_datagram_endpoint_refuses_what_asyncio_refuses(loops, kwargs):
     assert _same(ours, theirs, lambda exc: False), (kwargs, ours, theirs)
 
 
-TRANSPORT_CALLS = st.lists(st.one_of(
-    st.tuples(st.just("write"), st.one_of(st.binary(max_size=64), ODD,
-                                          st.just(bytearray(b"ab")), st.just(memoryview(b"c")))),
-    st.tuples(st.just("writelines"), st.one_of(st.lists(st.binary(max_size=8), max_size=3),
-                                               ODD)),
-    st.tuples(st.just("set_write_buffer_limits"),
-              st.tuples(st.one_of(st.integers(-5, 10**6), ODD),
-                        st.one_of(st.integers(-5, 10**6), ODD))),
-    st.tuples(st.just("get_extra_info"), st.one_of(st.sampled_from(
-        ["peername", "sockname", "socket", "nothing"]), ODD)),
-    st.tuples(st.just("pause_reading"), st.none()),
-    st.tuples(st.just("resume_reading"), st.none()),
-    st.tuples(st.just("write_eof"), st.none()),
-    st.tuples(st.just("abort"), st.none()),
-    st.tuples(st.just("close"), st.none()),
-), max_size=12)
+TRANSPORT_CALLS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("write"),
+            st.one_of(
+                st.binary(max_size=64), ODD, st.just(bytearray(b"ab")), st.just(memoryview(b"c"))
+            ),
+        ),
+        st.tuples(
+            st.just("writelines"), st.one_of(st.lists(st.binary(max_size=8), max_size=3), ODD)
+        ),
+        st.tuples(
+            st.just("set_write_buffer_limits"),
+            st.tuples(
+                st.one_of(st.integers(-5, 10**6), ODD), st.one_of(st.integers(-5, 10**6), ODD)
+            ),
+        ),
+        st.tuples(
+            st.just("get_extra_info"),
+            st.one_of(st.sampled_from(["peername", "sockname", "socket", "nothing"]), ODD),
+        ),
+        st.tuples(st.just("pause_reading"), st.none()),
+        st.tuples(st.just("resume_reading"), st.none()),
+        st.tuples(st.just("write_eof"), st.none()),
+        st.tuples(st.just("abort"), st.none()),
+        st.tuples(st.just("close"), st.none()),
+    ),
+    max_size=12,
+)
 
 
 def _transport_pair(loop, is_reactor):
@@ -242,7 +321,8 @@ def _transport_pair(loop, is_reactor):
         transport = handle.transport
     else:
         transport, _ = loop.run_until_complete(
-            loop.create_connection(asyncio.Protocol, "127.0.0.1", port))
+            loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        )
     peer, _ = listener.accept()
     listener.close()
     return transport, peer
@@ -286,12 +366,15 @@ def _apply(transport, name, argument):
 #   3.11.  From there the two transports' buffers differ by design, so the
 #   example ends.
 _ZERO_COPY_WRITELINES = sys.version_info >= (3, 12)
-_WRITELINES_MISSES_LOST_CONNECTION = _ZERO_COPY_WRITELINES and "_conn_lost" not in \
-    inspect.getsource(asyncio.selector_events._SelectorSocketTransport.writelines)
+_WRITELINES_MISSES_LOST_CONNECTION = (
+    _ZERO_COPY_WRITELINES
+    and "_conn_lost"
+    not in inspect.getsource(asyncio.selector_events._SelectorSocketTransport.writelines)
+)
 
 
 def _asyncio_writelines_deviation(transport, argument):
-    """"falsy", "eof", "lost" or "empty" (above) if asyncio's `transport` is about
+    """ "falsy", "eof", "lost" or "empty" (above) if asyncio's `transport` is about
     to deviate from the intended writelines(argument); else None."""
     if not _ZERO_COPY_WRITELINES or argument is None:  # None: no argument, see _apply
         return None
@@ -299,8 +382,12 @@ def _asyncio_writelines_deviation(transport, argument):
         return "eof"
     if not argument and not isinstance(argument, (str, bytes, list, tuple, dict)):
         return "falsy"  # 0, 0.0, False: not iterable (empty iterables are fine)
-    if (_WRITELINES_MISSES_LOST_CONNECTION and transport._conn_lost
-            and isinstance(argument, list) and argument):  # a non-empty list of bytes
+    if (
+        _WRITELINES_MISSES_LOST_CONNECTION
+        and transport._conn_lost
+        and isinstance(argument, list)
+        and argument
+    ):  # a non-empty list of bytes
         return "lost"
     if isinstance(argument, list) and not all(argument) and not transport._conn_lost:
         return "empty"
@@ -315,12 +402,16 @@ def test_transport_methods_behave_as_asyncios(loops, calls):
     theirs, theirs_peer = _transport_pair(theirs_loop, False)
     try:
         for name, argument in calls:
-            deviation = _asyncio_writelines_deviation(theirs, argument) \
-                if name == "writelines" else None
+            deviation = (
+                _asyncio_writelines_deviation(theirs, argument) if name == "writelines" else None
+            )
             a = _outcome(lambda: _apply(ours, name, argument))
             b = _outcome(lambda: _apply(theirs, name, argument))
-            if name == "get_extra_info" and a[0] == b[0] == "ok" and argument in (
-                    "peername", "nothing"):
+            if (
+                name == "get_extra_info"
+                and a[0] == b[0] == "ok"
+                and argument in ("peername", "nothing")
+            ):
                 assert (a[1] is None) == (b[1] is None)
             if deviation == "lost":
                 assert a == ("ok", None), (argument, a)  # as write(): dropped

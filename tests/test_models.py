@@ -97,8 +97,9 @@ class Server:
 def server(tmp_path, name, *extra):
     log_path = tmp_path / f"{name}.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([*SERVERS[name].argv, *extra], stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=log)
+        proc = subprocess.Popen(
+            [*SERVERS[name].argv, *extra], stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
     try:
         yield Server(proc, log_path)
     finally:
@@ -122,7 +123,7 @@ def echo_all(conns, payloads, timeout=IO_TIMEOUT):
             for key, mask in sel.select(0.5):
                 i, conn = key.data, key.fileobj
                 if mask & selectors.EVENT_WRITE:
-                    piece = payloads[i][offsets[i]:offsets[i] + rng.choice((1, 100, 65536))]
+                    piece = payloads[i][offsets[i] : offsets[i] + rng.choice((1, 100, 65536))]
                     with contextlib.suppress(BlockingIOError):
                         offsets[i] += conn.send(piece)
                     if offsets[i] == len(payloads[i]):
@@ -244,6 +245,7 @@ def test_signal_driven_survives_a_real_time_queue_overflow(tmp_path):
 
 def test_signalfd_reads_a_signal_sent_to_this_thread():
     from reactor.models.signaldriven import SignalFd
+
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
     signals = SignalFd([signal.SIGUSR2])
     try:
@@ -256,14 +258,14 @@ def test_signalfd_reads_a_signal_sent_to_this_thread():
 
 def test_signalfd_wrappers_return_minus_errno():
     from reactor._native import ffi, lib
+
     bad = ffi.new("int[]", [100000])
     assert lib.reactor_signalfd(-1, bad, 1, 0) == -errno.EINVAL
     usr1 = ffi.new("int[]", [signal.SIGUSR1])
     fd = lib.reactor_signalfd(-1, usr1, 1, lib.SFD_NONBLOCK | lib.SFD_CLOEXEC)
     assert fd >= 0
     try:
-        arrays = [ffi.new(t, 4) for t in ("struct signalfd_siginfo[]", "uint32_t[]",
-                                          "int32_t[]")]
+        arrays = [ffi.new(t, 4) for t in ("struct signalfd_siginfo[]", "uint32_t[]", "int32_t[]")]
         assert lib.reactor_signalfd_read(fd, arrays[0], 4, *arrays[1:]) == -errno.EAGAIN
         assert lib.reactor_signalfd_read(fd, arrays[0], 0, *arrays[1:]) == -errno.EINVAL
     finally:
@@ -286,16 +288,23 @@ def test_load_client_needs_no_compiler_and_trusts_no_cache(tmp_path):
     cache.mkdir()
     env = dict(os.environ, XDG_CACHE_HOME=str(cache), PATH=str(tmp_path), CC="no-such-cc")
     with socket.create_server(("127.0.0.1", 0)) as listener:
+
         def echo():
             conn, _ = listener.accept()
             with conn, contextlib.suppress(ConnectionResetError):  # the client may just go
                 while data := conn.recv(65536):
                     conn.sendall(data)
+
         server = threading.Thread(target=echo, daemon=True)
         server.start()
         port = listener.getsockname()[1]
-        proc = subprocess.run([*_driver.load_client_command(), "127.0.0.1", str(port), "1", "64",
-                               "0", "0.2"], capture_output=True, text=True, timeout=60, env=env)
+        proc = subprocess.run(
+            [*_driver.load_client_command(), "127.0.0.1", str(port), "1", "64", "0", "0.2"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
         server.join(timeout=10)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
@@ -308,8 +317,12 @@ def test_models_smoke_pass(tmp_path):
     """``python -m reactor models --smoke``: every server runs, every byte
     verified, each stops cleanly; the files are written."""
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "reactor", "models", "--smoke", "--out",
-                           str(out)], capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        [sys.executable, "-m", "reactor", "models", "--smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sorted(os.listdir(out)) == ["idle.png", "load.png", "results.json", "summary.md"]
     result = json.loads((out / "results.json").read_text())
@@ -340,8 +353,9 @@ def test_reactor_model_stops_on_sigterm_sent_as_its_clients_leave(tmp_path):
     server ran on.  The driver's timing (it waits on the client's CPU and
     signals at once) made it happen every time."""
     client, server = _driver.load_client_command(), SERVERS["reactor"]
-    case = _driver.Case(("reactor",), connections=(2,), idle_cpu_at=2, idle_seconds=0.1,
-                        duration=0.1, warmup=0.05)
+    case = _driver.Case(
+        ("reactor",), connections=(2,), idle_cpu_at=2, idle_seconds=0.1, duration=0.1, warmup=0.05
+    )
     allowed = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {_driver.cpus()[0]})
     try:

@@ -60,6 +60,7 @@ def serve(drv, factory, **options):
 
 # -- streams -----------------------------------------------------------------------
 
+
 def test_echo_round_trips_every_byte(drv):
     server, port = serve(drv, Echo)
     client = drv.connect(Recorder, "127.0.0.1", port)
@@ -81,16 +82,17 @@ def test_echo_round_trips_every_byte(drv):
 def test_write_then_close_delivers_every_byte(drv):
     class BigCloser(Closer):
         payload = pattern(BIG)
+
     server_protocols = []
 
     def factory():
         protocol = BigCloser()
         server_protocols.append(protocol)
         return protocol
+
     server, port = serve(drv, factory)
     client = drv.connect(Recorder, "127.0.0.1", port)
-    drv.run_until(lambda: client.protocol is not None and client.protocol.lost_count,
-                  timeout=30)
+    drv.run_until(lambda: client.protocol is not None and client.protocol.lost_count, timeout=30)
     assert len(client.protocol.received) == BIG
     assert client.protocol.received == BigCloser.payload
     assert client.protocol.kinds() == ["made", "data", "eof", "lost"]
@@ -108,6 +110,7 @@ def test_half_close_keeps_the_connection_when_eof_received_says_so(drv):
             self.transport.write(b"answer to " + self.received)
             self.transport.close()
             return result
+
     server_protocols = []
     server, port = serve(drv, lambda: server_protocols.append(Responder()) or server_protocols[-1])
     client = drv.connect(Recorder, "127.0.0.1", port)
@@ -142,10 +145,12 @@ def test_write_eof_sends_the_queue_first(drv):
             transport.write(pattern(BIG))
             transport.write_eof()
             transport.write_eof()  # twice is harmless
+
     server, port = serve(drv, EofAfterBig)
     client = drv.connect(Recorder, "127.0.0.1", port)
-    drv.run_until(lambda: client.protocol is not None and ("eof",) in client.protocol.events,
-                  timeout=30)
+    drv.run_until(
+        lambda: client.protocol is not None and ("eof",) in client.protocol.events, timeout=30
+    )
     assert client.protocol.received == pattern(BIG)
     client.transport.close()
     drv.run_until(lambda: client.protocol.lost_count)
@@ -177,6 +182,7 @@ def test_write_argument_checks(drv):
 
 def test_flow_control_pauses_and_resumes_the_writer(drv):
     skip_asyncio_310(drv, "starts reading after a pause_reading() in connection_made()")
+
     class Flooder(Recorder):
         def connection_made(self, transport):
             super().connection_made(transport)
@@ -192,6 +198,7 @@ def test_flow_control_pauses_and_resumes_the_writer(drv):
         def resume_writing(self):
             super().resume_writing()
             self.transport.close()
+
     flooders = []
     server, port = serve(drv, lambda: flooders.append(Flooder()) or flooders[-1])
 
@@ -199,6 +206,7 @@ def test_flow_control_pauses_and_resumes_the_writer(drv):
         def connection_made(self, transport):
             super().connection_made(transport)
             transport.pause_reading()
+
     client = drv.connect(SlowReader, "127.0.0.1", port)
     drv.run_until(lambda: flooders and ("pause_writing",) in flooders[0].events)
     flooder = flooders[0]
@@ -214,11 +222,13 @@ def test_flow_control_pauses_and_resumes_the_writer(drv):
 
 def test_pause_reading_holds_data_until_resumed(drv):
     skip_asyncio_310(drv, "starts reading after a pause_reading() in connection_made()")
+
     class Pauser(Recorder):
         def connection_made(self, transport):
             super().connection_made(transport)
             transport.pause_reading()
             transport.pause_reading()  # idempotent
+
     servers = []
     server, port = serve(drv, lambda: servers.append(Pauser()) or servers[-1])
     client = drv.connect(Recorder, "127.0.0.1", port)
@@ -241,6 +251,7 @@ def test_abort_drops_the_queue_and_loses_the_connection_once(drv):
             transport.abort()
             transport.abort()
             transport.close()
+
     servers = []
     server, port = serve(drv, lambda: servers.append(Aborter()) or servers[-1])
     client = drv.connect(Recorder, "127.0.0.1", port)
@@ -291,6 +302,7 @@ def test_buffered_protocol_reads_into_its_buffer(drv):
 
         def connection_lost(self, exc):
             self.lost = True
+
     servers = []
     server, port = serve(drv, lambda: servers.append(Buffered()) or servers[-1])
     client = drv.connect(Recorder, "127.0.0.1", port)
@@ -329,8 +341,10 @@ ASYNCIO_RUNS_CONNECTION_LOST_TWICE = sys.version_info < (3, 13, 1)
 
 def skip_asyncio_311_connection_lost_twice(drv):
     if drv.kind == "asyncio" and ASYNCIO_RUNS_CONNECTION_LOST_TWICE:
-        pytest.skip("asyncio up to 3.13.0 has the bug (connection_lost() path run "
-                    "twice, then None.connection_lost or None.close)")
+        pytest.skip(
+            "asyncio up to 3.13.0 has the bug (connection_lost() path run "
+            "twice, then None.connection_lost or None.close)"
+        )
 
 
 def test_connection_lost_path_runs_twice(drv):
@@ -341,11 +355,11 @@ def test_connection_lost_path_runs_twice(drv):
 
     class Writer(CloseOnResume):
         payload = pattern(BIG)
+
     servers = []
     _, port = serve(drv, lambda: servers.append(Writer()) or servers[-1])
     client = drv.connect(Recorder, "127.0.0.1", port)
-    drv.run_until(lambda: client.protocol is not None and client.protocol.lost_count,
-                  timeout=30)
+    drv.run_until(lambda: client.protocol is not None and client.protocol.lost_count, timeout=30)
     drv.run_until(lambda: servers[0].lost_count)
     drv.run_for(0.05)
     assert client.protocol.received == pattern(BIG)
@@ -355,6 +369,7 @@ def test_connection_lost_path_runs_twice(drv):
 
 
 # -- connecting --------------------------------------------------------------------
+
 
 def test_connect_refused_reports_the_error(drv):
     client = drv.connect(Recorder, "127.0.0.1", closed_port())
@@ -370,13 +385,19 @@ def test_every_resolved_address_is_tried_in_order(drv, monkeypatch):
 
     def fake(host, port_, *args, **kwargs):
         if host == "two.example":
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", dead)),
-                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+            return [
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", dead)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+            ]
         return real(host, port_, *args, **kwargs)
+
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     client = drv.connect(Recorder, "two.example", 80)
-    drv.run_until(lambda: client.error is not None or (client.protocol is not None and
-                                                       client.protocol.events))
+    drv.run_until(
+        lambda: (
+            client.error is not None or (client.protocol is not None and client.protocol.events)
+        )
+    )
     assert client.error is None
     assert client.transport.get_extra_info("peername") == ("127.0.0.1", port)
     client.transport.close()
@@ -389,9 +410,12 @@ def test_all_addresses_failing_gives_asyncio_multiple_exceptions(drv, monkeypatc
 
     def fake(host, port_, *args, **kwargs):
         if host == "two.example":
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", dead1)),
-                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", dead2))]
+            return [
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", dead1)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", dead2)),
+            ]
         return real(host, port_, *args, **kwargs)
+
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     client = drv.connect(Recorder, "two.example", 80)
     drv.run_until(lambda: client.error is not None)
@@ -413,6 +437,7 @@ def test_cancel_before_connected_calls_nothing(drv):
         def connection_made(self, transport):
             made.append(transport)
             transport.close()
+
     _, port = serve(drv, Echo)
     numeric = drv.connect(Watch, "127.0.0.1", port)
     named = drv.connect(Watch, "localhost", port)
@@ -462,6 +487,7 @@ def test_cancel_between_the_connect_and_connection_made(drv):
         def factory():
             made.append(Recorder())
             return made[-1]
+
         client.handle.cancel()
         client = drv.connect(factory, "127.0.0.1", port)
         while not made:
@@ -530,11 +556,17 @@ def test_server_listens_on_every_interface_when_host_is_none(drv):
     else:
         assert set(ports) == {socket.AF_INET6}  # one dual-stack socket (reactor.net._servers [V2])
     # IPv4 reaches the IPv4 socket or, dual-stack, the IPv6 one.
-    for host, port in (("127.0.0.1", ports.get(socket.AF_INET, ports[socket.AF_INET6])),
-                       ("::1", ports[socket.AF_INET6])):
+    for host, port in (
+        ("127.0.0.1", ports.get(socket.AF_INET, ports[socket.AF_INET6])),
+        ("::1", ports[socket.AF_INET6]),
+    ):
         client = drv.connect(Recorder, host, port)
-        drv.run_until(lambda: client.error is not None or (
-            client.transport is not None and client.protocol.events))
+        drv.run_until(
+            lambda: (
+                client.error is not None
+                or (client.transport is not None and client.protocol.events)
+            )
+        )
         assert client.error is None, (host, client.error)
         client.transport.write(b"via " + host.encode())
         drv.run_until(lambda: client.protocol.received == b"via " + host.encode())
@@ -563,9 +595,11 @@ def test_backlog_0_accepts_nothing_per_event(drv):
     # accepts per readiness event = backlog: with backlog=0 nothing was
     # accepted, and the level-triggered listener, still readable, spun.
     if drv.kind == "asyncio":
-        pytest.skip("asyncio bug: its accept loop runs range(backlog) times, so "
-                    "backlog=0 accepts nothing and the listener spins (reactor's "
-                    "EventLoop does not keep it: reactor._eventloop [A5])")
+        pytest.skip(
+            "asyncio bug: its accept loop runs range(backlog) times, so "
+            "backlog=0 accepts nothing and the listener spins (reactor's "
+            "EventLoop does not keep it: reactor._eventloop [A5])"
+        )
     server, port = serve(drv, Echo, backlog=0)
     client = drv.connect(Recorder, "127.0.0.1", port)
     drv.run_until(lambda: client.transport is not None and client.protocol.events)
@@ -584,12 +618,14 @@ def test_reuse_port_lets_two_servers_share_a_port(drv):
 
 # -- errors in protocol methods ------------------------------------------------------
 
+
 class Boom(Exception):
     pass
 
 
-@pytest.mark.parametrize("method", ["data_received", "eof_received", "connection_made",
-                                    "connection_lost"])
+@pytest.mark.parametrize(
+    "method", ["data_received", "eof_received", "connection_made", "connection_lost"]
+)
 def test_protocol_exception_is_reported_and_others_are_served(drv, method):
     class Faulty(Recorder):
         pass
@@ -597,12 +633,14 @@ def test_protocol_exception_is_reported_and_others_are_served(drv, method):
     def raiser(self, *args):
         getattr(Recorder, method)(self, *args)
         raise Boom(method)
+
     setattr(Faulty, method, raiser)
     protocols = []
 
     def factory():
         protocols.append(Faulty() if not protocols else Echo())
         return protocols[-1]
+
     server, port = serve(drv, factory)
     bad = drv.connect(Recorder, "127.0.0.1", port)
     drv.run_until(lambda: protocols and bad.transport is not None)
@@ -624,8 +662,10 @@ def test_protocol_exception_is_reported_and_others_are_served(drv, method):
     drv.run_until(lambda: good.protocol.lost_count and bad.protocol.lost_count)
 
 
-@pytest.mark.parametrize("method", ["data_received", "eof_received", "connection_made",
-                                    "connection_lost", "held data_received"])
+@pytest.mark.parametrize(
+    "method",
+    ["data_received", "eof_received", "connection_made", "connection_lost", "held data_received"],
+)
 def test_cancelled_error_from_a_protocol_method_follows_asyncio(drv, method):
     # One policy on every path, asyncio's: any exception but SystemExit and
     # KeyboardInterrupt goes to the error hook (and, from data_received() or
@@ -644,6 +684,7 @@ def test_cancelled_error_from_a_protocol_method_follows_asyncio(drv, method):
     def raiser(self, *args):
         getattr(Recorder, method)(self, *args)
         raise asyncio.CancelledError(method)
+
     setattr(Faulty, method, raiser)
     protocols = []
     _, port = serve(drv, lambda: protocols.append(Faulty()) or protocols[-1])
@@ -665,8 +706,10 @@ def test_cancelled_error_from_a_protocol_method_follows_asyncio(drv, method):
 
 def test_failing_protocol_factory_is_reported(drv):
     if drv.api == "asyncio":
-        pytest.skip("asyncio reports a failing factory only in debug mode and leaves the "
-                    "accepted socket to the garbage collector (a ResourceWarning)")
+        pytest.skip(
+            "asyncio reports a failing factory only in debug mode and leaves the "
+            "accepted socket to the garbage collector (a ResourceWarning)"
+        )
     calls = []
 
     def factory():
@@ -674,6 +717,7 @@ def test_failing_protocol_factory_is_reported(drv):
         if len(calls) == 1:
             raise Boom("factory")
         return Echo()
+
     server, port = serve(drv, factory)
     first = socket.create_connection(("127.0.0.1", port))
     with first:
@@ -690,7 +734,8 @@ def test_failing_protocol_factory_is_reported(drv):
 
 def test_default_error_hook_prints_the_traceback_naming_the_method(tmp_path):
     script = tmp_path / "faulty.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import asyncio, socket, reactor
         class Faulty(asyncio.Protocol):
             def connection_made(self, transport):
@@ -710,9 +755,11 @@ def test_default_error_hook_prints_the_traceback_naming_the_method(tmp_path):
         loop.run()
         peer.close(); server.close(); loop.close()
         print("served on")
-    """))
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                            timeout=30, cwd=os.getcwd())
+    """)
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=30, cwd=os.getcwd()
+    )
     assert result.returncode == 0, result.stderr
     assert "served on" in result.stdout
     assert "Faulty.data_received" in result.stderr
@@ -721,6 +768,7 @@ def test_default_error_hook_prints_the_traceback_naming_the_method(tmp_path):
 
 
 # -- Unix sockets --------------------------------------------------------------------
+
 
 def test_unix_echo_and_stale_socket_file(drv, tmp_path):
     path = str(tmp_path / "echo.sock")
@@ -734,7 +782,8 @@ def test_unix_echo_and_stale_socket_file(drv, tmp_path):
     drv.run_until(lambda: client.protocol.received == b"over unix")
     assert client.transport.get_extra_info("peername") in ("", path, b"")
     assert not client.transport.get_extra_info("socket").getsockopt(
-        socket.SOL_SOCKET, socket.SO_ERROR)
+        socket.SOL_SOCKET, socket.SO_ERROR
+    )
     client.transport.close()
     drv.run_until(lambda: client.protocol.lost_count)
     server.close()
@@ -751,9 +800,11 @@ def test_eagain_from_a_unix_connect_is_not_in_progress(drv, tmp_path):
     # listener's backlog is full: the connection does not exist, so it is an
     # error (as libuv has it), never connection_made() then ENOTCONN.
     if drv.kind == "asyncio":
-        pytest.skip("asyncio bug: sock_connect() takes EAGAIN (BlockingIOError) for a "
-                    "connect in progress and reports a connection that does not exist "
-                    "(reactor's EventLoop does not keep it: reactor._eventloop [A5])")
+        pytest.skip(
+            "asyncio bug: sock_connect() takes EAGAIN (BlockingIOError) for a "
+            "connect in progress and reports a connection that does not exist "
+            "(reactor's EventLoop does not keep it: reactor._eventloop [A5])"
+        )
     path = str(tmp_path / "full.sock")
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(path)
@@ -781,6 +832,7 @@ def test_eagain_from_a_unix_connect_is_not_in_progress(drv, tmp_path):
 
 
 # -- datagrams -----------------------------------------------------------------------
+
 
 class DatagramRecorder(asyncio.DatagramProtocol):
     def __init__(self):
@@ -828,8 +880,7 @@ def test_udp_echo(drv):
 
 
 def test_udp_error_received_for_a_closed_port(drv):
-    transport, protocol = drv.datagram(DatagramRecorder,
-                                       remote_addr=("127.0.0.1", closed_port()))
+    transport, protocol = drv.datagram(DatagramRecorder, remote_addr=("127.0.0.1", closed_port()))
     drv.run_until(lambda: protocol.events)
     transport.sendto(b"anyone?")
     drv.run_for(0.05)
@@ -872,6 +923,7 @@ def test_datagram_connection_lost_path_runs_twice(drv, tmp_path):
 
             def connection_lost(self, exc):
                 self.events.append(("lost", exc))
+
         drv.datagram(Sender, sock=ours)
         drv.run_until(lambda: protocols)
         received = 0
@@ -890,8 +942,11 @@ def test_datagram_connection_lost_path_runs_twice(drv, tmp_path):
 
 
 def test_datagram_endpoint_argument_errors(drv):
-    skip_asyncio_310(drv, "checks a datagram address with assert (AssertionError)",
-                     kinds=("asyncio", "reactor-asyncio"))  # base_events' own check
+    skip_asyncio_310(
+        drv,
+        "checks a datagram address with assert (AssertionError)",
+        kinds=("asyncio", "reactor-asyncio"),
+    )  # base_events' own check
     with pytest.raises(ValueError):
         drv.datagram(DatagramRecorder)
     with pytest.raises(TypeError):
@@ -901,12 +956,12 @@ def test_datagram_endpoint_argument_errors(drv):
         drv.datagram(DatagramRecorder, local_addr=("127.0.0.1", 0), sock=sock)
 
 
-def test_a_signal_exception_during_an_interest_change_leaves_the_transport_consistent(
-        monkeypatch):
+def test_a_signal_exception_during_an_interest_change_leaves_the_transport_consistent(monkeypatch):
     # A signal handler raising as selector.unregister() returned left the
     # transport believing it was still registered: its abort() then raised
     # KeyError (found by the IO models' SIGTERM test).
     import reactor
+
     loop = reactor.Reactor()
     try:
         server = loop.create_server(Echo, "127.0.0.1", 0)
@@ -921,6 +976,7 @@ def test_a_signal_exception_during_an_interest_change_leaves_the_transport_consi
             def interrupted(fileobj):
                 real(fileobj)
                 raise KeyboardInterrupt  # what a raising signal handler does here
+
             monkeypatch.setattr(loop._selector, "unregister", interrupted)
             with pytest.raises(KeyboardInterrupt):
                 transport.pause_reading()

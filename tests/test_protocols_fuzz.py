@@ -18,15 +18,18 @@ from hypothesis import strategies as st
 
 from _loops import LOOP_KINDS, Recorder, make_driver
 
-OPS = st.lists(st.one_of(
-    st.tuples(st.just("write"), st.integers(1, 300_000)),
-    st.tuples(st.just("peer_write"), st.integers(1, 100_000)),
-    st.just(("write_eof",)),
-    st.just(("pause",)),
-    st.just(("resume",)),
-    st.just(("turn",)),
-    st.just(("close",)),
-), max_size=25)
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("write"), st.integers(1, 300_000)),
+        st.tuples(st.just("peer_write"), st.integers(1, 100_000)),
+        st.just(("write_eof",)),
+        st.just(("pause",)),
+        st.just(("resume",)),
+        st.just(("turn",)),
+        st.just(("close",)),
+    ),
+    max_size=25,
+)
 
 
 def chunk(n, seed):
@@ -42,11 +45,17 @@ def test_random_operations_lose_and_duplicate_nothing(kind, ops):
         servers = []
         server = drv.server(lambda: servers.append(Recorder()) or servers[-1])
         client = drv.connect(Recorder, "127.0.0.1", drv.port_of(server))
-        drv.run_until(lambda: servers and servers[0].transport is not None
-                      and client.transport is not None and client.protocol.events)
+        drv.run_until(
+            lambda: (
+                servers
+                and servers[0].transport is not None
+                and client.transport is not None
+                and client.protocol.events
+            )
+        )
         transport = servers[0].transport
-        sent = bytearray()        # what the server wrote and must arrive
-        peer_sent = bytearray()   # what the client wrote
+        sent = bytearray()  # what the server wrote and must arrive
+        peer_sent = bytearray()  # what the client wrote
         eof = closed = False
         for index, op in enumerate(ops):
             name = op[0]
@@ -82,15 +91,21 @@ def test_random_operations_lose_and_duplicate_nothing(kind, ops):
         closed = transport.is_closing()
         if not closed:
             transport.resume_reading()
-            drv.run_until(lambda: len(servers[0].received) == len(peer_sent), timeout=30,
-                          what="the server to read what the peer sent")
+            drv.run_until(
+                lambda: len(servers[0].received) == len(peer_sent),
+                timeout=30,
+                what="the server to read what the peer sent",
+            )
             transport.close()
-        drv.run_until(lambda: len(client.protocol.received) >= len(sent)
-                      or client.protocol.lost_count, timeout=30)
+        drv.run_until(
+            lambda: len(client.protocol.received) >= len(sent) or client.protocol.lost_count,
+            timeout=30,
+        )
         # The server's FIN; or its RST, when it closed with the peer's bytes
         # unread (the kernel's rule), which ends the client at once.
-        drv.run_until(lambda: ("eof",) in client.protocol.events or client.protocol.lost_count,
-                      timeout=30)
+        drv.run_until(
+            lambda: ("eof",) in client.protocol.events or client.protocol.lost_count, timeout=30
+        )
         client.transport.close()
         drv.run_until(lambda: servers[0].lost_count and client.protocol.lost_count, timeout=30)
         drv.run_for(0.01)
@@ -99,10 +114,10 @@ def test_random_operations_lose_and_duplicate_nothing(kind, ops):
             # The server closed with the peer's bytes unread: the kernel
             # answers with RST, and the peer may lose the tail of what we
             # sent (asyncio alike).  What arrived is still a clean prefix.
-            assert client.protocol.received == bytes(sent[:len(client.protocol.received)])
+            assert client.protocol.received == bytes(sent[: len(client.protocol.received)])
         else:
             assert client.protocol.received == bytes(sent)
-        assert received == bytes(peer_sent[:len(received)])  # a prefix: nothing lost inside
+        assert received == bytes(peer_sent[: len(received)])  # a prefix: nothing lost inside
         if not closed:
             assert received == bytes(peer_sent)
         assert servers[0].lost_count == 1 and client.protocol.lost_count == 1
@@ -128,11 +143,10 @@ ACTION = st.one_of(
     st.just(("resume_reading",)),
     st.just(("resume_later",)),
 )
-CALLBACKS = ("connection_made", "data_received", "eof_received", "pause_writing",
-             "resume_writing")
-SCRIPT = st.fixed_dictionaries({
-    name: st.lists(st.lists(ACTION, min_size=1, max_size=3), max_size=3)
-    for name in CALLBACKS})
+CALLBACKS = ("connection_made", "data_received", "eof_received", "pause_writing", "resume_writing")
+SCRIPT = st.fixed_dictionaries(
+    {name: st.lists(st.lists(ACTION, min_size=1, max_size=3), max_size=3) for name in CALLBACKS}
+)
 
 
 class Scripted(Recorder):
@@ -181,8 +195,7 @@ class Scripted(Recorder):
     def connection_made(self, transport):
         super().connection_made(transport)
         # A small kernel buffer, so that writes queue and flow control runs.
-        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
-                                                      4096)
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         if self.limits is not None:
             transport.set_write_buffer_limits(*self.limits)
         self.act("connection_made")
@@ -207,28 +220,42 @@ class Scripted(Recorder):
 
 # The case that found the double connection_lost(): close() from
 # resume_writing() once the buffer drained.
-CLOSE_ON_RESUME = dict({name: [] for name in CALLBACKS},
-                       connection_made=[[("write", 300_000)]], resume_writing=[[("close",)]])
+CLOSE_ON_RESUME = dict(
+    {name: [] for name in CALLBACKS},
+    connection_made=[[("write", 300_000)]],
+    resume_writing=[[("close",)]],
+)
 
 
 @pytest.mark.parametrize("kind", LOOP_KINDS)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @example(script=CLOSE_ON_RESUME, limits=(1, 0), keep_open=False, peer_bytes=1, peer_eof=False)
-@given(script=SCRIPT, limits=st.sampled_from([None, (1, 0), (4096, 0), (65536, 1024)]),
-       keep_open=st.booleans(), peer_bytes=st.sampled_from([1, 5000, 200_000]),
-       peer_eof=st.booleans())
-def test_actions_inside_callbacks_call_connection_lost_once(kind, script, limits, keep_open,
-                                                             peer_bytes, peer_eof):
+@given(
+    script=SCRIPT,
+    limits=st.sampled_from([None, (1, 0), (4096, 0), (65536, 1024)]),
+    keep_open=st.booleans(),
+    peer_bytes=st.sampled_from([1, 5000, 200_000]),
+    peer_eof=st.booleans(),
+)
+def test_actions_inside_callbacks_call_connection_lost_once(
+    kind, script, limits, keep_open, peer_bytes, peer_eof
+):
     if kind == "asyncio" and sys.version_info < (3, 13, 1):
         # asyncio up to 3.13.0 runs the connection_lost() path twice after a close()
         # from resume_writing() (fixed upstream): not that, on the reference.
-        assume(not any(action[0] in ("close", "abort") for actions in script["resume_writing"]
-                       for action in actions))
+        assume(
+            not any(
+                action[0] in ("close", "abort")
+                for actions in script["resume_writing"]
+                for action in actions
+            )
+        )
     drv = make_driver(kind)
     try:
         servers = []
-        server = drv.server(lambda: servers.append(Scripted(script, limits, keep_open, drv))
-                            or servers[-1])
+        server = drv.server(
+            lambda: servers.append(Scripted(script, limits, keep_open, drv)) or servers[-1]
+        )
         client = drv.connect(Recorder, "127.0.0.1", drv.port_of(server))
         drv.run_until(lambda: servers and client.transport is not None and servers[0].events)
         peer = chunk(peer_bytes, 7)
@@ -242,8 +269,10 @@ def test_actions_inside_callbacks_call_connection_lost_once(kind, script, limits
             ours.transport.close()
         drv.run_until(lambda: ours.lost_count, timeout=30, what="the server's connection_lost")
         if not client.transport.is_closing():
-            drv.run_until(lambda: ("eof",) in client.protocol.events
-                          or client.protocol.lost_count, timeout=30)
+            drv.run_until(
+                lambda: ("eof",) in client.protocol.events or client.protocol.lost_count,
+                timeout=30,
+            )
             client.transport.close()
         drv.run_until(lambda: client.protocol.lost_count, timeout=30)
         drv.run_for(0.01)
@@ -253,7 +282,7 @@ def test_actions_inside_callbacks_call_connection_lost_once(kind, script, limits
         assert ours.events[-1][0] == "lost"
         # Nothing reordered or duplicated: prefixes (an abort, or a close with
         # the peer's bytes unread, may cut the stream: the kernel's RST).
-        assert client.protocol.received == bytes(ours.sent[:len(client.protocol.received)])
-        assert ours.received == peer[:len(ours.received)]
+        assert client.protocol.received == bytes(ours.sent[: len(client.protocol.received)])
+        assert ours.received == peer[: len(ours.received)]
     finally:
         drv.close()

@@ -66,8 +66,7 @@ def running(r):
             r.stop()
             force_wake(r)
             thread.join(WAIT)
-            pytest.fail("run() did not return after call_soon_threadsafe(stop): "
-                        "a lost wakeup")
+            pytest.fail("run() did not return after call_soon_threadsafe(stop): a lost wakeup")
     assert not errors, f"run() raised {errors[0]!r}"
 
 
@@ -429,8 +428,10 @@ def test_timers_never_fire_early_when_the_loop_spins(loop, socketpair):
     loop.register(a, EVENT_READ, lambda sock, mask: None)
     fired = []
     now = loop.time()
-    handles = [loop.call_at(now + i * 0.0001, lambda i=i: fired.append((i, time.monotonic())))
-               for i in range(30)]
+    handles = [
+        loop.call_at(now + i * 0.0001, lambda i=i: fired.append((i, time.monotonic())))
+        for i in range(30)
+    ]
     deadline = time.monotonic() + WAIT
     while len(fired) < len(handles):
         assert time.monotonic() < deadline
@@ -504,8 +505,7 @@ def test_call_at_nan_is_refused(loop):
         loop.call_at(float("nan"), print)
 
 
-@pytest.mark.parametrize("delay", [30 * 86400, float("inf")],
-                         ids=["30-days", "infinity"])
+@pytest.mark.parametrize("delay", [30 * 86400, float("inf")], ids=["30-days", "infinity"])
 def test_far_future_timer_does_not_break_run(loop, delay):
     # A timer due after the selectors' longest wait (INT_MAX ms, ~24.8 days)
     # must not make the wait raise: the loop should clamp its wait (asyncio
@@ -885,7 +885,8 @@ def test_event_for_fd_unregistered_earlier_in_batch_is_not_delivered(loop, make_
 
 
 def test_event_for_fd_unregistered_and_closed_earlier_in_batch_is_not_delivered(
-        loop, make_socketpair):
+    loop, make_socketpair
+):
     s1, s2 = _two_ready_pairs(make_socketpair)
     delivered = []
 
@@ -955,7 +956,8 @@ def test_event_for_socket_closed_earlier_in_batch_is_not_delivered(loop, make_so
     loop.register(s2, EVENT_READ, cb)
     loop.run_once(WAIT)
     assert delivered in ([s1.fileno()], [s2.fileno()]) and -1 not in delivered, (
-        f"callbacks ran with fileno()s {delivered} (-1: a closed socket)")
+        f"callbacks ran with fileno()s {delivered} (-1: a closed socket)"
+    )
     for s in (s1, s2):
         with contextlib.suppress(KeyError, ValueError):
             loop.unregister(s)
@@ -1110,19 +1112,33 @@ def test_close_releases_everything(backend, sigusr1_fallback):
     r.close()  # idempotent
 
 
-@pytest.mark.parametrize("call", [
-    lambda r, s: r.register(s, EVENT_READ, print),
-    lambda r, s: r.modify(s, EVENT_READ, print),
-    lambda r, s: r.unregister(s),
-    lambda r, s: r.call_soon(print),
-    lambda r, s: r.call_soon_threadsafe(print),
-    lambda r, s: r.call_later(1, print),
-    lambda r, s: r.call_at(1, print),
-    lambda r, s: r.add_signal_handler(signal.SIGUSR1, print),
-    lambda r, s: r.run(),
-    lambda r, s: r.run_once(0),
-], ids=["register", "modify", "unregister", "call_soon", "call_soon_threadsafe",
-        "call_later", "call_at", "add_signal_handler", "run", "run_once"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda r, s: r.register(s, EVENT_READ, print),
+        lambda r, s: r.modify(s, EVENT_READ, print),
+        lambda r, s: r.unregister(s),
+        lambda r, s: r.call_soon(print),
+        lambda r, s: r.call_soon_threadsafe(print),
+        lambda r, s: r.call_later(1, print),
+        lambda r, s: r.call_at(1, print),
+        lambda r, s: r.add_signal_handler(signal.SIGUSR1, print),
+        lambda r, s: r.run(),
+        lambda r, s: r.run_once(0),
+    ],
+    ids=[
+        "register",
+        "modify",
+        "unregister",
+        "call_soon",
+        "call_soon_threadsafe",
+        "call_later",
+        "call_at",
+        "add_signal_handler",
+        "run",
+        "run_once",
+    ],
+)
 def test_methods_after_close_raise_runtimeerror(backend, socketpair, call):
     a, _ = socketpair
     disposition = signal.getsignal(signal.SIGUSR1)
@@ -1163,6 +1179,7 @@ def _in_child(body):
             code = 0
         except BaseException:
             import traceback
+
             os.write(writer, traceback.format_exc().encode())
         finally:
             os._exit(code)
@@ -1198,8 +1215,9 @@ def test_fork_child_loop_is_usable_and_parent_undisturbed(backend, sigusr1_fallb
             assert (loop._wakeup_fd, loop._signal_sockets[0].fileno()) == parent_fds
             got = []
             # A wakeup from another thread and a signal reach the child's loop.
-            waker = threading.Thread(target=lambda: (
-                time.sleep(0.05), loop.call_soon_threadsafe(got.append, "woken")))
+            waker = threading.Thread(
+                target=lambda: (time.sleep(0.05), loop.call_soon_threadsafe(got.append, "woken"))
+            )
             waker.start()
             loop.run_once(WAIT)
             waker.join()
@@ -1281,8 +1299,9 @@ def test_executor_survives_fork(backend):
 
         def child():
             errors = []
-            handle = loop.create_connection(asyncio.Protocol, "localhost", 9,
-                                            on_error=errors.append)
+            handle = loop.create_connection(
+                asyncio.Protocol, "localhost", 9, on_error=errors.append
+            )
             deadline = time.monotonic() + WAIT / 2
             while not handle.done() and time.monotonic() < deadline:
                 loop.run_once(0.05)
@@ -1389,13 +1408,16 @@ def test_reactor_on_stdlib_epoll_selector_fork_leaves_parents_wakeups_alone():
     # instance it shares with the parent: the parent's call_soon_threadsafe
     # then woke it after its 2 s timeout, not at once [L8].
     import selectors
+
     loop = Reactor(selectors.EpollSelector())
     try:
+
         def child():
             assert loop.selector is not None
             woke = []
-            waker = threading.Thread(target=lambda: (
-                time.sleep(0.05), loop.call_soon_threadsafe(woke.append, 1)))
+            waker = threading.Thread(
+                target=lambda: (time.sleep(0.05), loop.call_soon_threadsafe(woke.append, 1))
+            )
             waker.start()
             loop.run_once(WAIT)
             waker.join()
@@ -1404,8 +1426,9 @@ def test_reactor_on_stdlib_epoll_selector_fork_leaves_parents_wakeups_alone():
 
         assert _in_child(child) == (0, "")
         woke = []
-        waker = threading.Thread(target=lambda: (
-            time.sleep(0.2), loop.call_soon_threadsafe(woke.append, 1)))
+        waker = threading.Thread(
+            target=lambda: (time.sleep(0.2), loop.call_soon_threadsafe(woke.append, 1))
+        )
         start = time.monotonic()
         waker.start()
         loop.run_once(2.0)
@@ -1418,20 +1441,26 @@ def test_reactor_on_stdlib_epoll_selector_fork_leaves_parents_wakeups_alone():
 
 
 def test_import_reactor_imports_neither_asyncio_nor_ssl():
-    code = ("import sys, reactor; "
-            "print(sorted(m for m in ('asyncio', 'ssl', 'logging', 'typing', 'reactor._loop', "
-            "'reactor.uring') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, reactor; "
+        "print(sorted(m for m in ('asyncio', 'ssl', 'logging', 'typing', 'reactor._loop', "
+        "'reactor.uring') "
+        "if m in sys.modules))"
+    )
     # (not measured: coverage.py, which CI starts in every child, imports them)
     env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env=env).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
     assert out.strip() == "[]"
     # And each lazy name still works.
-    code = ("import reactor; print(reactor.Reactor.__name__, reactor.TCPServer.__name__, "
-            "reactor.new_event_loop.__name__, 'Reactor' in dir(reactor))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import reactor; print(reactor.Reactor.__name__, reactor.TCPServer.__name__, "
+        "reactor.new_event_loop.__name__, 'Reactor' in dir(reactor))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.split() == ["Reactor", "TCPServer", "new_event_loop", "True"]
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         reactor.nonexistent

@@ -57,7 +57,7 @@ def _programs():
             end = lines.index("```", start)
             block = (start + 1, "\n".join(lines[start:end]) + "\n")
             if marker and marker.startswith("not run:"):
-                reason = marker[len("not run:"):].strip()
+                reason = marker[len("not run:") :].strip()
                 assert reason, f"README.md line {start}: 'not run:' needs a reason"
                 programs.append((start + 1, [block], reason))
             elif marker == "continues the block above":
@@ -80,15 +80,22 @@ def test_the_readme_has_python_blocks():
     assert len(PROGRAMS) >= 5
 
 
-@pytest.mark.parametrize("first, blocks, skip", PROGRAMS,
-                         ids=[f"line-{first}" for first, _, _ in PROGRAMS])
+@pytest.mark.parametrize(
+    "first, blocks, skip", PROGRAMS, ids=[f"line-{first}" for first, _, _ in PROGRAMS]
+)
 def test_readme_block_runs_as_written(tmp_path, first, blocks, skip):
     if skip:
         pytest.skip(skip)
-    script = PRELUDE + "namespace = {'__name__': '__main__'}\n" + "".join(
-        f"exec(compile({source!r}, 'README.md, block at line {line}', 'exec'), namespace)\n"
-        for line, source in blocks)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60)
+    script = (
+        PRELUDE
+        + "namespace = {'__name__': '__main__'}\n"
+        + "".join(
+            f"exec(compile({source!r}, 'README.md, block at line {line}', 'exec'), namespace)\n"
+            for line, source in blocks
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, f"README.md block at line {first}:\n{proc.stdout}{proc.stderr}"
     assert "Traceback" not in proc.stderr, proc.stderr

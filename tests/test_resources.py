@@ -17,8 +17,7 @@ import reactor
 
 def _fds():
     """The open fds, without the one os.listdir() used to list them."""
-    return {int(fd) for fd in os.listdir("/proc/self/fd")
-            if os.path.exists(f"/proc/self/fd/{fd}")}
+    return {int(fd) for fd in os.listdir("/proc/self/fd") if os.path.exists(f"/proc/self/fd/{fd}")}
 
 
 def _open_fds():
@@ -43,9 +42,11 @@ def test_create_and_close_10000_leaks_nothing(make):
     assert _open_fds() == before
 
 
-@pytest.mark.parametrize("make", [reactor.EpollSelector, reactor.Reactor,
-                                  lambda: reactor.Reactor(reactor.PollSelector())],
-                         ids=["EpollSelector", "Reactor", "Reactor-poll"])
+@pytest.mark.parametrize(
+    "make",
+    [reactor.EpollSelector, reactor.Reactor, lambda: reactor.Reactor(reactor.PollSelector())],
+    ids=["EpollSelector", "Reactor", "Reactor-poll"],
+)
 def test_unclosed_objects_release_their_fds_when_collected(make):
     gc.collect()
     before = _open_fds()
@@ -88,8 +89,10 @@ def test_every_fd_reactor_creates_is_close_on_exec():
             while not server.connections and loop.time() < deadline:
                 loop.run_once(0.05)
             assert server.connections, "the connection was not accepted"
-            ours = {fd: os.readlink(f"/proc/self/fd/{fd}")
-                    for fd in _fds() - before - {client.fileno()}}
+            ours = {
+                fd: os.readlink(f"/proc/self/fd/{fd}")
+                for fd in _fds() - before - {client.fileno()}
+            }
             # epoll fd, eventfd, the signal socketpair, the listener and the
             # accepted connection.
             assert len(ours) == 6, ours
@@ -126,6 +129,7 @@ def test_unclosed_reactor_collected_in_another_thread_keeps_the_fd_number():
     # [L6] Signal functions only work in the main thread: the socketpair is
     # left open, so the installed wakeup fd never points at a reused number.
     import threading
+
     previous = signal.getsignal(signal.SIGUSR2)
     holder = [_drop_with_signal_handler()]
     writer_fd, reader_fd = holder[0][1:]
@@ -167,8 +171,9 @@ def _wait_entries(sel):
     return state.capacity
 
 
-@pytest.mark.parametrize("cls", [reactor.EpollSelector, reactor.PollSelector,
-                                 reactor.SelectSelector])
+@pytest.mark.parametrize(
+    "cls", [reactor.EpollSelector, reactor.PollSelector, reactor.SelectSelector]
+)
 def test_one_high_fd_gives_buffers_for_one_registration(cls, high_nofile):
     # One fd numbered near the fd limit (19,999 here) gave EpollSelector
     # 20,000 slots (547 KiB of buffers and 82 KiB of stamps per wait
@@ -195,8 +200,9 @@ def test_one_high_fd_gives_buffers_for_one_registration(cls, high_nofile):
         b.close()
 
 
-@pytest.mark.parametrize("cls", [reactor.EpollSelector, reactor.PollSelector,
-                                 reactor.SelectSelector])
+@pytest.mark.parametrize(
+    "cls", [reactor.EpollSelector, reactor.PollSelector, reactor.SelectSelector]
+)
 def test_buffers_grow_with_registrations_and_one_wait_returns_them_all(cls, high_nofile):
     # Amortised growth: at most twice the peak number of registrations, and
     # one wait still reports every ready fd [E7].

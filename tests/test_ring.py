@@ -27,8 +27,9 @@ from reactor.uring import _bufring, _probe, _ring
 from reactor._native import ffi, lib
 from _ringloops import HARNESSES
 
-pytestmark = pytest.mark.skipif(not reactor.uring_available(),
-                                reason=f"{reactor.uring_available().reason}")
+pytestmark = pytest.mark.skipif(
+    not reactor.uring_available(), reason=f"{reactor.uring_available().reason}"
+)
 
 
 @pytest.fixture(params=list(HARNESSES))
@@ -92,8 +93,15 @@ def datafile(tmp_path):
 def test_read_matches_os_pread(harness, ring, datafile):
     fd = os.open(datafile, os.O_RDONLY)
     try:
-        for size, offset in [(100, 0), (4096, 1000), (1, 16383), (100, 16380), (10, 16384),
-                             (0, 0), (20000, 0)]:
+        for size, offset in [
+            (100, 0),
+            (4096, 1000),
+            (1, 16383),
+            (100, 16380),
+            (10, 16384),
+            (0, 0),
+            (20000, 0),
+        ]:
             got = one(harness, ring, lambda cb: ring.read(fd, size, offset, cb))
             assert got == os.pread(fd, size, offset)
     finally:
@@ -123,7 +131,7 @@ def test_readinto_and_readv_match_os(harness, ring, datafile):
         n = one(harness, ring, lambda cb: ring.readv(fd, [a, b, c], 16000, cb))
         expected = os.pread(fd, 5010, 16000)
         assert n == len(expected) == 384
-        assert bytes(a) + bytes(c[:n - 10]) == expected
+        assert bytes(a) + bytes(c[: n - 10]) == expected
         reference = [bytearray(10), bytearray(0), bytearray(5000)]
         assert os.preadv(fd, reference, 16000) == n
     finally:
@@ -135,9 +143,13 @@ def test_write_and_writev_match_os(harness, ring, tmp_path):
     fd = os.open(ours, os.O_RDWR | os.O_CREAT)
     ref = os.open(theirs, os.O_RDWR | os.O_CREAT)
     try:
-        steps = [("write", b"hello", 0), ("write", bytearray(b"world"), 100),
-                 ("writev", [b"ab", memoryview(b"cdef"), b""], 3), ("write", b"", 7),
-                 ("write", b"tail", -1)]
+        steps = [
+            ("write", b"hello", 0),
+            ("write", bytearray(b"world"), 100),
+            ("writev", [b"ab", memoryview(b"cdef"), b""], 3),
+            ("write", b"", 7),
+            ("write", b"tail", -1),
+        ]
         for kind, data, offset in steps:
             if kind == "write":
                 n = one(harness, ring, lambda cb: ring.write(fd, data, offset, cb))
@@ -162,18 +174,20 @@ def test_openat_and_close_fd_match_os(harness, ring, datafile, tmp_path):
     with pytest.raises(OSError):
         os.fstat(fd)
     created = tmp_path / "new"
-    fd = one(harness, ring, lambda cb: ring.openat(str(created).encode(),
-                                                   os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                                                   0o640, cb))
+    fd = one(
+        harness,
+        ring,
+        lambda cb: ring.openat(
+            str(created).encode(), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640, cb
+        ),
+    )
     os.close(fd)
     assert stat.S_IMODE(created.stat().st_mode) == 0o640 & ~_umask()
-    missing = one(harness, ring, lambda cb: ring.openat(tmp_path / "missing", os.O_RDONLY, 0,
-                                                        cb))
+    missing = one(harness, ring, lambda cb: ring.openat(tmp_path / "missing", os.O_RDONLY, 0, cb))
     assert isinstance(missing, FileNotFoundError) and missing.errno == errno.ENOENT
     dir_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fd = one(harness, ring, lambda cb: ring.openat("data", os.O_RDONLY, 0, cb,
-                                                       dir_fd=dir_fd))
+        fd = one(harness, ring, lambda cb: ring.openat("data", os.O_RDONLY, 0, cb, dir_fd=dir_fd))
         os.close(fd)
     finally:
         os.close(dir_fd)
@@ -194,13 +208,29 @@ def test_statx_matches_os_stat(harness, ring, datafile, tmp_path):
     try:
         # (Following a symlink touches its atime: each reference is taken
         # right after the statx it is compared with.)
-        for target, follow, stat_it in [(datafile, True, os.stat), (link, False, os.lstat),
-                                        (link, True, os.stat), (fd, True, os.fstat)]:
+        for target, follow, stat_it in [
+            (datafile, True, os.stat),
+            (link, False, os.lstat),
+            (link, True, os.stat),
+            (fd, True, os.fstat),
+        ]:
             st = one(harness, ring, lambda cb: ring.statx(target, cb, follow_symlinks=follow))
             reference = stat_it(target)
-            for name in ("st_mode", "st_ino", "st_dev", "st_nlink", "st_uid", "st_gid",
-                         "st_size", "st_blksize", "st_blocks", "st_rdev", "st_atime_ns",
-                         "st_mtime_ns", "st_ctime_ns"):
+            for name in (
+                "st_mode",
+                "st_ino",
+                "st_dev",
+                "st_nlink",
+                "st_uid",
+                "st_gid",
+                "st_size",
+                "st_blksize",
+                "st_blocks",
+                "st_rdev",
+                "st_atime_ns",
+                "st_mtime_ns",
+                "st_ctime_ns",
+            ):
                 assert getattr(st, name) == getattr(reference, name), name
             for name in ("st_atime", "st_mtime", "st_ctime"):
                 assert getattr(st, name) == getattr(reference, name), name
@@ -303,8 +333,7 @@ def test_connect_refused_is_connectionrefusederror(harness, ring):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with socket.socket() as client:
-        got = one(harness, ring, lambda cb: ring.connect(client.fileno(), ("127.0.0.1", port),
-                                                         cb))
+        got = one(harness, ring, lambda cb: ring.connect(client.fileno(), ("127.0.0.1", port), cb))
     assert isinstance(got, ConnectionRefusedError)
 
 
@@ -390,8 +419,7 @@ def test_cancel_a_timeout_and_an_operation_not_yet_submitted(harness, ring):
     assert timer.exception().errno == errno.ECANCELED
 
 
-def test_cancelling_an_operation_running_in_an_io_wq_worker(harness, ring, tmp_path,
-                                                            monkeypatch):
+def test_cancelling_an_operation_running_in_an_io_wq_worker(harness, ring, tmp_path, monkeypatch):
     """The -EALREADY path [U7]: an open of a FIFO for writing with O_CREAT
     skips the non-blocking try and waits for a reader in an io-wq worker;
     the cancel cannot take it back, interrupts the worker, and the target
@@ -485,7 +513,7 @@ def test_thousands_in_flight_on_a_tiny_ring_lose_nothing(harness, datafile):
             ops = {}
             for i in range(3000):
                 offset = (i * 37) % 16000
-                ops[ring.read(fd, 5, offset, results)] = expected[offset:offset + 5]
+                ops[ring.read(fd, 5, offset, results)] = expected[offset : offset + 5]
             for _ in range(2000):
                 ring.nop(results)
             assert lib.reactor_ring_sq_flags(ring._cring) & lib.IORING_SQ_CQ_OVERFLOW
@@ -606,14 +634,33 @@ def test_operation_arguments_are_checked_before_the_kernel(ring):
 
 # (No booleans: True and False are the ints 1 and 0, as for os.close(), and
 # close_fd(True) would close pytest's stdout.)
-WRONG = st.one_of(st.none(), st.integers(-(2**70), -1),
-                  st.integers(2**31, 2**70), st.floats(allow_nan=True), st.text(max_size=4),
-                  st.binary(max_size=4), st.sampled_from([[], {}, (), object(), print,
-                                                          bytearray(3), memoryview(b"mv")]))
+WRONG = st.one_of(
+    st.none(),
+    st.integers(-(2**70), -1),
+    st.integers(2**31, 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=4),
+    st.binary(max_size=4),
+    st.sampled_from([[], {}, (), object(), print, bytearray(3), memoryview(b"mv")]),
+)
 METHODS = {  # name: how many positional arguments before the callback
-    "nop": 0, "read": 3, "readinto": 3, "readv": 3, "write": 3, "writev": 3, "openat": 3,
-    "close_fd": 1, "statx": 1, "fsync": 1, "ftruncate": 2, "recv": 2, "recv_into": 2,
-    "send": 2, "accept": 1, "connect": 2, "timeout": 1,
+    "nop": 0,
+    "read": 3,
+    "readinto": 3,
+    "readv": 3,
+    "write": 3,
+    "writev": 3,
+    "openat": 3,
+    "close_fd": 1,
+    "statx": 1,
+    "fsync": 1,
+    "ftruncate": 2,
+    "recv": 2,
+    "recv_into": 2,
+    "send": 2,
+    "accept": 1,
+    "connect": 2,
+    "timeout": 1,
 }
 
 
@@ -625,14 +672,23 @@ def test_hostile_arguments_raise_only_documented_errors(harness, tmp_path):
     reaches the loop's exception handler.  Fds are only this test's own:
     a random fd number could be one pytest writes to."""
 
-    @settings(max_examples=100, deadline=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                     HealthCheck.too_slow])
-    @given(calls=st.lists(st.tuples(st.sampled_from(sorted(METHODS)),
-                                    st.lists(st.integers(0, 11), min_size=3, max_size=3),
-                                    st.lists(WRONG, min_size=3, max_size=3),
-                                    st.lists(st.booleans(), min_size=3, max_size=3),
-                                    st.booleans()), max_size=12))
+    @settings(
+        max_examples=100,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        calls=st.lists(
+            st.tuples(
+                st.sampled_from(sorted(METHODS)),
+                st.lists(st.integers(0, 11), min_size=3, max_size=3),
+                st.lists(WRONG, min_size=3, max_size=3),
+                st.lists(st.booleans(), min_size=3, max_size=3),
+                st.booleans(),
+            ),
+            max_size=12,
+        )
+    )
     def check(calls):
         ring = reactor.Ring(harness.loop, 4)
         r, w = os.pipe()
@@ -641,21 +697,36 @@ def test_hostile_arguments_raise_only_documented_errors(harness, tmp_path):
         path.write_bytes(b"0123456789")
         fd = os.open(path, os.O_RDWR)
         # Every int here may be used as an fd: ours, or 10**7, past fs.nr_open.
-        real = [r, w, a, b, fd, 10**7, [bytearray(4), b"xy"], bytearray(8), b"data",
-                str(path), ("127.0.0.1", 1), 0.001]
+        real = [
+            r,
+            w,
+            a,
+            b,
+            fd,
+            10**7,
+            [bytearray(4), b"xy"],
+            bytearray(8),
+            b"data",
+            str(path),
+            ("127.0.0.1", 1),
+            0.001,
+        ]
         made = Results()
         makes_fds = set()  # the operations whose ints are fds: openat, accept
         try:
             for name, picks, wrongs, use_real, keyword in calls:
-                args = [real[p] if use else wrong
-                        for p, wrong, use in zip(picks, wrongs, use_real)][:METHODS[name]]
+                args = [
+                    real[p] if use else wrong for p, wrong, use in zip(picks, wrongs, use_real)
+                ][: METHODS[name]]
                 while len(args) < METHODS[name]:
                     args.append(real[0])
                 kwargs = {}
                 if keyword and name in ("accept", "statx", "fsync"):
-                    kwargs = {"accept": {"multishot": wrongs[0]},
-                              "statx": {"follow_symlinks": wrongs[0]},
-                              "fsync": {"datasync": wrongs[0]}}[name]
+                    kwargs = {
+                        "accept": {"multishot": wrongs[0]},
+                        "statx": {"follow_symlinks": wrongs[0]},
+                        "fsync": {"datasync": wrongs[0]},
+                    }[name]
                 try:
                     op = getattr(ring, name)(*args, made, **kwargs)
                     if name in ("openat", "accept"):
@@ -690,9 +761,11 @@ def test_hostile_buffer_ring_and_ring_arguments(harness):
     with wrong values: TypeError or ValueError (OSError: the kernel's
     refusal), nothing left open."""
 
-    @settings(max_examples=60, deadline=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                     HealthCheck.too_slow])
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     @given(args=st.lists(st.one_of(WRONG, st.integers(0, 70000)), min_size=3, max_size=3))
     def check(args):
         try:
@@ -725,8 +798,7 @@ def test_close_cancels_operations_in_flight_and_calls_them_back(harness):
         assert ring.in_flight() == 5
         ring.close()
         assert len(results) == 5 and all(op.done() for op in ops)
-        assert all(isinstance(v, OSError) and v.errno == errno.ECANCELED
-                   for v in results.values())
+        assert all(isinstance(v, OSError) and v.errno == errno.ECANCELED for v in results.values())
         assert ring.closed and ring.in_flight() == 0
         with pytest.raises(RuntimeError, match="closed"):
             ring.nop(results)
@@ -829,15 +901,20 @@ def _child(code, *, refuse=None):
     prologue = "import sys; sys.path.insert(0, %r)\n" % os.path.dirname(__file__)
     if refuse is not None:
         prologue += f"from _seccomp import refuse_io_uring; refuse_io_uring({refuse})\n"
-    proc = subprocess.run([sys.executable, "-c", prologue + textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", prologue + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
 
 @pytest.mark.parametrize("refusal", [errno.EPERM, errno.ENOSYS], ids=["EPERM", "ENOSYS"])
 def test_refused_io_uring_is_reported_and_ring_raises(refusal):
-    out = _child("""
+    out = _child(
+        """
         import errno, reactor
         available = reactor.uring_available()
         print(bool(available), available.errno, available.reason)
@@ -850,7 +927,9 @@ def test_refused_io_uring_is_reported_and_ring_raises(refusal):
         loop.call_soon(loop.stop)
         loop.run()
         loop.close()
-    """, refuse=refusal)
+    """,
+        refuse=refusal,
+    )
     lines = out.splitlines()
     name = errno.errorcode[refusal]
     assert lines[0].startswith(f"False {refusal} io_uring_setup() refused: {name}"), lines

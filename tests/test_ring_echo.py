@@ -21,16 +21,18 @@ import pytest
 import reactor
 from test_echo_cli import CHAPTER_LINE, IO_TIMEOUT, ask, closed_by_peer, echo_server, recv_exactly
 
-pytestmark = pytest.mark.skipif(not reactor.uring_available(),
-                                reason=f"{reactor.uring_available().reason}")
+pytestmark = pytest.mark.skipif(
+    not reactor.uring_available(), reason=f"{reactor.uring_available().reason}"
+)
 
 
 def ring_echo_server(tmp_path, *args):
     return echo_server(tmp_path, *args, command=("-m", "reactor.chapter._ring_echo"))
 
 
-BUFFERS = pytest.mark.parametrize("buffers", [[], ["--no-provided-buffers"]],
-                                  ids=["pool", "per-recv"])
+BUFFERS = pytest.mark.parametrize(
+    "buffers", [[], ["--no-provided-buffers"]], ids=["pool", "per-recv"]
+)
 
 
 @BUFFERS
@@ -106,8 +108,9 @@ def test_replies_with_a_full_send_buffer_stay_in_order(provided):
     data = os.urandom(1 << 20)
     got = bytearray()
     with reactor.Reactor() as loop:
-        server = RingEchoServer(loop, "127.0.0.1", 0, raw=True, max_connections=10,
-                                provided_buffers=provided)
+        server = RingEchoServer(
+            loop, "127.0.0.1", 0, raw=True, max_connections=10, provided_buffers=provided
+        )
         client = socket.create_connection(server.address, timeout=IO_TIMEOUT)
         try:
             while not server.connections:
@@ -189,7 +192,10 @@ def test_a_broken_link_resent_alone_keeps_its_pool_buffer_until_sent():
             assert server.buffers.taken == 0 and not connection.closed
             send, OP_RECV = lib.IORING_OP_SEND, lib.IORING_OP_RECV
             assert [(kind, op) for kind, op, _keep in fake.calls] == [
-                ("pair", send), ("one", send), ("one", OP_RECV)]
+                ("pair", send),
+                ("one", send),
+                ("one", OP_RECV),
+            ]
             assert all(keep is server.buffers._pool for _k, op, keep in fake.calls if op == send)
             with pytest.raises(ValueError):
                 server.buffers.give_back(buffer_id)  # it went back exactly once
@@ -224,8 +230,9 @@ def test_a_chapter_reply_is_kept_by_the_ring_until_sent():
             sends = []
             while not sends and time.monotonic() < deadline:
                 loop.run_once(0.01)
-                sends = [entry for entry in server.ring._ops.values()
-                         if entry[0] == connection.on_sent]
+                sends = [
+                    entry for entry in server.ring._ops.values() if entry[0] == connection.on_sent
+                ]
             [(_callback, keep)] = sends
             reply = bytes(ffi_buffer(keep))  # (the message may come in pieces)
             assert reply.startswith(b"Your msg = mmm") and reply.endswith(b"m ~~~")
@@ -238,6 +245,7 @@ def test_a_chapter_reply_is_kept_by_the_ring_until_sent():
 
 def ffi_buffer(cdata):
     from reactor._native import ffi
+
     return ffi.buffer(cdata)
 
 
@@ -256,8 +264,12 @@ def test_signal_stops_cleanly_with_clients_connected(tmp_path, signum):
                 c.close()
         log = server.log()
     assert b"Traceback" not in log
-    assert len(re.findall(CHAPTER_LINE % rb"client \('127\.0\.0\.1', \d+\) closed", log,
-                          re.MULTILINE)) == 5
+    assert (
+        len(
+            re.findall(CHAPTER_LINE % rb"client \('127\.0\.0\.1', \d+\) closed", log, re.MULTILINE)
+        )
+        == 5
+    )
     assert b"stopped: 0 connections refused" in log
 
 
@@ -278,10 +290,14 @@ def test_more_connections_than_pool_buffers(tmp_path, monkeypatch):
     """Buffers are picked when data comes, not per connection: 300 clients
     sending at once through a pool of 4 buffers; those that find it empty
     (ENOBUFS) wait for a buffer and lose nothing."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [
-        os.path.dirname(__file__), os.environ.get("PYTHONPATH")])))
-    code = ("import reactor.chapter._ring_echo as e; e.POOL_BUFFERS = 4; "
-            "e.main(['--port', '0', '--raw'])")
+    monkeypatch.setenv(
+        "PYTHONPATH",
+        os.pathsep.join(filter(None, [os.path.dirname(__file__), os.environ.get("PYTHONPATH")])),
+    )
+    code = (
+        "import reactor.chapter._ring_echo as e; e.POOL_BUFFERS = 4; "
+        "e.main(['--port', '0', '--raw'])"
+    )
     with echo_server(tmp_path, command=("-c", code)) as server:
         socks = [server.connect() for _ in range(300)]
         try:

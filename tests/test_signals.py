@@ -17,8 +17,11 @@ import pytest
 
 import reactor
 
-BACKENDS = {"epoll": reactor.EpollSelector, "poll": reactor.PollSelector,
-            "select": reactor.SelectSelector}
+BACKENDS = {
+    "epoll": reactor.EpollSelector,
+    "poll": reactor.PollSelector,
+    "select": reactor.SelectSelector,
+}
 PERIOD = 0.001  # 1 kHz
 # How late a wait may return on this shared 2-core machine: generous, since
 # what fails here is a wait that never ends (one that restarts its whole
@@ -139,6 +142,7 @@ def test_reactor_run_through_storm(storm, kind, socketpair):
             def fire(due=due):
                 now = loop.time()
                 (early if now < due else late).append(now - due)
+
             loop.call_at(due, fire)
         wakes = []
 
@@ -303,7 +307,8 @@ def test_a_raising_signal_handler_leaves_the_wait_state_free(sel, socketpair, si
 
 
 def test_select_in_a_signal_handler_keeps_the_interrupted_selects_deadline(
-        sel, socketpair, sigalrm):
+    sel, socketpair, sigalrm
+):
     # A handler that selects on the same selector while an outer select()
     # of the thread is between two waits (after -EINTR) used the outer
     # call's state: its deadline was overwritten and the outer select()

@@ -16,9 +16,16 @@ def run(args, timeout, env=None):
     """Run ``python ARGS`` from the repository root in its own process group
     (with ``env`` added to the environment); fail if it times out or leaves
     processes behind (both are killed)."""
-    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -60,7 +67,7 @@ def test_demo_output_shows_what_it_claims():
     assert waits["EpollSelector"][0] >= 1.0 and waits["PollSelector"][0] >= 1.0, out
     # fd 1050 is reported readable by reactor's SelectSelector; the stdlib's
     # refuses it (unless the fd limit does not allow the section at all).
-    section3 = out[out.index("3. "):]
+    section3 = out[out.index("3. ") :]
     if "skipped: RLIMIT_NOFILE" not in section3:
         assert "reactor: [(1050, 1)]; stdlib: ValueError" in section3, out
 
@@ -72,8 +79,10 @@ def test_demo_compare_warms_up_alternates_and_takes_medians():
     from reactor.chapter import _demo
 
     calls = []
-    values = {selectors.PollSelector: iter([99, 5, 1, 3, 2, 4]),
-              reactor.PollSelector: iter([99, 10, 30, 20, 50, 40])}
+    values = {
+        selectors.PollSelector: iter([99, 5, 1, 3, 2, 4]),
+        reactor.PollSelector: iter([99, 10, 30, 20, 50, 40]),
+    }
 
     def measure(cls):
         calls.append("stdlib" if cls is selectors.PollSelector else "reactor")
@@ -81,5 +90,5 @@ def test_demo_compare_warms_up_alternates_and_takes_medians():
 
     assert _demo.compare(measure, "PollSelector", rounds=5) == (3, 30)
     assert calls[:2] == ["stdlib", "reactor"]  # the warm-up, not counted
-    rounds = [calls[i:i + 2] for i in range(2, len(calls), 2)]
+    rounds = [calls[i : i + 2] for i in range(2, len(calls), 2)]
     assert rounds == [["stdlib", "reactor"], ["reactor", "stdlib"]] * 2 + [["stdlib", "reactor"]]

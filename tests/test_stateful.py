@@ -292,9 +292,7 @@ def make_test(backend):
         (SelectorMachine,),
         {"backend": backend},
     )
-    machine.TestCase.settings = settings(
-        max_examples=100, stateful_step_count=40, deadline=None
-    )
+    machine.TestCase.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)
     return machine.TestCase
 
 
@@ -308,8 +306,13 @@ TestSelectStateful = make_test(BACKENDS[2])
 # against select(0) and against the kernel's own view (/proc fdinfo).
 
 
-_FLAG_CHOICES = [0, reactor.EPOLLONESHOT, reactor.EPOLLRDHUP, reactor.EPOLLPRI,
-                 reactor.EPOLLONESHOT | reactor.EPOLLRDHUP]
+_FLAG_CHOICES = [
+    0,
+    reactor.EPOLLONESHOT,
+    reactor.EPOLLRDHUP,
+    reactor.EPOLLPRI,
+    reactor.EPOLLONESHOT | reactor.EPOLLRDHUP,
+]
 _PRIVATE = reactor.EPOLLONESHOT | reactor.EPOLLET | reactor.EPOLLEXCLUSIVE
 _KERNEL_INTEREST = {0: 0, 1: 0x001, 2: 0x004, 3: 0x005}  # EPOLLIN / EPOLLOUT
 
@@ -353,8 +356,12 @@ class EpollFlagsMachine(RuleBasedStateMachine):
         self.sel.register(fd, ev, "r", flags=flags)
         self.model[fd] = dict(events=ev, data="r", flags=flags, armed=True)
 
-    @rule(i=st.integers(0, 1), ev=st.sampled_from([0, 1, 2, 3]), data_=data,
-          flags=st.sampled_from([None, None, None] + _FLAG_CHOICES))
+    @rule(
+        i=st.integers(0, 1),
+        ev=st.sampled_from([0, 1, 2, 3]),
+        data_=data,
+        flags=st.sampled_from([None, None, None] + _FLAG_CHOICES),
+    )
     def modify(self, i, ev, data_, flags):
         fd = self.fd(i)
         if fd not in self.model:
@@ -432,7 +439,8 @@ class EpollFlagsMachine(RuleBasedStateMachine):
                 expected[fd] = m["flags"] & _PRIVATE
         assert kernel == expected
         assert {fd: (k.events, k.data) for fd, k in self.sel.get_map().items()} == {
-            fd: (m["events"], m["data"]) for fd, m in self.model.items()}
+            fd: (m["events"], m["data"]) for fd, m in self.model.items()
+        }
 
 
 EpollFlagsMachine.TestCase.settings = settings(

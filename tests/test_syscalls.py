@@ -45,17 +45,36 @@ sel.close()
 def strace():
     if shutil.which("strace") is None:
         pytest.skip("strace is not installed")
-    probe = subprocess.run(["strace", "-f", "-e", "trace=none", "true"], capture_output=True,
-                           text=True)
+    probe = subprocess.run(
+        ["strace", "-f", "-e", "trace=none", "true"], capture_output=True, text=True
+    )
     if probe.returncode != 0:
         pytest.skip(f"strace cannot trace here: {probe.stderr.strip()[-300:]}")
 
 
 def epoll_ctl_calls(impl, mode, k, tmp_path):
     out = tmp_path / f"{impl}-{mode}-{k}.txt"
-    proc = subprocess.run(["strace", "-f", "-c", "-e", "trace=epoll_ctl", "-o", str(out),
-                           sys.executable, "-c", SCRIPT, impl, mode, str(k)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            "strace",
+            "-f",
+            "-c",
+            "-e",
+            "trace=epoll_ctl",
+            "-o",
+            str(out),
+            sys.executable,
+            "-c",
+            SCRIPT,
+            impl,
+            mode,
+            str(k),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     # strace -c: "% time  seconds  usecs/call  calls  [errors]  syscall"
     rows = [line.split() for line in out.read_text().splitlines()]

@@ -112,7 +112,7 @@ def exchange(r, sock, data, expect=None, timeout=WAIT):
         assert time.monotonic() < deadline, f"exchange timed out: got {len(got)} of {len(expect)}"
         if view:
             try:
-                view = view[sock.send(view):]
+                view = view[sock.send(view) :]
             except BlockingIOError:
                 pass
         chunk = try_recv(sock)
@@ -196,10 +196,12 @@ def test_echo(loop, servers, clients):
 def test_connection_callbacks(loop, servers, clients):
     log = []
     server = servers(
-        loop, on_data=lambda conn, data: log.append(("data", data)),
+        loop,
+        on_data=lambda conn, data: log.append(("data", data)),
         on_connect=lambda conn: log.append(("connect", conn.address)),
         on_eof=lambda conn: log.append(("eof",)),
-        on_close=lambda conn: log.append(("close", conn.closed)))
+        on_close=lambda conn: log.append(("close", conn.closed)),
+    )
     c = clients(server.address)
     pump(loop, lambda: server.connections, what="accept")
     conn = only_connection(server)
@@ -234,8 +236,7 @@ def test_on_data_exception_is_reported_and_aborts_that_connection(epoll_loop, se
     exchange(epoll_loop, other, b"still served")
 
 
-def test_close_sends_what_is_queued_and_write_after_close_is_ignored(epoll_loop, servers,
-                                                                      clients):
+def test_close_sends_what_is_queued_and_write_after_close_is_ignored(epoll_loop, servers, clients):
     # Issue 9: close() used to drop the queue (3,919,872 of 4,194,342 bytes).
     big = pattern(4_194_342)
     server = servers(epoll_loop, on_data=Connection.write)
@@ -306,8 +307,11 @@ def test_partial_writes_are_buffered_and_drained(loop, servers, clients):
     server = servers(loop, on_data=on_data, max_outbound=64 << 20)
     c = clients(server.address)
     c.send(b"go")
-    pump(loop, lambda: server.connections and only_connection(server).pending > 0,
-         what="a partial write")
+    pump(
+        loop,
+        lambda: server.connections and only_connection(server).pending > 0,
+        what="a partial write",
+    )
     conn = only_connection(server)
     run_for(loop, 0.05)  # the client reads nothing: nothing drains
     pending = conn.pending
@@ -358,7 +362,7 @@ def test_outbound_cap_stops_reading_from_a_peer_that_does_not_read(loop, servers
     while stalled_rounds < 40:
         assert sent < len(data), "the server kept reading from a peer that never reads"
         try:
-            n = hog.send(data[sent:sent + (1 << 20)])
+            n = hog.send(data[sent : sent + (1 << 20)])
         except BlockingIOError:
             n = 0
         sent += n
@@ -416,7 +420,7 @@ def test_half_close_delivers_everything_then_closes(loop, servers, clients):
     # Send it all, reading only what is needed to make progress.
     while view:
         try:
-            view = view[c.send(view):]
+            view = view[c.send(view) :]
         except BlockingIOError:
             chunk = try_recv(c)
             if chunk:
@@ -441,8 +445,13 @@ def test_on_eof_called_once_while_flushing_after_eof(epoll_loop, servers, client
         conns.append(conn)
 
     reply = pattern(60000, seed=5)
-    server = servers(epoll_loop, on_data=lambda conn, data: conn.write(reply),
-                     on_connect=on_connect, on_eof=eofs.append, max_outbound=64 << 10)
+    server = servers(
+        epoll_loop,
+        on_data=lambda conn, data: conn.write(reply),
+        on_connect=on_connect,
+        on_eof=eofs.append,
+        max_outbound=64 << 10,
+    )
     c = clients(server.address, rcvbuf=4096)
     c.send(b"go")
     c.shutdown(socket.SHUT_WR)
@@ -621,6 +630,7 @@ def tls_contexts():
     import ssl
 
     import trustme
+
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost", "127.0.0.1").configure_cert(server_context)
@@ -633,6 +643,7 @@ def tls_client(r, address, client_context, timeout=WAIT):
     """A TLS client connected through the Reactor: the Connecting handle and
     the bytes it received (joined as they come)."""
     import asyncio
+
     got = bytearray()
     errors = []
 
@@ -640,8 +651,9 @@ def tls_client(r, address, client_context, timeout=WAIT):
         def data_received(self, data):
             got.extend(data)
 
-    handle = r.create_connection(Client, *address, ssl=client_context,
-                                 server_hostname="localhost", on_error=errors.append)
+    handle = r.create_connection(
+        Client, *address, ssl=client_context, server_hostname="localhost", on_error=errors.append
+    )
     pump(r, lambda: handle.transport is not None or errors, timeout, what="the TLS client")
     assert errors == []
     return handle, got
@@ -653,8 +665,7 @@ def test_tls_slots_leak_under_max_connections(epoll_loop, servers, clients, tls_
     # still come back, or N probes lock everyone out for good.
     server_context, client_context = tls_contexts
     epoll_loop.handle_exception = lambda exc, where=None: None  # the failed handshakes
-    server = servers(epoll_loop, on_data=Connection.write, max_connections=2,
-                     ssl=server_context)
+    server = servers(epoll_loop, on_data=Connection.write, max_connections=2, ssl=server_context)
     for _ in range(4):
         clients(server.address).close()
     run_for(epoll_loop, 0.1)
@@ -667,12 +678,10 @@ def test_tls_slots_leak_under_max_connections(epoll_loop, servers, clients, tls_
     handle.transport.abort()
 
 
-def test_tls_slot_of_a_timed_out_handshake_comes_back(epoll_loop, servers, clients,
-                                                      tls_contexts):
+def test_tls_slot_of_a_timed_out_handshake_comes_back(epoll_loop, servers, clients, tls_contexts):
     server_context, client_context = tls_contexts
     epoll_loop.handle_exception = lambda exc, where=None: None
-    server = servers(epoll_loop, on_data=Connection.write, max_connections=1,
-                     ssl=server_context)
+    server = servers(epoll_loop, on_data=Connection.write, max_connections=1, ssl=server_context)
     server.server._ssl_handshake_timeout = 0.05
     silent = clients(server.address)  # connects, never says hello
     run_for(epoll_loop, 0.2)
@@ -684,13 +693,13 @@ def test_tls_slot_of_a_timed_out_handshake_comes_back(epoll_loop, servers, clien
 
 
 @pytest.mark.parametrize("how", ["TCPServer.close", "close_clients", "abort_clients"])
-def test_tls_handshaking_connections_are_closed_with_the_server(epoll_loop, servers, clients,
-                                                                tls_contexts, how):
+def test_tls_handshaking_connections_are_closed_with_the_server(
+    epoll_loop, servers, clients, tls_contexts, how
+):
     server_context, _ = tls_contexts
     errors = []
     epoll_loop.handle_exception = lambda exc, where=None: errors.append((exc, where))
-    server = servers(epoll_loop, on_data=Connection.write, max_connections=5,
-                     ssl=server_context)
+    server = servers(epoll_loop, on_data=Connection.write, max_connections=5, ssl=server_context)
     silent = clients(server.address)  # still in its handshake
     run_for(epoll_loop, 0.05)
     assert not server.connections

@@ -25,8 +25,11 @@ import pytest
 
 import reactor
 
-BACKENDS = {"epoll": reactor.EpollSelector, "poll": reactor.PollSelector,
-            "select": reactor.SelectSelector}
+BACKENDS = {
+    "epoll": reactor.EpollSelector,
+    "poll": reactor.PollSelector,
+    "select": reactor.SelectSelector,
+}
 
 
 @pytest.fixture(params=list(BACKENDS))
@@ -290,7 +293,8 @@ def wait_claimed(sel):
 
 
 def test_close_while_another_thread_selects_keeps_the_epoll_fd_until_the_wait_ends(
-        make_socketpair):
+    make_socketpair,
+):
     # close() closed the epoll fd while another thread was about to wait on
     # its number, which a new file could take at once: that wait then
     # blocked on whatever file it was.  The number stays taken until no
@@ -323,8 +327,7 @@ def test_close_with_no_wait_in_progress_closes_the_epoll_fd_at_once():
     sel.close()  # twice: nothing more to close
 
 
-def test_poll_entry_missing_from_its_pollfd_array_raises_instead_of_being_ignored(
-        make_socketpair):
+def test_poll_entry_missing_from_its_pollfd_array_raises_instead_of_being_ignored(make_socketpair):
     # reactor_poll_set_events() and reactor_poll_remove() answer -ENOENT
     # when fd is not where _fd_to_index says, which only registrations
     # changed from two threads at once can do; modify() ignored it (the

@@ -34,9 +34,13 @@ def client_context(ca):
 @pytest.fixture(params=LOOP_KINDS)
 def drv(request):
     # reactor's asyncio loop runs asyncio's own sslproto over its transports.
-    skip_asyncio_310(request.param, "has the sslproto that 3.11 replaced (no "
-                                    "eof_received() after a close, transports left to the "
-                                    "garbage collector)", kinds=("asyncio", "reactor-asyncio"))
+    skip_asyncio_310(
+        request.param,
+        "has the sslproto that 3.11 replaced (no "
+        "eof_received() after a close, transports left to the "
+        "garbage collector)",
+        kinds=("asyncio", "reactor-asyncio"),
+    )
     driver = make_driver(request.param)
     yield driver
     driver.close()
@@ -45,10 +49,14 @@ def drv(request):
 def test_tls_echo_and_extra_info(drv, server_context, client_context):
     server = drv.server(Echo, "127.0.0.1", 0, ssl=server_context)
     port = drv.port_of(server)
-    client = drv.connect(Recorder, "127.0.0.1", port, ssl=client_context,
-                         server_hostname="localhost")
-    drv.run_until(lambda: client.error is not None or (
-        client.protocol is not None and client.protocol.events))
+    client = drv.connect(
+        Recorder, "127.0.0.1", port, ssl=client_context, server_hostname="localhost"
+    )
+    drv.run_until(
+        lambda: (
+            client.error is not None or (client.protocol is not None and client.protocol.events)
+        )
+    )
     assert client.error is None
     transport = client.transport
     sent = b""
@@ -76,11 +84,12 @@ def test_tls_echo_and_extra_info(drv, server_context, client_context):
 def test_tls_write_then_close_delivers_every_byte(drv, server_context, client_context):
     class BigCloser(Closer):
         payload = pattern(BIG)
+
     server = drv.server(BigCloser, "127.0.0.1", 0, ssl=server_context)
-    client = drv.connect(Recorder, "127.0.0.1", drv.port_of(server), ssl=client_context,
-                         server_hostname="localhost")
-    drv.run_until(lambda: client.protocol is not None and client.protocol.lost_count,
-                  timeout=60)
+    client = drv.connect(
+        Recorder, "127.0.0.1", drv.port_of(server), ssl=client_context, server_hostname="localhost"
+    )
+    drv.run_until(lambda: client.protocol is not None and client.protocol.lost_count, timeout=60)
     assert client.protocol.received == BigCloser.payload
     # close_notify from the server: eof_received(), then connection_lost(None).
     assert client.protocol.kinds() == ["made", "data", "eof", "lost"]
@@ -92,8 +101,9 @@ def test_tls_bad_certificate_fails_the_client(drv, server_context):
     context = ssl.create_default_context()
     other_ca.configure_trust(context)
     server = drv.server(Echo, "127.0.0.1", 0, ssl=server_context)
-    client = drv.connect(Recorder, "127.0.0.1", drv.port_of(server), ssl=context,
-                         server_hostname="localhost")
+    client = drv.connect(
+        Recorder, "127.0.0.1", drv.port_of(server), ssl=context, server_hostname="localhost"
+    )
     drv.run_until(lambda: client.error is not None)
     assert isinstance(client.error, ssl.SSLCertVerificationError)
     if drv.api != "asyncio":
@@ -106,8 +116,13 @@ def test_tls_bad_certificate_fails_the_client(drv, server_context):
 
 def test_tls_wrong_hostname_fails_the_client(drv, server_context, client_context):
     server = drv.server(Echo, "127.0.0.1", 0, ssl=server_context)
-    client = drv.connect(Recorder, "127.0.0.1", drv.port_of(server), ssl=client_context,
-                         server_hostname="not-the-name.example")
+    client = drv.connect(
+        Recorder,
+        "127.0.0.1",
+        drv.port_of(server),
+        ssl=client_context,
+        server_hostname="not-the-name.example",
+    )
     drv.run_until(lambda: client.error is not None)
     assert isinstance(client.error, ssl.SSLCertVerificationError)
 
@@ -123,12 +138,21 @@ def test_tls_sni_reaches_the_server(drv, ca, client_context):
         names.append(name)
         if name == "special.example":
             sslobj.context = special
+
     context.sni_callback = sni
     server = drv.server(Echo, "127.0.0.1", 0, ssl=context)
-    client = drv.connect(Recorder, "127.0.0.1", drv.port_of(server), ssl=client_context,
-                         server_hostname="special.example")
-    drv.run_until(lambda: client.error is not None or (
-        client.protocol is not None and client.protocol.events))
+    client = drv.connect(
+        Recorder,
+        "127.0.0.1",
+        drv.port_of(server),
+        ssl=client_context,
+        server_hostname="special.example",
+    )
+    drv.run_until(
+        lambda: (
+            client.error is not None or (client.protocol is not None and client.protocol.events)
+        )
+    )
     assert client.error is None
     assert names == ["special.example"]
     client.transport.close()
@@ -138,8 +162,14 @@ def test_tls_sni_reaches_the_server(drv, ca, client_context):
 def test_tls_handshake_timeout(drv, client_context):
     # A plain TCP server that never answers the ClientHello.
     server = drv.server(Recorder, "127.0.0.1", 0)
-    client = drv.connect(Recorder, "127.0.0.1", drv.port_of(server), ssl=client_context,
-                         server_hostname="localhost", ssl_handshake_timeout=0.2)
+    client = drv.connect(
+        Recorder,
+        "127.0.0.1",
+        drv.port_of(server),
+        ssl=client_context,
+        server_hostname="localhost",
+        ssl_handshake_timeout=0.2,
+    )
     drv.run_until(lambda: client.error is not None)
     assert isinstance(client.error, (ConnectionAbortedError, TimeoutError))
 
@@ -163,11 +193,14 @@ def test_tls_buffered_protocol_and_pause_reading(drv, server_context, client_con
 
         def connection_lost(self, exc):
             self.lost += 1
+
     servers = []
-    server = drv.server(lambda: servers.append(Buffered()) or servers[-1], "127.0.0.1", 0,
-                        ssl=server_context)
-    client = drv.connect(Recorder, "127.0.0.1", drv.port_of(server), ssl=client_context,
-                         server_hostname="localhost")
+    server = drv.server(
+        lambda: servers.append(Buffered()) or servers[-1], "127.0.0.1", 0, ssl=server_context
+    )
+    client = drv.connect(
+        Recorder, "127.0.0.1", drv.port_of(server), ssl=client_context, server_hostname="localhost"
+    )
     drv.run_until(lambda: servers and client.protocol is not None and client.protocol.events)
     client.transport.write(pattern(50_000))
     drv.run_for(0.1)
@@ -185,11 +218,14 @@ def test_tls_protocol_exception_aborts_the_connection(drv, server_context, clien
         def data_received(self, data):
             super().data_received(data)
             raise ZeroDivisionError("in data_received")
+
     servers = []
-    server = drv.server(lambda: servers.append(Faulty()) or servers[-1], "127.0.0.1", 0,
-                        ssl=server_context)
-    client = drv.connect(Recorder, "127.0.0.1", drv.port_of(server), ssl=client_context,
-                         server_hostname="localhost")
+    server = drv.server(
+        lambda: servers.append(Faulty()) or servers[-1], "127.0.0.1", 0, ssl=server_context
+    )
+    client = drv.connect(
+        Recorder, "127.0.0.1", drv.port_of(server), ssl=client_context, server_hostname="localhost"
+    )
     drv.run_until(lambda: client.protocol is not None and client.protocol.events)
     client.transport.write(b"trigger")
     drv.run_until(lambda: servers and servers[0].lost_count and client.protocol.lost_count)
@@ -198,17 +234,25 @@ def test_tls_protocol_exception_aborts_the_connection(drv, server_context, clien
 
 
 @pytest.mark.parametrize("server_hostname", ["x..y", "a" * 64 + ".example"])
-def test_tls_errors_after_the_tcp_connect_escape(drv, server_context, client_context,
-                                                 server_hostname):
+def test_tls_errors_after_the_tcp_connect_escape(
+    drv, server_context, client_context, server_hostname
+):
     # wrap_bio() refuses the name only once the TCP connect is done: that
     # error must reach on_error, and the connected socket be closed.
     if drv.api == "asyncio":
-        pytest.skip("asyncio reports the ValueError but leaves the connected socket to "
-                    "the garbage collector (a ResourceWarning); reactor's EventLoop keeps "
-                    "asyncio's create_connection()")
+        pytest.skip(
+            "asyncio reports the ValueError but leaves the connected socket to "
+            "the garbage collector (a ResourceWarning); reactor's EventLoop keeps "
+            "asyncio's create_connection()"
+        )
     server = drv.server(Echo, "127.0.0.1", 0, ssl=server_context)
-    client = drv.connect(Recorder, "127.0.0.1", drv.port_of(server), ssl=client_context,
-                         server_hostname=server_hostname)
+    client = drv.connect(
+        Recorder,
+        "127.0.0.1",
+        drv.port_of(server),
+        ssl=client_context,
+        server_hostname=server_hostname,
+    )
     drv.run_until(lambda: client.error is not None, what="on_error")
     assert isinstance(client.error, (ValueError, UnicodeError))
     assert client.handle.done()
@@ -217,15 +261,16 @@ def test_tls_errors_after_the_tcp_connect_escape(drv, server_context, client_con
     assert not any(isinstance(exc, (ValueError, UnicodeError)) for exc, _ in drv.errors)
 
 
-def test_tls_connection_made_that_raises_finishes_the_handle(drv, server_context,
-                                                            client_context):
+def test_tls_connection_made_that_raises_finishes_the_handle(drv, server_context, client_context):
     class Faulty(Recorder):
         def connection_made(self, transport):
             super().connection_made(transport)
             raise ZeroDivisionError("in connection_made")
+
     server = drv.server(Echo, "127.0.0.1", 0, ssl=server_context)
-    client = drv.connect(Faulty, "127.0.0.1", drv.port_of(server), ssl=client_context,
-                         server_hostname="localhost")
+    client = drv.connect(
+        Faulty, "127.0.0.1", drv.port_of(server), ssl=client_context, server_hostname="localhost"
+    )
     drv.run_until(lambda: drv.errors, what="the error hook")
     assert isinstance(drv.errors[0][0], ZeroDivisionError)
     if drv.api != "asyncio":
@@ -235,9 +280,9 @@ def test_tls_connection_made_that_raises_finishes_the_handle(drv, server_context
         assert isinstance(client.handle.protocol.lost, ZeroDivisionError)
 
 
-def test_tls_transport_collected_after_reactor_close_calls_nothing(server_context,
-                                                                   client_context,
-                                                                   monkeypatch):
+def test_tls_transport_collected_after_reactor_close_calls_nothing(
+    server_context, client_context, monkeypatch
+):
     # TLSTransport.__del__ aborted, and abort() called call_soon() on the
     # closed Reactor ("Exception ignored" at collection; from a collection
     # in another thread, a call_soon() that is not thread-safe).
@@ -246,6 +291,7 @@ def test_tls_transport_collected_after_reactor_close_calls_nothing(server_contex
     import warnings
 
     import reactor
+
     unraisable = []
     monkeypatch.setattr("sys.unraisablehook", unraisable.append)
     loop = reactor.Reactor()
@@ -254,9 +300,15 @@ def test_tls_transport_collected_after_reactor_close_calls_nothing(server_contex
     class Keep(asyncio.Protocol):
         def connection_made(self, transport):
             made.append(transport)
+
     server = loop.create_server(Keep, "127.0.0.1", 0, ssl=server_context)
-    handle = loop.create_connection(Keep, "127.0.0.1", server.sockets[0].getsockname()[1],
-                                    ssl=client_context, server_hostname="localhost")
+    handle = loop.create_connection(
+        Keep,
+        "127.0.0.1",
+        server.sockets[0].getsockname()[1],
+        ssl=client_context,
+        server_hostname="localhost",
+    )
     for _ in range(500):
         if len(made) == 2:
             break
@@ -286,8 +338,10 @@ def test_tls_cancel_during_the_handshake_calls_nothing(drv, client_context):
         def connection_made(self, transport):
             made.append(transport)
             super().connection_made(transport)
-    client = drv.connect(Watch, "127.0.0.1", drv.port_of(server), ssl=client_context,
-                         server_hostname="localhost")
+
+    client = drv.connect(
+        Watch, "127.0.0.1", drv.port_of(server), ssl=client_context, server_hostname="localhost"
+    )
     drv.run_until(lambda: servers and servers[0].received, what="the ClientHello")
     drv.cancel(client)
     drv.run_until(lambda: servers[0].lost_count, what="the client's socket closed")

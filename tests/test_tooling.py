@@ -13,11 +13,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# TODO(lead): set to True in the commit that runs `ruff format` over the
-# tree; until then the format check below is skipped (the tree is not in
-# ruff's format yet, and reformatting it now would collide with the
-# branches moving reactor/_ring.py and reactor/_files.py).
-FORMAT_APPLIED = False
 
 pytestmark = pytest.mark.skipif(
     not (ROOT / "reactor").is_dir() or not (ROOT / "pyproject.toml").is_file(),
@@ -28,8 +23,13 @@ pytestmark = pytest.mark.skipif(
 def _run(tool, *args, timeout=300):
     if importlib.util.find_spec(tool) is None:
         pytest.skip(f"{tool} is not installed: pip install -e '.[test]'")
-    result = subprocess.run([sys.executable, "-m", tool, *args], cwd=ROOT,
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", tool, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -37,8 +37,6 @@ def test_ruff_check():
     _run("ruff", "check", "--no-cache", ".")
 
 
-@pytest.mark.skipif(not FORMAT_APPLIED, reason="`ruff format` has not been applied to the "
-                    "tree yet (FORMAT_APPLIED in this file)")
 def test_ruff_format():
     _run("ruff", "format", "--check", "--no-cache", ".")
 

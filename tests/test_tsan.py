@@ -32,15 +32,32 @@ def _env(**extra):
 def build_harness(out):
     """Compile the harness with -fsanitize=thread into `out`: (status, the
     compiler's output)."""
-    cmd = ["gcc", "-fsanitize=thread", "-O1", "-g", "-pthread", "-Wall", "-Wextra",
-           "-Wno-unused-function", "-Wno-unused-parameter", str(HARNESS), "-o", str(out)]
+    cmd = [
+        "gcc",
+        "-fsanitize=thread",
+        "-O1",
+        "-g",
+        "-pthread",
+        "-Wall",
+        "-Wextra",
+        "-Wno-unused-function",
+        "-Wno-unused-parameter",
+        str(HARNESS),
+        "-o",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env())
     return proc.returncode, proc.stdout + proc.stderr
 
 
 def run_harness(binary, seconds):
-    return subprocess.run([str(binary), str(seconds)], capture_output=True, text=True,
-                          env=_env(TSAN_OPTIONS=TSAN_OPTIONS), timeout=120)
+    return subprocess.run(
+        [str(binary), str(seconds)],
+        capture_output=True,
+        text=True,
+        env=_env(TSAN_OPTIONS=TSAN_OPTIONS),
+        timeout=120,
+    )
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="no C compiler (gcc) on this machine")

@@ -88,8 +88,12 @@ def main(argv=None):
     sel.register(sock, selectors.EVENT_READ, accept)
 
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    print(f"chapter echo ({type(sel).__module__}.{type(sel).__name__}): "
-          f"listening on {args.host}:{sock.getsockname()[1]}", file=sys.stderr, flush=True)
+    print(
+        f"chapter echo ({type(sel).__module__}.{type(sel).__name__}): "
+        f"listening on {args.host}:{sock.getsockname()[1]}",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         while True:
             events = sel.select()

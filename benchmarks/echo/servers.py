@@ -85,8 +85,9 @@ def asyncio_server(args, ctx):
     asyncio.set_event_loop(loop)
     kw = dict(backlog=1024, reuse_address=True, ssl=ctx)
     if args.api == "streams":
-        return loop, loop.run_until_complete(asyncio.start_server(
-            stream_echo, args.host, args.port, **kw))
+        return loop, loop.run_until_complete(
+            asyncio.start_server(stream_echo, args.host, args.port, **kw)
+        )
     if args.api == "sock":
         listener = socket.create_server((args.host, args.port), backlog=1024)
         listener.setblocking(False)
@@ -98,8 +99,9 @@ def asyncio_server(args, ctx):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--impl", choices=("asyncio", "asyncio-reactor", "uvloop", "reactor"),
-                        required=True)
+    parser.add_argument(
+        "--impl", choices=("asyncio", "asyncio-reactor", "uvloop", "reactor"), required=True
+    )
     parser.add_argument("--buffered", action="store_true", help="the BufferedProtocol twin")
     parser.add_argument("--api", choices=("protocol", "streams", "sock"), default="protocol")
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
@@ -127,8 +129,12 @@ def main(argv=None):
         loop.add_signal_handler(signum, loop.stop)
     sock = server if isinstance(server, socket.socket) else server.sockets[0]
     host, port = sock.getsockname()[:2]
-    print(f"{args.impl} {args.api}{' buffered' * args.buffered}{' tls' * bool(ctx)} echo: "
-          f"listening on {host}:{port}", file=sys.stderr, flush=True)
+    print(
+        f"{args.impl} {args.api}{' buffered' * args.buffered}{' tls' * bool(ctx)} echo: "
+        f"listening on {host}:{port}",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         run()
     finally:

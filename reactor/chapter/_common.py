@@ -27,7 +27,12 @@ def raise_fd_limit(log: logging.Logger, wanted: int = WANTED_CONNECTIONS + SPARE
         except (ValueError, OSError) as exc:
             log.warning("could not raise RLIMIT_NOFILE from %d to %d: %s", soft, target, exc)
     if soft < wanted:
-        log.warning("RLIMIT_NOFILE is %d (hard limit %s): this server can hold about %d "
-                    "connections, not %d; raise the hard limit (ulimit -Hn) to hold more",
-                    soft, hard, max(soft - SPARE_FDS, 0), wanted - SPARE_FDS)
+        log.warning(
+            "RLIMIT_NOFILE is %d (hard limit %s): this server can hold about %d "
+            "connections, not %d; raise the hard limit (ulimit -Hn) to hold more",
+            soft,
+            hard,
+            max(soft - SPARE_FDS, 0),
+            wanted - SPARE_FDS,
+        )
     return soft

@@ -94,13 +94,17 @@ def main():
     for name in BACKENDS:
         std, ours = compare(_ping_pong, name)
         print(f"   {name:15} stdlib {std * 1e6:7.2f} us   reactor {ours * 1e6:7.2f} us")
-    print("\n2. select(0.0002) with nothing ready: median wait\n"
-          "   (the stdlib's epoll and poll round it up to 1 ms)")
+    print(
+        "\n2. select(0.0002) with nothing ready: median wait\n"
+        "   (the stdlib's epoll and poll round it up to 1 ms)"
+    )
     for name in BACKENDS:
         std, ours = compare(_short_timeout, name)
         print(f"   {name:15} stdlib {std * 1e3:6.3f} ms   reactor {ours * 1e3:6.3f} ms")
     print("\n3. SelectSelector watching fd 1050 (FD_SETSIZE is 1024)")
     print(f"   {high_fd_select()}")
-    print("\nFigures from a shared machine; the benchmarks (python -m benchmarks, in a "
-          "checkout or the sdist) measure properly, and "
-          "`python -m reactor models` measures the five IO models.")
+    print(
+        "\nFigures from a shared machine; the benchmarks (python -m benchmarks, in a "
+        "checkout or the sdist) measure properly, and "
+        "`python -m reactor models` measures the five IO models."
+    )

@@ -89,12 +89,14 @@ def raw_reply(connection, data):
 
 def tls_context(cert, key):
     import ssl
+
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
-        raise Failure(f"cannot load the TLS certificate {cert!r} and key {key!r}: "
-                      f"{_reason(exc)}") from None
+        raise Failure(
+            f"cannot load the TLS certificate {cert!r} and key {key!r}: {_reason(exc)}"
+        ) from None
     return context
 
 
@@ -109,13 +111,28 @@ def _reason(exc):
 
 def _selector(backend):
     import reactor
-    return {"epoll": reactor.EpollSelector, "poll": reactor.PollSelector,
-            "select": reactor.SelectSelector}[backend]()
+
+    return {
+        "epoll": reactor.EpollSelector,
+        "poll": reactor.PollSelector,
+        "select": reactor.SelectSelector,
+    }[backend]()
 
 
-def serve(host="127.0.0.1", port=9999, backend="epoll", raw=False, max_connections=None,
-          idle_timeout=None, max_outbound=1 << 20, *, tls=None, reuse_port=False,
-          drain_timeout=5.0, name="reactor echo"):
+def serve(
+    host="127.0.0.1",
+    port=9999,
+    backend="epoll",
+    raw=False,
+    max_connections=None,
+    idle_timeout=None,
+    max_outbound=1 << 20,
+    *,
+    tls=None,
+    reuse_port=False,
+    drain_timeout=5.0,
+    name="reactor echo",
+):
     """Run the echo server until SIGINT or SIGTERM [CE2]."""
     from .._loop import Reactor
     from ._tcp import TCPServer
@@ -124,6 +141,7 @@ def serve(host="127.0.0.1", port=9999, backend="epoll", raw=False, max_connectio
     if max_connections is None:
         max_connections = max(fd_limit - SPARE_FDS, 1)
     context = tls_context(*tls) if tls else None
+
     def on_connect(connection):
         log.info("new client %s", connection.address)
 
@@ -147,19 +165,34 @@ def serve(host="127.0.0.1", port=9999, backend="epoll", raw=False, max_connectio
 
     with Reactor(_selector(backend)) as reactor:
         try:
-            server = TCPServer(reactor, host, port, raw_reply if raw else chapter_reply,
-                               on_connect=None if raw else on_connect, on_close=on_close,
-                               max_connections=max_connections, idle_timeout=idle_timeout,
-                               max_outbound=max_outbound, ssl=context,
-                               reuse_port=reuse_port or None)
+            server = TCPServer(
+                reactor,
+                host,
+                port,
+                raw_reply if raw else chapter_reply,
+                on_connect=None if raw else on_connect,
+                on_close=on_close,
+                max_connections=max_connections,
+                idle_timeout=idle_timeout,
+                max_outbound=max_outbound,
+                ssl=context,
+                reuse_port=reuse_port or None,
+            )
         except OSError as exc:
             raise Failure(f"cannot listen on {host}:{port}: {_reason(exc)}") from None
         bound_host, bound_port = server.address[:2]
         for signum in (signal.SIGINT, signal.SIGTERM):
             reactor.add_signal_handler(signum, stop)
-        log.info("%s listening on %s:%d (backend %s, %s%s, at most %d connections)",
-                 name, bound_host, bound_port, backend, "raw" if raw else "chapter replies",
-                 ", TLS" if context else "", max_connections)
+        log.info(
+            "%s listening on %s:%d (backend %s, %s%s, at most %d connections)",
+            name,
+            bound_host,
+            bound_port,
+            backend,
+            "raw" if raw else "chapter replies",
+            ", TLS" if context else "",
+            max_connections,
+        )
         try:
             reactor.run()
         finally:
@@ -194,8 +227,12 @@ def supervise(workers, host, port, **options):
                 index = children.pop(pid, None)
                 if index is None:
                     continue
-                log.warning("worker %d (pid %d) exited with status %d: starting another",
-                            index, pid, os.waitstatus_to_exitcode(status))
+                log.warning(
+                    "worker %d (pid %d) exited with status %d: starting another",
+                    index,
+                    pid,
+                    os.waitstatus_to_exitcode(status),
+                )
                 pause = started.pop(pid) + 1.0 - time.monotonic()
                 if pause > 0:  # a worker that dies at once must not make a fork loop
                     time.sleep(pause)
@@ -274,6 +311,7 @@ def _kill(pid, signum):
 
 # -- the command line ----------------------------------------------------------------
 
+
 def _port(text):
     value = int(text)
     if not 0 <= value <= 65535:
@@ -324,49 +362,88 @@ def _typed(function, name):
             if reason.startswith("invalid literal") or reason.startswith("could not convert"):
                 reason = f"not a {name}"
             raise argparse.ArgumentTypeError(f"{text!r}: {reason}") from None
+
     convert.__name__ = name
     return convert
 
 
 def add_arguments(parser):
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default: loopback)")
-    parser.add_argument("--port", type=_typed(_port, "port"), default=9999,
-                        help="port (0: any free port; default 9999)")
-    parser.add_argument("--backend", choices=BACKENDS, default="epoll",
-                        help="the selector under the Reactor, or uring: io_uring completions "
-                             "(recv and send handed to the kernel; not with --tls, --workers, "
-                             "--idle-timeout, --max-outbound)")
-    parser.add_argument("--raw", action="store_true",
-                        help="echo bytes unchanged, no per-message logging (for benchmarks)")
-    parser.add_argument("--max-connections", type=_typed(_count, "number"), default=None,
-                        help="refuse connections past this many "
-                             "(default: what RLIMIT_NOFILE allows)")
-    parser.add_argument("--idle-timeout", type=_typed(_seconds, "number"), default=None,
-                        help="close connections silent for this many seconds")
-    parser.add_argument("--max-outbound", type=_typed(_size, "size"), default=1 << 20,
-                        help="bytes queued for a peer before we stop reading from it "
-                             "(K, M, G suffixes; default 1M)")
-    parser.add_argument("--workers", type=_typed(_positive_int, "number"), default=1,
-                        help="processes sharing the port (SO_REUSEPORT), under a supervisor "
-                             "that restarts a worker that dies (default 1: no supervisor)")
-    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), default=None,
-                        help="serve over TLS with this certificate chain and private key (PEM)")
-    parser.add_argument("--drain-timeout", type=_typed(_seconds, "number"), default=5.0,
-                        help="on SIGTERM/SIGINT, seconds to let replies in flight go out "
-                             "(default 5)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: loopback)"
+    )
+    parser.add_argument(
+        "--port",
+        type=_typed(_port, "port"),
+        default=9999,
+        help="port (0: any free port; default 9999)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="epoll",
+        help="the selector under the Reactor, or uring: io_uring completions "
+        "(recv and send handed to the kernel; not with --tls, --workers, "
+        "--idle-timeout, --max-outbound)",
+    )
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="echo bytes unchanged, no per-message logging (for benchmarks)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_typed(_count, "number"),
+        default=None,
+        help="refuse connections past this many (default: what RLIMIT_NOFILE allows)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_typed(_seconds, "number"),
+        default=None,
+        help="close connections silent for this many seconds",
+    )
+    parser.add_argument(
+        "--max-outbound",
+        type=_typed(_size, "size"),
+        default=1 << 20,
+        help="bytes queued for a peer before we stop reading from it "
+        "(K, M, G suffixes; default 1M)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_typed(_positive_int, "number"),
+        default=1,
+        help="processes sharing the port (SO_REUSEPORT), under a supervisor "
+        "that restarts a worker that dies (default 1: no supervisor)",
+    )
+    parser.add_argument(
+        "--tls",
+        nargs=2,
+        metavar=("CERT", "KEY"),
+        default=None,
+        help="serve over TLS with this certificate chain and private key (PEM)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=_typed(_seconds, "number"),
+        default=5.0,
+        help="on SIGTERM/SIGINT, seconds to let replies in flight go out (default 5)",
+    )
 
 
 def _serve_uring(args):
     """The chapter's echo on io_uring completions (reactor.chapter._ring_echo)."""
     from ..uring._probe import uring_available
     from ._ring_echo import serve as serve_uring
+
     defaults = {"tls": None, "workers": 1, "idle_timeout": None, "max_outbound": 1 << 20}
-    given = [f"--{name.replace('_', '-')}" for name in _NOT_WITH_URING
-             if getattr(args, name) != defaults[name]]
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in _NOT_WITH_URING
+        if getattr(args, name) != defaults[name]
+    ]
     if given:
-        print(f"reactor echo: --backend uring does not take {', '.join(given)}",
-              file=sys.stderr)
+        print(f"reactor echo: --backend uring does not take {', '.join(given)}", file=sys.stderr)
         return 2
     available = uring_available()
     if not available:
@@ -382,9 +459,15 @@ def main(args):
     """Run the echo CLI; returns the exit status (1 for a run-time failure,
     reported as one line)."""
     logging.basicConfig(format=CHAPTER_FORMAT, level=logging.INFO)
-    options = dict(backend=args.backend, raw=args.raw, max_connections=args.max_connections,
-                   idle_timeout=args.idle_timeout, max_outbound=args.max_outbound,
-                   tls=args.tls, drain_timeout=args.drain_timeout)
+    options = dict(
+        backend=args.backend,
+        raw=args.raw,
+        max_connections=args.max_connections,
+        idle_timeout=args.idle_timeout,
+        max_outbound=args.max_outbound,
+        tls=args.tls,
+        drain_timeout=args.drain_timeout,
+    )
     try:
         if args.backend == "uring":
             return _serve_uring(args)

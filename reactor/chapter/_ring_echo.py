@@ -48,8 +48,8 @@ if TYPE_CHECKING:
 
 __all__ = ["serve", "main", "RingEchoServer"]
 
-READ_SIZE = 65536       # the readiness server's recv size
-POOL_BUFFERS = 1024     # 64 MiB of receive buffers, shared by all connections
+READ_SIZE = 65536  # the readiness server's recv size
+POOL_BUFFERS = 1024  # 64 MiB of receive buffers, shared by all connections
 
 log = logging.getLogger("reactor.echo")
 
@@ -69,8 +69,23 @@ _new_buffer = ffi.new_allocator(should_clear_after_alloc=False)
 class _Connection:
     """One client: a recv in flight, or a send linked to the next recv."""
 
-    __slots__ = ("server", "ring", "sock", "fd", "address", "buffer", "buffer_id", "reply",
-                 "at", "left", "sending", "closed", "recv_args", "on_received", "on_sent")
+    __slots__ = (
+        "server",
+        "ring",
+        "sock",
+        "fd",
+        "address",
+        "buffer",
+        "buffer_id",
+        "reply",
+        "at",
+        "left",
+        "sending",
+        "closed",
+        "recv_args",
+        "on_received",
+        "on_sent",
+    )
 
     def __init__(self, server, sock, address):
         self.server = server
@@ -79,8 +94,8 @@ class _Connection:
         self.fd = sock.fileno()
         self.address = address
         self.buffer_id = None  # the pool buffer being sent from (raw)
-        self.reply = None      # what keeps the reply's memory alive while it is sent
-        self.at = None         # cdata pointer to what is left to send
+        self.reply = None  # what keeps the reply's memory alive while it is sent
+        self.at = None  # cdata pointer to what is left to send
         self.left = 0
         self.sending = False
         self.closed = False
@@ -91,13 +106,21 @@ class _Connection:
             # POLL_FIRST: the kernel picks a buffer only once data came, so
             # ENOBUFS means "data, and the pool is dry" [U12]: an idle
             # connection never waits in `starved` (see give_back()).
-            self.recv_args = (_OP_RECV, self.fd, ffi.NULL, 0, 0, 0, ffi.NULL,
-                              lib.IORING_RECVSEND_POLL_FIRST, lib.IOSQE_BUFFER_SELECT,
-                              server.group)
+            self.recv_args = (
+                _OP_RECV,
+                self.fd,
+                ffi.NULL,
+                0,
+                0,
+                0,
+                ffi.NULL,
+                lib.IORING_RECVSEND_POLL_FIRST,
+                lib.IOSQE_BUFFER_SELECT,
+                server.group,
+            )
         else:  # no buffer pools: a buffer of its own
             self.buffer = _new_buffer("char[]", READ_SIZE)
-            self.recv_args = (_OP_RECV, self.fd, self.buffer, READ_SIZE, 0, 0, ffi.NULL, 0, 0,
-                              0)
+            self.recv_args = (_OP_RECV, self.fd, self.buffer, READ_SIZE, 0, 0, ffi.NULL, 0, 0, 0)
 
     def receive(self):
         self.ring._start(_prep_ext, self.recv_args, self.on_received, None)
@@ -149,12 +172,19 @@ class _Connection:
         until its CQE [U6], whatever happens to the connection meanwhile."""
         self.at, self.left, self.sending = at, n, True
         ring = self.ring
-        if not ring._start_pair(_prep_ext, (_OP_SEND, self.fd, at, n, 0, _SEND_FLAGS, ffi.NULL, 0,
-                                            _LINK, 0), self.on_sent,
-                                _prep_ext, self.recv_args, self.on_received, self.reply):
+        if not ring._start_pair(
+            _prep_ext,
+            (_OP_SEND, self.fd, at, n, 0, _SEND_FLAGS, ffi.NULL, 0, _LINK, 0),
+            self.on_sent,
+            _prep_ext,
+            self.recv_args,
+            self.on_received,
+            self.reply,
+        ):
             # No room for a pair now: the send alone, the recv once it is done.
-            ring._start(_prep, (_OP_SEND, self.fd, at, n, 0, _SEND_FLAGS), self.on_sent,
-                        self.reply)
+            ring._start(
+                _prep, (_OP_SEND, self.fd, at, n, 0, _SEND_FLAGS), self.on_sent, self.reply
+            )
             self.sending = None  # (None: no recv is linked to this send)
 
     def sent(self, res, flags):
@@ -194,9 +224,18 @@ class _Connection:
 class RingEchoServer:
     """The echo server's state; serve() runs it."""
 
-    def __init__(self, reactor: Reactor, host: str, port: int, *, raw: bool,
-                 max_connections: Optional[int], backlog: int = 1024,
-                 provided_buffers: bool = True, group: int = 0) -> None:
+    def __init__(
+        self,
+        reactor: Reactor,
+        host: str,
+        port: int,
+        *,
+        raw: bool,
+        max_connections: Optional[int],
+        backlog: int = 1024,
+        provided_buffers: bool = True,
+        group: int = 0,
+    ) -> None:
         self.reactor = reactor
         self.raw = raw
         self.max_connections = max_connections
@@ -306,25 +345,42 @@ class RingEchoServer:
         self.sock.close()
 
 
-def serve(host: str = "127.0.0.1", port: int = 9999, *, raw: bool = False,
-          max_connections: int | None = None, provided_buffers: bool = True) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 9999,
+    *,
+    raw: bool = False,
+    max_connections: int | None = None,
+    provided_buffers: bool = True,
+) -> None:
     """Run the io_uring echo server until SIGINT or SIGTERM; logs
     "reactor echo listening on HOST:PORT (backend uring, ...)" once ready."""
     fd_limit = raise_fd_limit(log)
     if max_connections is None:
         max_connections = max(fd_limit - SPARE_FDS, 1)
     with Reactor() as reactor:
-        server = RingEchoServer(reactor, host, port, raw=raw, max_connections=max_connections,
-                                provided_buffers=provided_buffers)
+        server = RingEchoServer(
+            reactor,
+            host,
+            port,
+            raw=raw,
+            max_connections=max_connections,
+            provided_buffers=provided_buffers,
+        )
         try:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 reactor.add_signal_handler(signum, reactor.stop)
             bound_host, bound_port = server.address[:2]
-            log.info("reactor echo listening on %s:%d (backend uring, %s, at most %d "
-                     "connections, %s)", bound_host, bound_port,
-                     "raw" if raw else "chapter replies", max_connections,
-                     "multishot accept" if server.ring is not None and server.ring.multishot_accept
-                     else "single-shot accepts")
+            log.info(
+                "reactor echo listening on %s:%d (backend uring, %s, at most %d connections, %s)",
+                bound_host,
+                bound_port,
+                "raw" if raw else "chapter replies",
+                max_connections,
+                "multishot accept"
+                if server.ring is not None and server.ring.multishot_accept
+                else "single-shot accepts",
+            )
             reactor.run()
         finally:
             server.close()
@@ -332,18 +388,27 @@ def serve(host: str = "127.0.0.1", port: int = 9999, *, raw: bool = False,
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m reactor.chapter._ring_echo",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m reactor.chapter._ring_echo", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9999)
     parser.add_argument("--raw", action="store_true")
     parser.add_argument("--max-connections", type=int, default=None)
-    parser.add_argument("--no-provided-buffers", action="store_true",
-                        help="a buffer per connection instead of the shared pool")
+    parser.add_argument(
+        "--no-provided-buffers",
+        action="store_true",
+        help="a buffer per connection instead of the shared pool",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(format=CHAPTER_FORMAT, level=logging.INFO)
-    serve(args.host, args.port, raw=args.raw, max_connections=args.max_connections,
-          provided_buffers=not args.no_provided_buffers)
+    serve(
+        args.host,
+        args.port,
+        raw=args.raw,
+        max_connections=args.max_connections,
+        provided_buffers=not args.no_provided_buffers,
+    )
 
 
 if __name__ == "__main__":

@@ -167,18 +167,41 @@ class TCPServer:
     from any protocol method does.
     """
 
-    def __init__(self, reactor, host="127.0.0.1", port=0, on_data=None, *,
-                 on_connect=None, on_eof=None, on_close=None, backlog=1024,
-                 max_connections=None, idle_timeout=None, max_outbound=1 << 20,
-                 read_size=256 * 1024, accepts_per_event=64, reuse_port=None, ssl=None):
+    def __init__(
+        self,
+        reactor,
+        host="127.0.0.1",
+        port=0,
+        on_data=None,
+        *,
+        on_connect=None,
+        on_eof=None,
+        on_close=None,
+        backlog=1024,
+        max_connections=None,
+        idle_timeout=None,
+        max_outbound=1 << 20,
+        read_size=256 * 1024,
+        accepts_per_event=64,
+        reuse_port=None,
+        ssl=None,
+    ):
         if on_data is None:
             raise TypeError("on_data is required")
-        for name, callback in (("on_data", on_data), ("on_connect", on_connect),
-                               ("on_eof", on_eof), ("on_close", on_close)):
+        for name, callback in (
+            ("on_data", on_data),
+            ("on_connect", on_connect),
+            ("on_eof", on_eof),
+            ("on_close", on_close),
+        ):
             if callback is not None and not callable(callback):
                 raise TypeError(f"{name} must be callable, not {type(callback).__name__}")
-        for name, value in (("max_outbound", max_outbound), ("read_size", read_size),
-                            ("accepts_per_event", accepts_per_event), ("backlog", backlog)):
+        for name, value in (
+            ("max_outbound", max_outbound),
+            ("read_size", read_size),
+            ("accepts_per_event", accepts_per_event),
+            ("backlog", backlog),
+        ):
             if operator.index(value) < 1:  # TypeError for a non-integer
                 raise ValueError(f"{name} must be >= 1")
         if max_connections is not None and operator.index(max_connections) < 0:
@@ -203,8 +226,15 @@ class TCPServer:
         self._admitted = 0  # protocols made and not yet lost
         self._closed = False
         self._sweep_timer = None
-        self._server = create_server(reactor, self._new_protocol, host, port,
-                                     backlog=backlog, reuse_port=reuse_port, ssl=ssl)
+        self._server = create_server(
+            reactor,
+            self._new_protocol,
+            host,
+            port,
+            backlog=backlog,
+            reuse_port=reuse_port,
+            ssl=ssl,
+        )
         if not self._server.sockets:  # host=[]: asyncio listens on nothing
             self._server.close()
             raise ValueError(f"host {host!r} gives no address to listen on")

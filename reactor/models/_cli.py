@@ -36,17 +36,24 @@ load.png and idle.png to --out.  About 8 minutes; --quick under a minute;
 def add_arguments(parser) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="one short round (< 1 min)")
-    mode.add_argument("--smoke", action="store_true",
-                      help="the smallest round, for tests (a few seconds)")
-    parser.add_argument("--out", default="reactor-models", metavar="DIR",
-                        help="where to write the results (default: ./reactor-models)")
-    parser.add_argument("--servers", metavar="A,B", help="only these servers: "
-                        + ", ".join(cases.SERVERS))
+    mode.add_argument(
+        "--smoke", action="store_true", help="the smallest round, for tests (a few seconds)"
+    )
+    parser.add_argument(
+        "--out",
+        default="reactor-models",
+        metavar="DIR",
+        help="where to write the results (default: ./reactor-models)",
+    )
+    parser.add_argument(
+        "--servers", metavar="A,B", help="only these servers: " + ", ".join(cases.SERVERS)
+    )
 
 
 def select_check() -> str:
     """What the stdlib's SelectSelector and reactor's do with fd 1050."""
     from ..chapter import _demo
+
     return f"select() on fd 1050 (FD_SETSIZE is 1024): {_demo.high_fd_select()}"
 
 
@@ -56,13 +63,21 @@ def main(args) -> int:
         wanted = args.servers.split(",")
         unknown = set(wanted) - set(cases.SERVERS)
         if unknown:
-            print(f"reactor models: unknown server {', '.join(sorted(unknown))} (known: "
-                  f"{', '.join(cases.SERVERS)})", file=sys.stderr)
+            print(
+                f"reactor models: unknown server {', '.join(sorted(unknown))} (known: "
+                f"{', '.join(cases.SERVERS)})",
+                file=sys.stderr,
+            )
             return 2
         plan = dataclasses.replace(plan, servers=tuple(s for s in plan.servers if s in wanted))
-    command = "python -m reactor models" + "".join(
-        f" {flag}" for flag, on in (("--quick", args.quick), ("--smoke", args.smoke)) if on) + (
-        f" --servers {args.servers}" if args.servers else "") + f" --out {args.out}"
+    command = (
+        "python -m reactor models"
+        + "".join(
+            f" {flag}" for flag, on in (("--quick", args.quick), ("--smoke", args.smoke)) if on
+        )
+        + (f" --servers {args.servers}" if args.servers else "")
+        + f" --out {args.out}"
+    )
     total = plan.repeat * len(_driver.cells(plan)) * len(plan.servers)
     count, start = [0], time.monotonic()
 
@@ -73,8 +88,12 @@ def main(args) -> int:
     print(f"{command}: {len(plan.servers)} servers, {total} measurements\n", flush=True)
     loadavg_at_start = [round(x, 2) for x in os.getloadavg()]
     result = _driver.run(plan, cases.SERVERS, progress)
-    result.update(command=command, machine=_driver.machine(), select_check=select_check(),
-                  models={name: cases.MODEL[name] for name in plan.servers})
+    result.update(
+        command=command,
+        machine=_driver.machine(),
+        select_check=select_check(),
+        models={name: cases.MODEL[name] for name in plan.servers},
+    )
     result["machine"]["loadavg_at_start"] = loadavg_at_start
     files = _report.write(result, args.out)
     print("\n" + _report.tables(result))

@@ -24,13 +24,18 @@ def command() -> list[str]:
     """The client's command line, to which its arguments are appended; it
     imports the reactor this process imported, wherever that lives."""
     where = os.path.dirname(os.path.dirname(os.path.abspath(reactor.__file__)))
-    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {where!r}); "
-            "from reactor.models._loadclient import main; sys.exit(main(sys.argv[1:]))"]
+    return [
+        sys.executable,
+        "-c",
+        f"import sys; sys.path.insert(0, {where!r}); "
+        "from reactor.models._loadclient import main; sys.exit(main(sys.argv[1:]))",
+    ]
 
 
 def main(args: list[str]) -> int:
     """Run the C client's main() with `args`, in this process, once."""
     from reactor._native import ffi, lib
+
     # The client is a C program: it expects the default dispositions, and
     # Python's SIGINT handler would only run once its main() returns.
     signal.signal(signal.SIGINT, signal.SIG_DFL)

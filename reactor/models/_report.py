@@ -7,21 +7,27 @@ import os
 
 from .driver import bad_exits, find
 
-NAMES = {1: "blocking", 2: "non-blocking", 3: "multiplexing", 4: "signal-driven",
-         5: "asynchronous"}
+NAMES = {
+    1: "blocking",
+    2: "non-blocking",
+    3: "multiplexing",
+    4: "signal-driven",
+    5: "asynchronous",
+}
 
 
 def progress_line(run: dict, done: int, total: int, elapsed: float) -> str:
     head = f"[{done:3}/{total:3} {elapsed:5.0f} s] {run['server']:13}"
     if "unavailable" in run:
         return f"{head} not available: {run['unavailable']}"
-    what = (f"1 + {run['idle']:5} idle" if run["idle"]
-            else f"{run['connections']:5} conns")
+    what = f"1 + {run['idle']:5} idle" if run["idle"] else f"{run['connections']:5} conns"
     if "skipped" in run or "error" in run:
         return f"{head} {what}  {run.get('skipped') or run.get('error')}"
-    line = (f"{head} {what} {run['msgs_per_s']:9,.0f} msg/s  p50 {run['p50_us']:8,.0f} us  "
-            f"p99 {run['p99_us']:8,.0f} us  CPU/msg {run['user_us_per_msg']:5.1f} + "
-            f"{run['sys_us_per_msg']:5.1f} us")
+    line = (
+        f"{head} {what} {run['msgs_per_s']:9,.0f} msg/s  p50 {run['p50_us']:8,.0f} us  "
+        f"p99 {run['p99_us']:8,.0f} us  CPU/msg {run['user_us_per_msg']:5.1f} + "
+        f"{run['sys_us_per_msg']:5.1f} us"
+    )
     if run["served"] < run["connections"]:
         line += f"  served {run['served']} of {run['connections']}"
     if run["errors"]:
@@ -29,8 +35,10 @@ def progress_line(run: dict, done: int, total: int, elapsed: float) -> str:
     if run["other_cpu_pct"] >= 10:
         line += f"  (others took {run['other_cpu_pct']:.0f} % of its CPU)"
     if "idle_cpu_pct" in run:
-        line += (f"\n{'':26} then silent: server CPU {run['idle_cpu_pct']:.1f} % of its core "
-                 f"(others took {run['idle_other_pct']:.0f} %)")
+        line += (
+            f"\n{'':26} then silent: server CPU {run['idle_cpu_pct']:.1f} % of its core "
+            f"(others took {run['idle_other_pct']:.0f} %)"
+        )
     return line
 
 
@@ -46,11 +54,15 @@ def _cell(row, fmt, *metrics):
 def _table(result, header, columns, fmt, metrics):
     """A Markdown table: a row per server, a column per (connections, idle)."""
     summary, size = result["summary"], result["case"]["sizes"][0]
-    lines = [f"| server (model) | {' | '.join(h for h, _, _ in columns)} |",
-             "|---" * (len(columns) + 1) + "|"]
+    lines = [
+        f"| server (model) | {' | '.join(h for h, _, _ in columns)} |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
     for name, model in result["models"].items():
-        cells = [_cell(find(summary, name, size, conns, idle), fmt, *metrics)
-                 for _, conns, idle in columns]
+        cells = [
+            _cell(find(summary, name, size, conns, idle), fmt, *metrics)
+            for _, conns, idle in columns
+        ]
         lines.append(f"| {name} ({model}) | {' | '.join(cells)} |")
     return f"### {header}\n\n" + "\n".join(lines)
 
@@ -60,25 +72,63 @@ def tables(result: dict) -> str:
     load = [(f"{n:,}", n, 0) for n in plan["connections"]]
     idle = [(f"1 + {n:,}", 1, n) for n in plan["active_idle"]]
     parts = [
-        _table(result, "Messages per second (ping-pong, one message in flight per connection)",
-               load, "{:,.0f}", ("msgs_per_s",)),
-        _table(result, "Server CPU per message, microseconds: user + system",
-               load, "{:.1f} + {:.1f}", ("user_us_per_msg", "sys_us_per_msg")),
-        _table(result, "Latency, microseconds: p50 / p99", load, "{:,.0f} / {:,.0f}",
-               ("p50_us", "p99_us")),
-        _table(result, "Connections that got any reply (of those opened)",
-               load, "{:,.0f}", ("served",)),
-        _table(result, "Share of the server's CPU that other work took while it was "
-               "measured, % (a shared machine: read the figures above with it)",
-               load, "{:.0f} %", ("other_cpu_pct",)),
-        _table(result, f"Server CPU while {plan['idle_cpu_at']:,} connections sit "
-               "silent, % of one core", [(f"{plan['idle_cpu_at']:,} idle",
-                                          plan["idle_cpu_at"], 0)],
-               "{:.1f} % (others: {:.0f} %)", ("idle_cpu_pct", "idle_other_pct")),
-        _table(result, "1 active + N idle connections: messages per second of the active one",
-               idle, "{:,.0f}", ("msgs_per_s",)),
-        _table(result, "1 active + N idle: server CPU per message, microseconds (user + system)",
-               idle, "{:.1f} + {:.1f}", ("user_us_per_msg", "sys_us_per_msg")),
+        _table(
+            result,
+            "Messages per second (ping-pong, one message in flight per connection)",
+            load,
+            "{:,.0f}",
+            ("msgs_per_s",),
+        ),
+        _table(
+            result,
+            "Server CPU per message, microseconds: user + system",
+            load,
+            "{:.1f} + {:.1f}",
+            ("user_us_per_msg", "sys_us_per_msg"),
+        ),
+        _table(
+            result,
+            "Latency, microseconds: p50 / p99",
+            load,
+            "{:,.0f} / {:,.0f}",
+            ("p50_us", "p99_us"),
+        ),
+        _table(
+            result,
+            "Connections that got any reply (of those opened)",
+            load,
+            "{:,.0f}",
+            ("served",),
+        ),
+        _table(
+            result,
+            "Share of the server's CPU that other work took while it was "
+            "measured, % (a shared machine: read the figures above with it)",
+            load,
+            "{:.0f} %",
+            ("other_cpu_pct",),
+        ),
+        _table(
+            result,
+            f"Server CPU while {plan['idle_cpu_at']:,} connections sit silent, % of one core",
+            [(f"{plan['idle_cpu_at']:,} idle", plan["idle_cpu_at"], 0)],
+            "{:.1f} % (others: {:.0f} %)",
+            ("idle_cpu_pct", "idle_other_pct"),
+        ),
+        _table(
+            result,
+            "1 active + N idle connections: messages per second of the active one",
+            idle,
+            "{:,.0f}",
+            ("msgs_per_s",),
+        ),
+        _table(
+            result,
+            "1 active + N idle: server CPU per message, microseconds (user + system)",
+            idle,
+            "{:.1f} + {:.1f}",
+            ("user_us_per_msg", "sys_us_per_msg"),
+        ),
     ]
     return "\n\n".join(parts)
 
@@ -88,9 +138,13 @@ def notes(result: dict) -> list:
     for name, why in result["unavailable"].items():
         out.append(f"{name}: not available: {why}")
     for name, bad in bad_exits(result).items():
-        out.append(f"{name}: did not stop cleanly: " + "; ".join(
-            f"exit {b['exit']}{', traceback' if b['traceback'] else ''} ({b['last_line']})"
-            for b in bad))
+        out.append(
+            f"{name}: did not stop cleanly: "
+            + "; ".join(
+                f"exit {b['exit']}{', traceback' if b['traceback'] else ''} ({b['last_line']})"
+                for b in bad
+            )
+        )
     whys: dict = {}  # a cell that has no figure says why here, once per server and reason
     for row in result["summary"]:
         if "why" in row and not all(m in row for m in ("msgs_per_s",)):
@@ -104,17 +158,20 @@ def notes(result: dict) -> list:
 def markdown(result: dict) -> str:
     m, plan = result["machine"], result["case"]
     head = [
-        "# The five IO models, measured", "",
+        "# The five IO models, measured",
+        "",
         f"`{result['command']}` at {m['git']}, {m['date']}: {m['cpu']} ({m['nproc']} CPUs), "
         f"Linux {m['kernel']}, {m['python']}, load average {m['loadavg']} at the end"
         f"{', ' + str(m['loadavg_at_start']) + ' at the start' if 'loadavg_at_start' in m else ''}"
-        ".", "",
+        ".",
+        "",
         f"Each server on CPU {result['cpus'][1]}, the compiled load client on CPU "
         f"{result['cpus'][0]}; {plan['sizes'][0]:,}-byte messages, every byte compared; "
         f"{plan['warmup']} s warm-up, {plan['duration']} s measured; medians of "
         f"{plan['repeat']} repetitions, servers started afresh each time in a rotated "
         "order.  Model numbers are the chapter's: 1 blocking, 2 non-blocking, "
-        "3 multiplexing, 4 signal-driven, 5 asynchronous.", "",
+        "3 multiplexing, 4 signal-driven, 5 asynchronous.",
+        "",
         tables(result),
     ]
     extra = notes(result)
@@ -143,6 +200,7 @@ def plots(result: dict, out: str) -> list:
     """load.png and idle.png; [] (and a note) without matplotlib."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -153,16 +211,22 @@ def plots(result: dict, out: str) -> list:
     for name, model in result["models"].items():
         rows = [find(summary, name, plan["sizes"][0], n) for n in plan["connections"]]
         points = [(n, r) for n, r in zip(plan["connections"], rows) if r and "msgs_per_s" in r]
-        style = dict(marker="o", label=f"{name} ({model})",
-                     linestyle="--" if model in (1, 2) else "-")
-        for ax, value in zip(axes, (lambda r: r["msgs_per_s"],
-                                    lambda r: r.get("user_us_per_msg", 0) + r.get(
-                                        "sys_us_per_msg", 0),
-                                    lambda r: r["p99_us"])):
+        style = dict(
+            marker="o", label=f"{name} ({model})", linestyle="--" if model in (1, 2) else "-"
+        )
+        for ax, value in zip(
+            axes,
+            (
+                lambda r: r["msgs_per_s"],
+                lambda r: r.get("user_us_per_msg", 0) + r.get("sys_us_per_msg", 0),
+                lambda r: r["p99_us"],
+            ),
+        ):
             if points:
                 ax.plot([n for n, _ in points], [value(r) for _, r in points], **style)
-    for ax, title in zip(axes, ("messages per second", "server CPU per message (us)",
-                                "p99 latency (us)")):
+    for ax, title in zip(
+        axes, ("messages per second", "server CPU per message (us)", "p99 latency (us)")
+    ):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("connections")
@@ -208,5 +272,6 @@ def _idle_plot(plt, result, out):
 
 if __name__ == "__main__":  # python -m reactor.models._report DIR: summary and plots again
     import sys
+
     with open(os.path.join(sys.argv[1], "results.json")) as f:
         print("\n".join(write(json.load(f), sys.argv[1])))

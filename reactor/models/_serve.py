@@ -88,19 +88,27 @@ def _stop(signum, frame):
     raise Stop(signal.Signals(signum).name)
 
 
-def main(serve: Callable[[argparse.Namespace], None], doc: Optional[str],
-         add_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None,
-         argv: Optional[list] = None) -> int:
+def main(
+    serve: Callable[[argparse.Namespace], None],
+    doc: Optional[str],
+    add_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None,
+    argv: Optional[list] = None,
+) -> int:
     """Parse the command line, run serve(args) until SIGTERM or SIGINT."""
     module = sys.modules[serve.__module__].__spec__
-    parser = argparse.ArgumentParser(prog=f"python -m {module.name if module else 'server'}",
-                                     description=doc,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {module.name if module else 'server'}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9999, help="0: the system picks one")
-    parser.add_argument("--chapter", action="store_true",
-                        help="reply 'Your msg = <msg> ~~~' and log it, as the chapter does "
-                             "(default: echo the bytes unchanged)")
+    parser.add_argument(
+        "--chapter",
+        action="store_true",
+        help="reply 'Your msg = <msg> ~~~' and log it, as the chapter does "
+        "(default: echo the bytes unchanged)",
+    )
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)

@@ -69,8 +69,7 @@ def serve(args):
 
     # Leaving the with closes the ring, which cancels every operation: each
     # callback then runs once more, with ECANCELED, and closes its client.
-    with reactor.Reactor() as loop, reactor.Ring(loop) as ring, \
-            _serve.listen(args) as listener:
+    with reactor.Reactor() as loop, reactor.Ring(loop) as ring, _serve.listen(args) as listener:
         ring.accept(listener, accepted, multishot=True)
         loop.run()
 

@@ -30,7 +30,7 @@ def echo_until_eof(conn, reply):
     """Serve one client until it leaves: wait for data, send the reply."""
     try:
         while data := conn.recv(_serve.RECV_SIZE):  # waits for a message
-            conn.sendall(reply(data))                # waits until all is sent
+            conn.sendall(reply(data))  # waits until all is sent
     except _serve.PEER_GONE:
         pass
 
@@ -38,9 +38,9 @@ def echo_until_eof(conn, reply):
 def serve_one_at_a_time(args):
     with _serve.listen(args) as listener:
         while True:
-            conn, address = listener.accept()        # waits for a client
+            conn, address = listener.accept()  # waits for a client
             with conn:
-                echo_until_eof(conn, args.reply)     # ... and the others wait
+                echo_until_eof(conn, args.reply)  # ... and the others wait
 
 
 def serve_threads(args):
@@ -57,7 +57,7 @@ def serve_threads(args):
     with _serve.listen(args) as listener:
         try:
             while True:
-                conn, address = listener.accept()    # waits for a client
+                conn, address = listener.accept()  # waits for a client
                 with lock:
                     clients.add(conn)
                 threading.Thread(target=client_thread, args=(conn,), daemon=True).start()
@@ -78,8 +78,11 @@ def serve(args):
 
 
 def _arguments(parser):
-    parser.add_argument("--one-at-a-time", action="store_true",
-                        help="the chapter's loop: serve one client until it leaves")
+    parser.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="the chapter's loop: serve one client until it leaves",
+    )
 
 
 if __name__ == "__main__":

@@ -38,15 +38,41 @@ SERVERS: dict[str, Server] = {
     "signals": _model("reactor.models.signaldriven"),
     "io_uring": _model("reactor.models.asynchronous"),
 }
-MODEL = {"threads": 1, "one-at-a-time": 1, "nonblocking": 2, "select": 3, "poll": 3,
-         "epoll": 3, "reactor": 3, "signals": 4, "io_uring": 5}  # the chapter's numbers
+MODEL = {
+    "threads": 1,
+    "one-at-a-time": 1,
+    "nonblocking": 2,
+    "select": 3,
+    "poll": 3,
+    "epoll": 3,
+    "reactor": 3,
+    "signals": 4,
+    "io_uring": 5,
+}  # the chapter's numbers
 
-_FULL = Case(tuple(SERVERS), connections=(1, 10, 100, 1000), active_idle=(100, 1000, 10000),
-             idle_cpu_at=1000, repeat=3, warmup=0.3, duration=1.0, alone=True)
+_FULL = Case(
+    tuple(SERVERS),
+    connections=(1, 10, 100, 1000),
+    active_idle=(100, 1000, 10000),
+    idle_cpu_at=1000,
+    repeat=3,
+    warmup=0.3,
+    duration=1.0,
+    alone=True,
+)
 PLANS = {
     "full": _FULL,
-    "quick": dataclasses.replace(_FULL, active_idle=(1000,), repeat=1, warmup=0.1,
-                                 duration=0.3, idle_seconds=0.5),
-    "smoke": dataclasses.replace(_FULL, connections=(1, 10), active_idle=(10,), idle_cpu_at=10,
-                                 repeat=1, warmup=0.05, duration=0.1, idle_seconds=0.1),
+    "quick": dataclasses.replace(
+        _FULL, active_idle=(1000,), repeat=1, warmup=0.1, duration=0.3, idle_seconds=0.5
+    ),
+    "smoke": dataclasses.replace(
+        _FULL,
+        connections=(1, 10),
+        active_idle=(10,),
+        idle_cpu_at=10,
+        repeat=1,
+        warmup=0.05,
+        duration=0.1,
+        idle_seconds=0.1,
+    ),
 }

@@ -2,7 +2,9 @@
 measured from /proc, for ``python -m reactor models`` and for the benchmark
 suite's end-to-end cases (benchmarks/driver.py).  Standard library only.
 
-A public module: the benchmark suite builds on it (Case, Server, run(),
+Long because it is one procedure (start, load, measure, stop, summarise)
+whose steps share the servers' state; and a public module: the benchmark
+suite builds on it (Case, Server, run(),
 cells(), find(), rotated(), bad_exits(), cpus(), machine(),
 load_client_command()), and anyone may, to measure a server of their own
 the same way.
@@ -66,16 +68,32 @@ def load_client_command() -> list[str]:
     """The argv prefix that runs the C load client (built into
     reactor._native; see its usage in reactor/models/loadclient.c)."""
     return _loadclient.command()
+
+
 MIB = 1024 * 1024
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
-METRICS = ("msgs_per_s", "p50_us", "p99_us", "user_us_per_msg", "sys_us_per_msg",
-           "cpu_us_per_msg", "server_cpu_pct", "client_cpu_pct", "other_cpu_pct", "rss_mib",
-           "served", "idle_cpu_pct", "idle_other_pct")
+METRICS = (
+    "msgs_per_s",
+    "p50_us",
+    "p99_us",
+    "user_us_per_msg",
+    "sys_us_per_msg",
+    "cpu_us_per_msg",
+    "server_cpu_pct",
+    "client_cpu_pct",
+    "other_cpu_pct",
+    "rss_mib",
+    "served",
+    "idle_cpu_pct",
+    "idle_other_pct",
+)
 # CI's sanitizer run preloads ASan into every Python process (.ci/run).
 _SANITIZED = "libasan" in os.environ.get("LD_PRELOAD", "")
-ONE_AT_A_TIME = ("not run: it serves one connection until it closes, so the active client "
-                 "would wait forever behind the first idle one")
+ONE_AT_A_TIME = (
+    "not run: it serves one connection until it closes, so the active client "
+    "would wait forever behind the first idle one"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,13 +165,27 @@ def core_busy(cpu: int) -> float:
 class Live:
     """A server process: its log, port, fds, CPU and memory."""
 
-    def __init__(self, name: str, argv: list[str], logdir: str, cpu: int,
-                 env: Optional[dict] = None, cwd: Optional[str] = None):
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        logdir: str,
+        cpu: int,
+        env: Optional[dict] = None,
+        cwd: Optional[str] = None,
+    ):
         self.name, self.port, self.base_fds = name, 0, 0
         self.log = os.path.join(logdir, f"{name}.log")
         with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=log, preexec_fn=_pinned(cpu))
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                preexec_fn=_pinned(cpu),
+            )
 
     def wait_listening(self, deadline: float) -> None:
         """Until it logs its port; RuntimeError (its last line) if it exits
@@ -200,17 +232,20 @@ class Live:
                 self.proc.wait()
         with open(self.log, errors="replace") as f:
             text = f.read()
-        traceback = text[text.find("Traceback"):][:3000] if "Traceback" in text else None
-        return {"exit": self.proc.returncode, "peak_rss_mib": peak, "traceback": traceback,
-                "last_line": _last_line(self.log)}
+        traceback = text[text.find("Traceback") :][:3000] if "Traceback" in text else None
+        return {
+            "exit": self.proc.returncode,
+            "peak_rss_mib": peak,
+            "traceback": traceback,
+            "last_line": _last_line(self.log),
+        }
 
 
 def _sample(live: Live, client_pid: int) -> tuple:
     """(time, server user s, server system s, client CPU s, busy s of the
     server's CPU)."""
     user, system = live.cpu()
-    return (time.monotonic(), user, system, sum(process_cpu(client_pid)),
-            core_busy(cpus()[1]))
+    return (time.monotonic(), user, system, sum(process_cpu(client_pid)), core_busy(cpus()[1]))
 
 
 def _idle_cpu(live: Live, seconds: float) -> dict:
@@ -229,32 +264,68 @@ def _figures(report: dict, before: tuple, after: tuple, rss: list) -> dict:
     wall, user, system, client, busy = (a - b for a, b in zip(after, before))
     n = report["messages"]
     other = busy - user - system
-    return {"msgs_per_s": report["msgs_per_s"], "p50_us": report["latency_us"]["p50"],
-            "p99_us": report["latency_us"]["p99"], "served": report["served"],
-            "messages": n, "errors": report["errors"]["total"],
-            "user_us_per_msg": user / n * 1e6, "sys_us_per_msg": system / n * 1e6,
-            "cpu_us_per_msg": (user + system) / n * 1e6,
-            "server_cpu_pct": 100 * (user + system) / wall, "client_cpu_pct": 100 * client / wall,
-            "other_cpu_pct": max(0.0, 100 * other / wall), "rss_mib": rss[-1][1] / MIB,
-            "rss_samples": rss, "client": report}
+    return {
+        "msgs_per_s": report["msgs_per_s"],
+        "p50_us": report["latency_us"]["p50"],
+        "p99_us": report["latency_us"]["p99"],
+        "served": report["served"],
+        "messages": n,
+        "errors": report["errors"]["total"],
+        "user_us_per_msg": user / n * 1e6,
+        "sys_us_per_msg": system / n * 1e6,
+        "cpu_us_per_msg": (user + system) / n * 1e6,
+        "server_cpu_pct": 100 * (user + system) / wall,
+        "client_cpu_pct": 100 * client / wall,
+        "other_cpu_pct": max(0.0, 100 * other / wall),
+        "rss_mib": rss[-1][1] / MIB,
+        "rss_samples": rss,
+        "client": report,
+    }
 
 
-def load(live: Live, client: Sequence[str], server: Server, case: Case, size: int, conns: int,
-         idle: int = 0, hold: float = 0.0) -> dict:
+def load(
+    live: Live,
+    client: Sequence[str],
+    server: Server,
+    case: Case,
+    size: int,
+    conns: int,
+    idle: int = 0,
+    hold: float = 0.0,
+) -> dict:
     """One run of the client against a running server: its report with the
     server's CPU per message and RSS; with `hold`, also the server's CPU
     while the connections then sit silent for that long."""
-    argv = [*client, HOST, str(live.port), str(conns), str(size), str(case.warmup),
-            str(case.duration), "--sync", "--prime"] + ["--tls"] * server.tls + [
-                "--http"] * server.http + (
-                ["--idle", str(idle)] if idle else [])
-    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True,
-                          preexec_fn=_pinned(cpus()[0])) as proc:
+    argv = (
+        [
+            *client,
+            HOST,
+            str(live.port),
+            str(conns),
+            str(size),
+            str(case.warmup),
+            str(case.duration),
+            "--sync",
+            "--prime",
+        ]
+        + ["--tls"] * server.tls
+        + ["--http"] * server.http
+        + (["--idle", str(idle)] if idle else [])
+    )
+    with subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_pinned(cpus()[0]),
+    ) as proc:
         assert proc.stdin and proc.stdout and proc.stderr  # PIPEs
         try:
-            if not select.select([proc.stdout], [], [], 180 + idle / 50)[0] or \
-                    proc.stdout.readline() != "measuring\n":
+            if (
+                not select.select([proc.stdout], [], [], 180 + idle / 50)[0]
+                or proc.stdout.readline() != "measuring\n"
+            ):
                 raise RuntimeError("it did not start")
             if server.accepts_all:
                 live.wait_for_fds(conns + idle)
@@ -288,20 +359,23 @@ def cells(case: Case) -> list[tuple[int, int, int]]:
     return out + [(size, 1, idle) for size in case.sizes for idle in case.active_idle]
 
 
-def _measure(live: Live, client: Sequence[str], server: Server, case: Case, cell: tuple,
-             rep: int) -> dict:
+def _measure(
+    live: Live, client: Sequence[str], server: Server, case: Case, cell: tuple, rep: int
+) -> dict:
     """load(), or why not; a run in which no message came back is made
     once more (a loaded machine can starve a short window), and says so."""
     size, conns, idle = cell
-    run: dict = {"server": live.name, "rep": rep, "size": size, "connections": conns,
-                 "idle": idle}
+    run: dict = {"server": live.name, "rep": rep, "size": size, "connections": conns, "idle": idle}
     if idle and not server.accepts_all:
         return {**run, "skipped": ONE_AT_A_TIME}
     hold = case.idle_seconds if (conns == case.idle_cpu_at and not idle) else 0.0
     for attempt in range(2):
         try:
-            return {**run, **load(live, client, server, case, size, conns, idle, hold),
-                    "retried": attempt}
+            return {
+                **run,
+                **load(live, client, server, case, size, conns, idle, hold),
+                "retried": attempt,
+            }
         except NoEcho as exc:
             error: Exception = exc
         except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as exc:
@@ -319,10 +393,17 @@ class _Run:
     """One run(): where the servers' logs go, how they are started, what
     came of it."""
 
-    def __init__(self, case: Case, servers: Mapping[str, Server], client: Sequence[str],
-                 logdir: str,
-                 progress: Callable[[dict], None], substitute: Mapping[str, str],
-                 env: Optional[dict], cwd: Optional[str]):
+    def __init__(
+        self,
+        case: Case,
+        servers: Mapping[str, Server],
+        client: Sequence[str],
+        logdir: str,
+        progress: Callable[[dict], None],
+        substitute: Mapping[str, str],
+        env: Optional[dict],
+        cwd: Optional[str],
+    ):
         self.case, self.servers, self.client, self.logdir = case, servers, client, logdir
         self.progress, self.substitute, self.env, self.cwd = progress, substitute, env, cwd
         self.runs: list[dict] = []
@@ -331,8 +412,17 @@ class _Run:
 
     def start(self, names: list[str]) -> dict[str, Live]:
         """Start them at once; those that listen by the deadline."""
-        lives = {name: Live(name, [self.substitute.get(a, a) for a in self.servers[name].argv],
-                            self.logdir, cpus()[1], self.env, self.cwd) for name in names}
+        lives = {
+            name: Live(
+                name,
+                [self.substitute.get(a, a) for a in self.servers[name].argv],
+                self.logdir,
+                cpus()[1],
+                self.env,
+                self.cwd,
+            )
+            for name in names
+        }
         deadline = time.monotonic() + 60
         for name, live in list(lives.items()):
             try:
@@ -340,8 +430,13 @@ class _Run:
             except RuntimeError as exc:
                 self.unavailable[name] = str(exc)  # wait_listening() stopped it
                 del lives[name]
-                self.progress({"server": name, "unavailable": str(exc),
-                               "cells": len(cells(self.case)) * self.case.repeat})
+                self.progress(
+                    {
+                        "server": name,
+                        "unavailable": str(exc),
+                        "cells": len(cells(self.case)) * self.case.repeat,
+                    }
+                )
         return lives
 
     def measure(self, live: Live, rep: int, cell: tuple) -> None:
@@ -378,12 +473,17 @@ class _Run:
                     self.stop(lives)
 
 
-def run(case: Case, servers: Mapping[str, Server],
-        progress: Callable[[dict], None] = lambda run: None, *,
-        client: Optional[Sequence[str]] = None,
-        unavailable: Optional[dict] = None, substitute: Optional[Mapping[str, str]] = None,
-        env: Optional[dict] = None,
-        cwd: Optional[str] = None) -> dict:
+def run(
+    case: Case,
+    servers: Mapping[str, Server],
+    progress: Callable[[dict], None] = lambda run: None,
+    *,
+    client: Optional[Sequence[str]] = None,
+    unavailable: Optional[dict] = None,
+    substitute: Optional[Mapping[str, str]] = None,
+    env: Optional[dict] = None,
+    cwd: Optional[str] = None,
+) -> dict:
     """Measure `case`; ``progress(run)`` after every run (and once, with
     "unavailable" and the number of "cells" skipped, for a server that did
     not start).  `unavailable`: servers known not to run here, and why;
@@ -404,11 +504,17 @@ def run(case: Case, servers: Mapping[str, Server],
                 state.all_at_once()
         finally:
             os.sched_setaffinity(0, allowed)
-    result = {"case": dataclasses.asdict(case), "cpus": cpus(),
-              "commands": {n: " ".join(servers[n].argv).replace(sys.executable, "python")
-                           for n in case.servers},
-              "unavailable": state.unavailable, "exits": state.exits, "runs": state.runs,
-              "summary": summarize(state.runs)}
+    result = {
+        "case": dataclasses.asdict(case),
+        "cpus": cpus(),
+        "commands": {
+            n: " ".join(servers[n].argv).replace(sys.executable, "python") for n in case.servers
+        },
+        "unavailable": state.unavailable,
+        "exits": state.exits,
+        "runs": state.runs,
+        "summary": summarize(state.runs),
+    }
     if case.memory_check:
         result["memory"] = memory_verdict(result, case.duration)
     return result
@@ -423,32 +529,49 @@ def summarize(runs: list[dict]) -> list[dict]:
     summary = []
     for (server, size, conns, idle), group in groups.items():
         good = [r for r in group if "error" not in r and "skipped" not in r and not r["errors"]]
-        row: dict = {"server": server, "size": size, "connections": conns, "idle": idle,
-                     "runs": len(good)}
+        row: dict = {
+            "server": server,
+            "size": size,
+            "connections": conns,
+            "idle": idle,
+            "runs": len(good),
+        }
         for metric in METRICS:
             values = [r[metric] for r in good if metric in r]
             if values:
                 row[metric] = statistics.median(values)
         if good:
-            row["msgs_per_s_range"] = [min(r["msgs_per_s"] for r in good),
-                                       max(r["msgs_per_s"] for r in good)]
+            row["msgs_per_s_range"] = [
+                min(r["msgs_per_s"] for r in good),
+                max(r["msgs_per_s"] for r in good),
+            ]
         else:
-            row["why"] = next(r.get("skipped") or r.get("error") or
-                              f"{r['errors']} byte errors" for r in group)
+            row["why"] = next(
+                r.get("skipped") or r.get("error") or f"{r['errors']} byte errors" for r in group
+            )
         summary.append(row)
     return summary
 
 
-def find(summary: list[dict], server: str, size: int, conns: int,
-         idle: int = 0) -> Optional[dict]:
-    return next((row for row in summary if (row["server"], row["size"], row["connections"],
-                                            row["idle"]) == (server, size, conns, idle)), None)
+def find(summary: list[dict], server: str, size: int, conns: int, idle: int = 0) -> Optional[dict]:
+    return next(
+        (
+            row
+            for row in summary
+            if (row["server"], row["size"], row["connections"], row["idle"])
+            == (server, size, conns, idle)
+        ),
+        None,
+    )
 
 
 def bad_exits(result: dict) -> dict[str, list]:
     """Server -> its exits that were not clean (a status, a traceback)."""
-    return {name: bad for name, exits in result["exits"].items()
-            if (bad := [e for e in exits if e["exit"] or e["traceback"]])}
+    return {
+        name: bad
+        for name, exits in result["exits"].items()
+        if (bad := [e for e in exits if e["exit"] or e["traceback"]])
+    }
 
 
 def memory_verdict(result: dict, duration: float) -> dict:
@@ -461,23 +584,37 @@ def memory_verdict(result: dict, duration: float) -> dict:
     run, server_exit = ok[0], result["exits"].get(ok[0]["server"], [{}])[-1]
     steady = [(t, b) for t, b in run["rss_samples"] if t >= duration / 10] or run["rss_samples"]
     growth = steady[-1][1] - steady[0][1]
-    slope = (statistics.linear_regression([t for t, _ in steady], [b for _, b in steady]).slope
-             * 60 if len(steady) > 1 else 0.0)
+    slope = (
+        statistics.linear_regression([t for t, _ in steady], [b for _, b in steady]).slope * 60
+        if len(steady) > 1
+        else 0.0
+    )
     # ASan keeps freed memory in its quarantine (256 MiB by default): RSS
     # grows under it whatever the server does.  Bytes still count.
     flat = _SANITIZED or (growth < max(2 * MIB, 0.05 * steady[0][1]) and slope < MIB)
-    return {"rss_mib_start": steady[0][1] / MIB, "rss_mib_end": steady[-1][1] / MIB,
-            "peak_rss_mib": server_exit.get("peak_rss_mib"), "growth_kib": growth / 1024,
-            "slope_kib_per_min": slope / 1024, "flat": flat, "rss_checked": not _SANITIZED,
-            "messages": run["messages"], "errors": run["errors"],
-            "passed": flat and run["errors"] == 0 and run["messages"] > 0
-            and server_exit.get("exit") == 0 and not server_exit.get("traceback")}
+    return {
+        "rss_mib_start": steady[0][1] / MIB,
+        "rss_mib_end": steady[-1][1] / MIB,
+        "peak_rss_mib": server_exit.get("peak_rss_mib"),
+        "growth_kib": growth / 1024,
+        "slope_kib_per_min": slope / 1024,
+        "flat": flat,
+        "rss_checked": not _SANITIZED,
+        "messages": run["messages"],
+        "errors": run["errors"],
+        "passed": flat
+        and run["errors"] == 0
+        and run["messages"] > 0
+        and server_exit.get("exit") == 0
+        and not server_exit.get("traceback"),
+    }
 
 
 def _git(root: str, *args: str) -> str:
     try:
-        return subprocess.run(["git", "-C", root, *args], capture_output=True,
-                              text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", root, *args], capture_output=True, text=True
+        ).stdout.strip()
     except OSError:  # no git
         return ""
 
@@ -487,16 +624,33 @@ def machine() -> dict:
     checkout the package runs from (+dirty when the measured code has
     uncommitted changes), if it runs from one.  The benchmarks' too."""
     with open("/proc/cpuinfo") as f:
-        cpu = next((line.split(":", 1)[1].strip() for line in f
-                    if line.startswith("model name")), platform.machine())
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
+            platform.machine(),
+        )
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     git = "not a git checkout"
     if _git(root, "rev-parse", "--show-toplevel") == root:
         git = _git(root, "rev-parse", "--short", "HEAD")
-        if _git(root, "status", "--porcelain", "--untracked-files=no", "--", "reactor",
-                "_native", "benchmarks", "setup.py", ":!*/recorded"):
+        if _git(
+            root,
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            "reactor",
+            "_native",
+            "benchmarks",
+            "setup.py",
+            ":!*/recorded",
+        ):
             git += "+dirty"
-    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "cpu": cpu, "nproc": os.cpu_count(), "kernel": platform.release(),
-            "python": f"{platform.python_implementation()} {platform.python_version()}",
-            "git": git, "loadavg": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu,
+        "nproc": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "git": git,
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+    }

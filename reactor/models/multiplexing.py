@@ -25,8 +25,11 @@ import reactor
 
 from . import _serve
 
-SELECTORS = {"select": reactor.SelectSelector, "poll": reactor.PollSelector,
-             "epoll": reactor.EpollSelector}
+SELECTORS = {
+    "select": reactor.SelectSelector,
+    "poll": reactor.PollSelector,
+    "epoll": reactor.EpollSelector,
+}
 
 
 def serve_selector(args):
@@ -95,8 +98,12 @@ def serve_loop(args):
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop, signum)
         server = reactor.TCPServer(
-            loop, args.host, args.port, backlog=_serve.BACKLOG,
-            on_data=lambda connection, data: connection.write(args.reply(data)))
+            loop,
+            args.host,
+            args.port,
+            backlog=_serve.BACKLOG,
+            on_data=lambda connection, data: connection.write(args.reply(data)),
+        )
         _serve.announce(server.address)
         try:
             loop.run()
@@ -114,8 +121,9 @@ def serve(args):
 
 def _arguments(parser):
     parser.add_argument("--selector", choices=SELECTORS, default="epoll")
-    parser.add_argument("--loop", action="store_true",
-                        help="reactor.Reactor and the chapter's TCPServer instead")
+    parser.add_argument(
+        "--loop", action="store_true", help="reactor.Reactor and the chapter's TCPServer instead"
+    )
 
 
 if __name__ == "__main__":

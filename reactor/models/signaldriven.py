@@ -71,8 +71,9 @@ class SignalFd:
 
     def read(self):
         while True:
-            n = lib.reactor_signalfd_read(self.fd, self._records, self._batch, self._signo,
-                                          self._fds)
+            n = lib.reactor_signalfd_read(
+                self.fd, self._records, self._batch, self._signo, self._fds
+            )
             if n >= 0:
                 return zip(ffi.unpack(self._signo, n), ffi.unpack(self._fds, n))
             if n != -errno.EINTR:
@@ -147,8 +148,11 @@ def serve(args):
                     else:
                         raise _serve.Stop(signal.Signals(signo).name)
     finally:
-        _serve.log.info("%(signals)d signals, %(rescans)d plain SIGIO (queue overflow: "
-                        "every socket rescanned)", counts)
+        _serve.log.info(
+            "%(signals)d signals, %(rescans)d plain SIGIO (queue overflow: "
+            "every socket rescanned)",
+            counts,
+        )
         for conn, owed in clients.values():
             conn.close()
         signals.close()

@@ -15,8 +15,13 @@ from __future__ import annotations
 
 import socket
 
-__all__ = ["numeric_addrinfo", "resolve", "check_tls_options", "check_stream_socket",
-           "check_factory"]
+__all__ = [
+    "numeric_addrinfo",
+    "resolve",
+    "check_tls_options",
+    "check_stream_socket",
+    "check_factory",
+]
 
 
 def numeric_addrinfo(host, port, family, kind, proto=0):
@@ -68,17 +73,20 @@ def check_tls_options(ssl, ssl_handshake_timeout, server_side):
         raise TypeError("ssl argument must be an SSLContext or None")
     if ssl and not isinstance(ssl, bool):  # a falsy one means no TLS, as in asyncio
         import ssl as ssl_module
+
         if not isinstance(ssl, ssl_module.SSLContext):
-            raise TypeError(f"ssl argument must be an SSLContext or None, not "
-                            f"{type(ssl).__name__}")
+            raise TypeError(
+                f"ssl argument must be an SSLContext or None, not {type(ssl).__name__}"
+            )
     if ssl_handshake_timeout is not None:
         # asyncio's two checks: a server's ssl must not be None, a client's
         # must be true.
         if (ssl is None) if server_side else (not ssl):
             raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
         if ssl and ssl_handshake_timeout <= 0:
-            raise ValueError(f"ssl_handshake_timeout should be a positive number, "
-                             f"got {ssl_handshake_timeout}")
+            raise ValueError(
+                f"ssl_handshake_timeout should be a positive number, got {ssl_handshake_timeout}"
+            )
 
 
 def check_stream_socket(sock):
@@ -88,5 +96,6 @@ def check_stream_socket(sock):
 
 def check_factory(protocol_factory):
     if not callable(protocol_factory):
-        raise TypeError(f"protocol_factory must be callable, not "
-                        f"{type(protocol_factory).__name__}")
+        raise TypeError(
+            f"protocol_factory must be callable, not {type(protocol_factory).__name__}"
+        )

@@ -30,8 +30,7 @@ import errno
 import os
 import socket
 
-from ._addresses import (check_factory, check_stream_socket, check_tls_options,
-                         numeric_addrinfo)
+from ._addresses import check_factory, check_stream_socket, check_tls_options, numeric_addrinfo
 from ._streams import StreamTransport
 
 __all__ = ["ConnectHandle", "create_connection", "create_unix_connection"]
@@ -48,8 +47,16 @@ class ConnectHandle:
     `protocol` are set from then on.  A failure calls on_error(exc).
     """
 
-    def __init__(self, loop, protocol_factory, ssl, server_hostname, handshake_timeout,
-                 on_error, description):
+    def __init__(
+        self,
+        loop,
+        protocol_factory,
+        ssl,
+        server_hostname,
+        handshake_timeout,
+        on_error,
+        description,
+    ):
         self._loop = loop
         self._protocol_factory = protocol_factory
         self._ssl = ssl
@@ -60,16 +67,15 @@ class ConnectHandle:
         self._infos = []
         self._local_infos = None
         self._errors = []
-        self._sock = None         # the socket whose connect() is in progress
-        self._tls = None          # the TLS layer while its handshake runs
+        self._sock = None  # the socket whose connect() is in progress
+        self._tls = None  # the TLS layer while its handshake runs
         self._cancelled = False
         self._done = False
         self.transport = None
         self.protocol = None
 
     def __repr__(self):
-        state = ("cancelled" if self._cancelled else "done" if self._done
-                 else "connecting")
+        state = "cancelled" if self._cancelled else "done" if self._done else "connecting"
         return f"<ConnectHandle {self._description} {state}>"
 
     def cancel(self):
@@ -118,8 +124,7 @@ class ConnectHandle:
         def lookup(address):
             try:
                 one_host, one_port = address[:2]  # ValueError, TypeError as asyncio
-                numeric = numeric_addrinfo(one_host, one_port, family, socket.SOCK_STREAM,
-                                           proto)
+                numeric = numeric_addrinfo(one_host, one_port, family, socket.SOCK_STREAM, proto)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:  # TypeError for a host that is no str...
@@ -130,7 +135,9 @@ class ConnectHandle:
             else:
                 self._loop._run_in_thread(
                     socket.getaddrinfo,
-                    (one_host, one_port, family, socket.SOCK_STREAM, proto, flags), resolved)
+                    (one_host, one_port, family, socket.SOCK_STREAM, proto, flags),
+                    resolved,
+                )
 
         lookup(pending[0])
 
@@ -181,8 +188,13 @@ class ConnectHandle:
                 sock.bind(local_address)
                 return
             except OSError as exc:
-                errors.append(OSError(exc.errno, f"error while attempting to bind on "
-                                      f"address {local_address!r}: {exc.strerror.lower()}"))
+                errors.append(
+                    OSError(
+                        exc.errno,
+                        f"error while attempting to bind on "
+                        f"address {local_address!r}: {exc.strerror.lower()}",
+                    )
+                )
         if errors:
             raise errors[-1]
         raise OSError(f"no matching local address with family={family!r} found")
@@ -223,11 +235,18 @@ class ConnectHandle:
                 self.transport = StreamTransport(self._loop, sock, protocol)
             else:
                 from ._tls import start_tls
+
                 self._tls = start_tls(
-                    self._loop, sock, protocol, self._ssl, server_side=False,
+                    self._loop,
+                    sock,
+                    protocol,
+                    self._ssl,
+                    server_side=False,
                     server_hostname=self._server_hostname,
                     handshake_timeout=self._handshake_timeout,
-                    on_error=self._fail, on_done=self._tls_done)
+                    on_error=self._fail,
+                    on_done=self._tls_done,
+                )
         except (SystemExit, KeyboardInterrupt):
             sock.close()
             raise
@@ -275,24 +294,37 @@ def _check_client_tls(ssl, server_hostname, ssl_handshake_timeout, host):
     check_tls_options(ssl, ssl_handshake_timeout, server_side=False)
     if ssl is True:
         import ssl as ssl_module
+
         ssl = ssl_module.create_default_context()
     return ssl or None, server_hostname
 
 
-def create_connection(loop, protocol_factory, host=None, port=None, *, sock=None,
-                      local_addr=None, ssl=None, server_hostname=None,
-                      ssl_handshake_timeout=None, on_error=None, family=0, proto=0,
-                      flags=0):
+def create_connection(
+    loop,
+    protocol_factory,
+    host=None,
+    port=None,
+    *,
+    sock=None,
+    local_addr=None,
+    ssl=None,
+    server_hostname=None,
+    ssl_handshake_timeout=None,
+    on_error=None,
+    family=0,
+    proto=0,
+    flags=0,
+):
     """Connect to host:port (or adopt the connected `sock`); see ConnectHandle."""
     loop._check_open()
     check_factory(protocol_factory)
     if on_error is not None and not callable(on_error):
         raise TypeError(f"on_error must be callable, not {type(on_error).__name__}")
-    ssl, server_hostname = _check_client_tls(ssl, server_hostname, ssl_handshake_timeout,
-                                             host)
+    ssl, server_hostname = _check_client_tls(ssl, server_hostname, ssl_handshake_timeout, host)
     description = f"create_connection({host!r}, {port!r})"
-    handle = ConnectHandle(loop, protocol_factory, ssl, server_hostname,
-                           ssl_handshake_timeout, on_error, description)
+    handle = ConnectHandle(
+        loop, protocol_factory, ssl, server_hostname, ssl_handshake_timeout, on_error, description
+    )
     if host is not None or port is not None:
         if sock is not None:
             raise ValueError("host/port and sock can not be specified at the same time")
@@ -311,8 +343,17 @@ def _adopt(handle, sock):
         handle._connected(sock)
 
 
-def create_unix_connection(loop, protocol_factory, path=None, *, sock=None, ssl=None,
-                           server_hostname=None, ssl_handshake_timeout=None, on_error=None):
+def create_unix_connection(
+    loop,
+    protocol_factory,
+    path=None,
+    *,
+    sock=None,
+    ssl=None,
+    server_hostname=None,
+    ssl_handshake_timeout=None,
+    on_error=None,
+):
     """Connect to the Unix stream socket at `path` (or adopt `sock`)."""
     loop._check_open()
     check_factory(protocol_factory)
@@ -320,11 +361,18 @@ def create_unix_connection(loop, protocol_factory, path=None, *, sock=None, ssl=
         raise TypeError(f"on_error must be callable, not {type(on_error).__name__}")
     if ssl and server_hostname is None:
         raise ValueError("you have to pass server_hostname when using ssl")
-    ssl, server_hostname = _check_client_tls(ssl, server_hostname, ssl_handshake_timeout,
-                                             None if server_hostname is None else "")
-    handle = ConnectHandle(loop, protocol_factory, ssl, server_hostname,
-                           ssl_handshake_timeout, on_error,
-                           f"create_unix_connection({path!r})")
+    ssl, server_hostname = _check_client_tls(
+        ssl, server_hostname, ssl_handshake_timeout, None if server_hostname is None else ""
+    )
+    handle = ConnectHandle(
+        loop,
+        protocol_factory,
+        ssl,
+        server_hostname,
+        ssl_handshake_timeout,
+        on_error,
+        f"create_unix_connection({path!r})",
+    )
     if path is not None:
         if sock is not None:
             raise ValueError("path and sock can not be specified at the same time")

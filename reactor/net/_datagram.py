@@ -48,8 +48,7 @@ class DatagramTransport(SocketTransport):
 
     __slots__ = ("_address", "_buffer_size")
 
-    def __init__(self, loop, sock, protocol, address=None, extra=None, waiter=None,
-                 context=None):
+    def __init__(self, loop, sock, protocol, address=None, extra=None, waiter=None, context=None):
         super().__init__(loop, sock, protocol, extra, context=context)
         self._buffer = collections.deque()
         self._address = address
@@ -81,8 +80,9 @@ class DatagramTransport(SocketTransport):
         except BaseException as exc:
             self._fatal_error(exc, f"recvfrom() on {self!r}")
             return
-        call_reporting(self._loop, protocol.datagram_received, data, address,
-                       transport=self)  # [D4]
+        call_reporting(
+            self._loop, protocol.datagram_received, data, address, transport=self
+        )  # [D4]
 
     def _send_one(self, data, addr):
         if self._extra["peername"]:  # connected [D2]
@@ -150,31 +150,54 @@ class DatagramTransport(SocketTransport):
         super()._force_close(exc)
 
 
-def create_datagram_endpoint(loop, protocol_factory, local_addr=None, remote_addr=None, *,
-                             family=0, proto=0, flags=0, reuse_port=None,
-                             allow_broadcast=None, sock=None):
+def create_datagram_endpoint(
+    loop,
+    protocol_factory,
+    local_addr=None,
+    remote_addr=None,
+    *,
+    family=0,
+    proto=0,
+    flags=0,
+    reuse_port=None,
+    allow_broadcast=None,
+    sock=None,
+):
     """(transport, protocol) for a datagram socket (asyncio's arguments and
     checks; names resolved inline [D5])."""
     loop._check_open()
     if not callable(protocol_factory):
-        raise TypeError(f"protocol_factory must be callable, not "
-                        f"{type(protocol_factory).__name__}")
+        raise TypeError(
+            f"protocol_factory must be callable, not {type(protocol_factory).__name__}"
+        )
     remote = None
     if sock is not None:
         if sock.type != socket.SOCK_DGRAM:
             raise ValueError(f"A datagram socket was expected, got {sock!r}")
-        options = dict(local_addr=local_addr, remote_addr=remote_addr, family=family,
-                       proto=proto, flags=flags, reuse_port=reuse_port,
-                       allow_broadcast=allow_broadcast)
+        options = dict(
+            local_addr=local_addr,
+            remote_addr=remote_addr,
+            family=family,
+            proto=proto,
+            flags=flags,
+            reuse_port=reuse_port,
+            allow_broadcast=allow_broadcast,
+        )
         problems = ", ".join(f"{k}={v}" for k, v in options.items() if v)
         if problems:
-            raise ValueError(f"socket modifier keyword arguments can not be used when sock "
-                             f"is specified. ({problems})")
+            raise ValueError(
+                f"socket modifier keyword arguments can not be used when sock "
+                f"is specified. ({problems})"
+            )
         sock.setblocking(False)
     else:
-        sock, remote = _open_socket(_address_pairs(local_addr, remote_addr, family, proto,
-                                                   flags),
-                                    local_addr, remote_addr, reuse_port, allow_broadcast)
+        sock, remote = _open_socket(
+            _address_pairs(local_addr, remote_addr, family, proto, flags),
+            local_addr,
+            remote_addr,
+            reuse_port,
+            allow_broadcast,
+        )
     try:
         protocol = protocol_factory()
     except BaseException:
@@ -212,8 +235,11 @@ def _address_pairs(local_addr, remote_addr, family, proto, flags):
             raise OSError("getaddrinfo() returned empty list")
         for af, _, pro, _, resolved in infos:
             by_family.setdefault((af, pro), [None, None])[index] = resolved
-    pairs = [(key, pair) for key, pair in by_family.items()
-             if not ((local_addr and pair[0] is None) or (remote_addr and pair[1] is None))]
+    pairs = [
+        (key, pair)
+        for key, pair in by_family.items()
+        if not ((local_addr and pair[0] is None) or (remote_addr and pair[1] is None))
+    ]
     if not pairs:
         raise ValueError("can not get address information")
     return pairs

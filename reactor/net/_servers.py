@@ -52,8 +52,16 @@ class Server:
 
     ACCEPT_RETRY_DELAY = 1.0  # [V1]
 
-    def __init__(self, loop, sockets, protocol_factory, ssl_context=None, backlog=100,
-                 ssl_handshake_timeout=None, unix_paths=()):
+    def __init__(
+        self,
+        loop,
+        sockets,
+        protocol_factory,
+        ssl_context=None,
+        backlog=100,
+        ssl_handshake_timeout=None,
+        unix_paths=(),
+    ):
         self._loop = loop
         self._sockets = list(sockets)
         self._protocol_factory = protocol_factory
@@ -112,9 +120,12 @@ class Server:
             except OSError as exc:
                 if exc.errno not in _OUT_OF_RESOURCES:
                     raise
-                self._loop.handle_exception(exc, f"accept() on {listener!r} (out of "
-                                            f"resources: accepting again in "
-                                            f"{self.ACCEPT_RETRY_DELAY} s)")
+                self._loop.handle_exception(
+                    exc,
+                    f"accept() on {listener!r} (out of "
+                    f"resources: accepting again in "
+                    f"{self.ACCEPT_RETRY_DELAY} s)",
+                )
                 self._pause_accepting()
                 return
             conn.setblocking(False)
@@ -135,9 +146,18 @@ class Server:
             StreamTransport(self._loop, conn, protocol, extra, server=self)
         else:
             from ._tls import start_tls
-            start_tls(self._loop, conn, protocol, self._ssl_context, server_side=True,
-                      extra=extra, server=self, handshake_timeout=self._ssl_handshake_timeout,
-                      on_error=self._loop.handle_exception)
+
+            start_tls(
+                self._loop,
+                conn,
+                protocol,
+                self._ssl_context,
+                server_side=True,
+                extra=extra,
+                server=self,
+                handshake_timeout=self._ssl_handshake_timeout,
+                on_error=self._loop.handle_exception,
+            )
 
     def _pause_accepting(self):
         self._unwatch()
@@ -227,10 +247,22 @@ def _ipv6_works():
         return False
 
 
-def create_server(loop, protocol_factory, host=None, port=None, *, family=socket.AF_UNSPEC,
-                  flags=socket.AI_PASSIVE, sock=None, backlog=100, ssl=None,
-                  reuse_address=None, reuse_port=None, ssl_handshake_timeout=None,
-                  dual_stack=None):
+def create_server(
+    loop,
+    protocol_factory,
+    host=None,
+    port=None,
+    *,
+    family=socket.AF_UNSPEC,
+    flags=socket.AI_PASSIVE,
+    sock=None,
+    backlog=100,
+    ssl=None,
+    reuse_address=None,
+    reuse_port=None,
+    ssl_handshake_timeout=None,
+    dual_stack=None,
+):
     """A Server listening at once ([V1]-[V3]).
 
     `dual_stack` (default: True for host=None): one IPv6 socket for IPv4
@@ -254,8 +286,9 @@ def create_server(loop, protocol_factory, host=None, port=None, *, family=socket
         sockets = [sock]
     for one in sockets:
         one.setblocking(False)
-    return _serving(Server(loop, sockets, protocol_factory, ssl or None, backlog,
-                           ssl_handshake_timeout))
+    return _serving(
+        Server(loop, sockets, protocol_factory, ssl or None, backlog, ssl_handshake_timeout)
+    )
 
 
 def _bind_all(addresses, reuse_address, reuse_port, dual):
@@ -280,11 +313,15 @@ def _bind_all(addresses, reuse_address, reuse_port, dual):
                     sockets.pop().close()
                     skipped = True
                     continue
-                raise OSError(err.errno, f"error while attempting to bind on address "
-                                         f"{address!r}: {err.strerror.lower()}") from None
+                raise OSError(
+                    err.errno,
+                    f"error while attempting to bind on address "
+                    f"{address!r}: {err.strerror.lower()}",
+                ) from None
         if _SKIP_UNAVAILABLE and not sockets:  # [V4]
-            message = (f"could not bind on any address out of "
-                       f"{[address for *_, address in addresses]!r}")
+            message = (
+                f"could not bind on any address out of {[address for *_, address in addresses]!r}"
+            )
             raise OSError(errno.EADDRNOTAVAIL, message) if skipped else OSError(message)
     except BaseException:
         for sock in sockets:
@@ -293,8 +330,17 @@ def _bind_all(addresses, reuse_address, reuse_port, dual):
     return sockets
 
 
-def create_unix_server(loop, protocol_factory, path=None, *, sock=None, backlog=100,
-                       ssl=None, ssl_handshake_timeout=None, cleanup_socket=True):
+def create_unix_server(
+    loop,
+    protocol_factory,
+    path=None,
+    *,
+    sock=None,
+    backlog=100,
+    ssl=None,
+    ssl_handshake_timeout=None,
+    cleanup_socket=True,
+):
     """A Server on a Unix stream socket at `path`, listening at once [V3]."""
     loop._check_open()
     check_tls_options(ssl, ssl_handshake_timeout, server_side=True)
@@ -330,8 +376,11 @@ def create_unix_server(loop, protocol_factory, path=None, *, sock=None, backlog=
         if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
     sock.setblocking(False)
-    return _serving(Server(loop, [sock], protocol_factory, ssl or None, backlog,
-                           ssl_handshake_timeout, unix_paths))
+    return _serving(
+        Server(
+            loop, [sock], protocol_factory, ssl or None, backlog, ssl_handshake_timeout, unix_paths
+        )
+    )
 
 
 def _serving(server):

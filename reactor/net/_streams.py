@@ -46,20 +46,29 @@ _RETRY = (-errno.EAGAIN, -errno.EINTR)  # a read for us that found nothing
 class StreamTransport(SocketTransport):
     """asyncio's transport for a connected stream socket (TCP or Unix)."""
 
-    __slots__ = ("_eof", "_read_eof", "_buffered", "_read_size", "_held", "_fast_receive",
-                 "_fast_send", "_empty_waiter")
+    __slots__ = (
+        "_eof",
+        "_read_eof",
+        "_buffered",
+        "_read_size",
+        "_held",
+        "_fast_receive",
+        "_fast_send",
+        "_empty_waiter",
+    )
 
     # asyncio's start_tls() and sendfile() may use this transport.
     _start_tls_compatible = True
     _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
 
-    def __init__(self, loop, sock, protocol, extra=None, server=None, start=True, waiter=None,
-                 context=None):
+    def __init__(
+        self, loop, sock, protocol, extra=None, server=None, start=True, waiter=None, context=None
+    ):
         self._buffered = False
         self._read_size = self.max_size  # bytes asked of one recv()
         self._buffer = bytearray()
-        self._eof = False            # write_eof() was called
-        self._read_eof = False       # the peer's FIN came and we stay open [ST2]
+        self._eof = False  # write_eof() was called
+        self._read_eof = False  # the peer's FIN came and we stay open [ST2]
         self._held = None  # bytes read for us while paused (reactor._poller [P4])
         self._fast_receive = self._fast_send = None  # see _update_fast_paths()
         self._empty_waiter = None  # asyncio's sendfile() waits for the buffer to drain
@@ -85,16 +94,29 @@ class StreamTransport(SocketTransport):
         straight to the kernel (nothing queued, no write_eof(), not lost);
         None otherwise, and the slow paths decide."""
         protocol, sock = self._protocol, self._sock
-        if (self._paused or self._closing or self._held is not None or self._buffered
-                or protocol is None):
+        if (
+            self._paused
+            or self._closing
+            or self._held is not None
+            or self._buffered
+            or protocol is None
+        ):
             self._fast_receive = None
         elif self._context is None:
             self._fast_receive = protocol.data_received
         else:  # [X7]
             self._fast_receive = partial(self._context.run, protocol.data_received)
-        self._fast_send = None if (
-            self._buffer or self._eof or self._conn_lost or sock is None
-            or self._empty_waiter is not None) else sock.send
+        self._fast_send = (
+            None
+            if (
+                self._buffer
+                or self._eof
+                or self._conn_lost
+                or sock is None
+                or self._empty_waiter is not None
+            )
+            else sock.send
+        )
 
     @property
     def _reads_for_it(self):
@@ -162,7 +184,7 @@ class StreamTransport(SocketTransport):
         """The Poller read `nread` bytes for us into view[offset:] (0: EOF,
         < 0: -errno) (reactor._poller [W2])."""
         if nread > 0:
-            data = view[offset:offset + nread]
+            data = view[offset : offset + nread]
             if self._paused or self._held is not None:
                 if not self._closing:
                     self._hold(data)

@@ -54,18 +54,39 @@ __all__ = ["start_tls", "TLSTransport"]
 _HANDSHAKE, _WRAPPED, _SHUTDOWN, _CLOSED = "HANDSHAKE", "WRAPPED", "SHUTDOWN", "CLOSED"
 _AGAIN = (ssl.SSLWantReadError, ssl.SSLSyscallError)
 HANDSHAKE_TIMEOUT = 60.0  # asyncio's SSL_HANDSHAKE_TIMEOUT
-SHUTDOWN_TIMEOUT = 30.0   # asyncio's SSL_SHUTDOWN_TIMEOUT [T4]
+SHUTDOWN_TIMEOUT = 30.0  # asyncio's SSL_SHUTDOWN_TIMEOUT [T4]
 
 
-def start_tls(loop, sock, protocol, context, *, server_side, server_hostname=None,
-              handshake_timeout=None, on_error=None, on_done=None, extra=None, server=None):
+def start_tls(
+    loop,
+    sock,
+    protocol,
+    context,
+    *,
+    server_side,
+    server_hostname=None,
+    handshake_timeout=None,
+    on_error=None,
+    on_done=None,
+    extra=None,
+    server=None,
+):
     """Run TLS over the connected socket `sock`; `protocol` gets
     connection_made() once the handshake is done.  Returns the layer (its
     abort() stops the handshake)."""
     from ._streams import StreamTransport
-    layer = _TLSLayer(loop, protocol, context, server_side, server_hostname,
-                      HANDSHAKE_TIMEOUT if handshake_timeout is None else handshake_timeout,
-                      on_error, on_done, server)
+
+    layer = _TLSLayer(
+        loop,
+        protocol,
+        context,
+        server_side,
+        server_hostname,
+        HANDSHAKE_TIMEOUT if handshake_timeout is None else handshake_timeout,
+        on_error,
+        on_done,
+        server,
+    )
     StreamTransport(loop, sock, layer, extra)
     return layer
 
@@ -171,16 +192,29 @@ class _TLSLayer(asyncio.Protocol):
 
     max_size = 256 * 1024
 
-    def __init__(self, loop, app_protocol, context, server_side, server_hostname,
-                 handshake_timeout, on_error, on_done, server):
+    def __init__(
+        self,
+        loop,
+        app_protocol,
+        context,
+        server_side,
+        server_hostname,
+        handshake_timeout,
+        on_error,
+        on_done,
+        server,
+    ):
         if not isinstance(context, ssl.SSLContext):
             raise TypeError(f"ssl must be an ssl.SSLContext, not {type(context).__name__}")
         self._loop = loop
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
-        self._sslobj = context.wrap_bio(self._incoming, self._outgoing,
-                                        server_side=server_side,
-                                        server_hostname=server_hostname)
+        self._sslobj = context.wrap_bio(
+            self._incoming,
+            self._outgoing,
+            server_side=server_side,
+            server_hostname=server_hostname,
+        )
         self._server_side = server_side
         self._state = _HANDSHAKE
         self._transport = None
@@ -226,8 +260,9 @@ class _TLSLayer(asyncio.Protocol):
 
     def eof_received(self):
         if self._state == _HANDSHAKE:
-            self._handshake_failed(ConnectionResetError(
-                "Connection lost during the TLS handshake"))
+            self._handshake_failed(
+                ConnectionResetError("Connection lost during the TLS handshake")
+            )
         elif self._state == _WRAPPED:
             self._read_pending()
             if self._state == _WRAPPED:  # the peer closed without close_notify
@@ -241,8 +276,11 @@ class _TLSLayer(asyncio.Protocol):
         state, self._state = self._state, _CLOSED
         self._app_transport._closed = True
         if state == _HANDSHAKE:
-            self._report_handshake_error(exc if exc is not None else ConnectionResetError(
-                "Connection lost during the TLS handshake"))
+            self._report_handshake_error(
+                exc
+                if exc is not None
+                else ConnectionResetError("Connection lost during the TLS handshake")
+            )
         elif self._app_connected:
             self._app_connected = False
             call_reporting(self._loop, self._app_protocol.connection_lost, exc)
@@ -275,8 +313,12 @@ class _TLSLayer(asyncio.Protocol):
         self._cancel_timer()
         sslobj = self._sslobj
         self._state = _WRAPPED
-        self._extra.update(peercert=sslobj.getpeercert(), cipher=sslobj.cipher(),
-                           compression=sslobj.compression(), ssl_object=sslobj)
+        self._extra.update(
+            peercert=sslobj.getpeercert(),
+            cipher=sslobj.cipher(),
+            compression=sslobj.compression(),
+            ssl_object=sslobj,
+        )
         self._app_connected = True
         if self._on_done is not None:  # before connection_made(), which may raise
             self._on_done(self._app_transport)
@@ -294,9 +336,13 @@ class _TLSLayer(asyncio.Protocol):
     def _handshake_timed_out(self):
         self._timer = None
         if self._state == _HANDSHAKE:
-            self._handshake_failed(ConnectionAbortedError(
-                f"SSL handshake is taking longer than {self._handshake_timeout} seconds: "
-                "aborting the connection"), abort=True)
+            self._handshake_failed(
+                ConnectionAbortedError(
+                    f"SSL handshake is taking longer than {self._handshake_timeout} seconds: "
+                    "aborting the connection"
+                ),
+                abort=True,
+            )
 
     def _handshake_failed(self, exc, abort=False):
         self._state = _CLOSED
@@ -437,7 +483,7 @@ class _TLSLayer(asyncio.Protocol):
         view = memoryview(data)
         try:
             while view:
-                view = view[self._sslobj.write(view):]
+                view = view[self._sslobj.write(view) :]
         except ssl.SSLError as exc:
             self._fatal_error(exc, "writing TLS data")
             return

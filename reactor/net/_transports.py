@@ -85,10 +85,26 @@ class SocketTransport(_FlowControlMixin):
     # message is on the hot path).  A __dict__ as well, as asyncio's
     # transports have: code (and tests) may set attributes on a transport,
     # or patch its methods.
-    __slots__ = ("_sock", "_fd", "_protocol", "_protocol_connected", "_server",
-                 "_buffer", "_conn_lost", "_closing", "_paused", "_interest", "_on_ready_cb",
-                 "_autoread", "_read_code", "_reading_started", "_context", "_enter",
-                 "__weakref__", "__dict__")
+    __slots__ = (
+        "_sock",
+        "_fd",
+        "_protocol",
+        "_protocol_connected",
+        "_server",
+        "_buffer",
+        "_conn_lost",
+        "_closing",
+        "_paused",
+        "_interest",
+        "_on_ready_cb",
+        "_autoread",
+        "_read_code",
+        "_reading_started",
+        "_context",
+        "_enter",
+        "__weakref__",
+        "__dict__",
+    )
 
     # Whether the loop may read for this kind of transport (reactor._poller
     # [W1]); a stream transport says yes unless its protocol is buffered.
@@ -114,11 +130,11 @@ class SocketTransport(_FlowControlMixin):
         self._protocol = None
         self._protocol_connected = False
         self._server = server
-        self._conn_lost = 0      # > 0 once connection_lost() is scheduled
-        self._closing = False    # close() or abort() was called
-        self._paused = False     # pause_reading()
+        self._conn_lost = 0  # > 0 once connection_lost() is scheduled
+        self._closing = False  # close() or abort() was called
+        self._paused = False  # pause_reading()
         self._reading_started = False  # after connection_made() [X1]
-        self._interest = 0       # the events registered with the selector [X2]
+        self._interest = 0  # the events registered with the selector [X2]
         self._context = context  # [X7]
         if context is None:
             self._enter = _call
@@ -138,10 +154,12 @@ class SocketTransport(_FlowControlMixin):
 
     def __repr__(self):
         state = "closed" if self._sock is None else "closing" if self._closing else "open"
-        return (f"<{type(self).__name__} fd={self._fd} {state} "
-                f"read={'polling' if self._interest & _READ else 'idle'} "
-                f"write=<{'polling' if self._interest & _WRITE else 'idle'}, "
-                f"bufsize={self.get_write_buffer_size()}>>")
+        return (
+            f"<{type(self).__name__} fd={self._fd} {state} "
+            f"read={'polling' if self._interest & _READ else 'idle'} "
+            f"write=<{'polling' if self._interest & _WRITE else 'idle'}, "
+            f"bufsize={self.get_write_buffer_size()}>>"
+        )
 
     # -- asyncio.BaseTransport ---------------------------------------------------
 
@@ -245,8 +263,9 @@ class SocketTransport(_FlowControlMixin):
         if context is None:
             call_reporting(self._loop, self._protocol.pause_writing, transport=self)
         else:
-            context.copy().run(call_reporting, self._loop, self._protocol.pause_writing,
-                               transport=self)
+            context.copy().run(
+                call_reporting, self._loop, self._protocol.pause_writing, transport=self
+            )
 
     def _maybe_resume_protocol(self):
         if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:

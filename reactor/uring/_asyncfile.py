@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["AsyncFile"]
 
 _ESPIPE = errno.ESPIPE
-_SEEK_DATA_HOLE = tuple(getattr(os, name) for name in ("SEEK_DATA", "SEEK_HOLE")
-                        if hasattr(os, name))
+_SEEK_DATA_HOLE = tuple(
+    getattr(os, name) for name in ("SEEK_DATA", "SEEK_HOLE") if hasattr(os, name)
+)
 _CancelledError = asyncio.CancelledError
 # Most one read may ask for: the kernel's MAX_RW_COUNT (INT_MAX rounded
 # down to a page) would do; 1 GiB keeps read(-1) of a huge file in steps.
@@ -44,8 +45,9 @@ def _open_flags(mode):
     if modes - set("rwxab+") or len(mode) > len(modes):
         raise ValueError(f"invalid mode: {mode!r}")
     if "b" not in modes:
-        raise ValueError(f"open_file supports binary modes only ('rb', 'wb', 'r+b' ...), "
-                         f"not {mode!r}")
+        raise ValueError(
+            f"open_file supports binary modes only ('rb', 'wb', 'r+b' ...), not {mode!r}"
+        )
     if sum(c in modes for c in "rwxa") != 1:
         raise ValueError("must have exactly one of read/write/create/append mode")
     plus = "+" in modes
@@ -99,8 +101,8 @@ class AsyncFile:
                 self._stream = True
         self._lock = asyncio.Lock()
         self._closed = False
-        self._unread = b""      # [F2] bytes cancelled reads took from a stream
-        self._settling = None   # [F2] a future: a cancelled read the kernel still runs
+        self._unread = b""  # [F2] bytes cancelled reads took from a stream
+        self._settling = None  # [F2] a future: a cancelled read the kernel still runs
 
     # -- plain attributes, as aiofiles delegates them ------------------------------
 
@@ -216,7 +218,7 @@ class AsyncFile:
                 else:
                     if whole is None:
                         whole = memoryview(data).cast("B")
-                    chunk = whole[done:done + _MAX_CHUNK]
+                    chunk = whole[done : done + _MAX_CHUNK]
                 offset = -1 if self._append or self._stream else self._pos + done
                 n = await self._pwrite(chunk, offset)
                 if n == 0:
@@ -278,8 +280,9 @@ class AsyncFile:
         chunks = []
         try:
             while True:
-                chunk = await self._pread(min(want or _STREAM_CHUNK, _MAX_CHUNK),
-                                          -1 if self._stream else offset)
+                chunk = await self._pread(
+                    min(want or _STREAM_CHUNK, _MAX_CHUNK), -1 if self._stream else offset
+                )
                 if not chunk:
                     break
                 chunks.append(chunk)

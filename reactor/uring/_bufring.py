@@ -72,8 +72,14 @@ class BufferRing:
     def count(self) -> int:
         return self._count
 
-    def recv(self, sock: FileDescriptorLike, callback: Callable[[Operation], Any],
-             flags: int = 0, *, poll_first: bool = True) -> Operation:
+    def recv(
+        self,
+        sock: FileDescriptorLike,
+        callback: Callable[[Operation], Any],
+        flags: int = 0,
+        *,
+        poll_first: bool = True,
+    ) -> Operation:
         """A recv whose buffer the kernel picks from this group when data
         comes: result() is (buffer_id, nbytes), or (None, 0) at EOF.  With
         poll_first (the default) it waits for data before it picks, so that
@@ -83,10 +89,24 @@ class BufferRing:
         ring = self._ring
         if ring is None:
             raise RuntimeError("the BufferRing is closed")
-        return ring._op(callback, self._picked, lib.reactor_ring_prep_ext,
-                        (lib.IORING_OP_RECV, _fd(sock), ffi.NULL, 0, 0, _msg_flags(flags),
-                         ffi.NULL, lib.IORING_RECVSEND_POLL_FIRST if poll_first else 0,
-                         lib.IOSQE_BUFFER_SELECT, self._group), self)
+        return ring._op(
+            callback,
+            self._picked,
+            lib.reactor_ring_prep_ext,
+            (
+                lib.IORING_OP_RECV,
+                _fd(sock),
+                ffi.NULL,
+                0,
+                0,
+                _msg_flags(flags),
+                ffi.NULL,
+                lib.IORING_RECVSEND_POLL_FIRST if poll_first else 0,
+                lib.IOSQE_BUFFER_SELECT,
+                self._group,
+            ),
+            self,
+        )
 
     def _picked(self, res, flags):
         if flags & lib.IORING_CQE_F_BUFFER:
@@ -104,7 +124,7 @@ class BufferRing:
     def view(self, buffer_id: int, nbytes: int) -> memoryview:
         """The first `nbytes` of buffer `buffer_id` (no copy)."""
         start = buffer_id * self._size
-        return self._view[start:start + nbytes]
+        return self._view[start : start + nbytes]
 
     def give_back(self, buffer_id: int) -> None:
         """Return a buffer the kernel picked to the kernel; ValueError for

@@ -15,7 +15,6 @@ import weakref
 logger = logging.getLogger("reactor")
 
 
-
 class _ReactorDriver:
     """A reactor.Reactor: register(fd, EVENT_READ, callback(fileobj, mask))."""
 
@@ -57,8 +56,9 @@ class _AsyncioDriver(_ReactorDriver):
         if loop is None or loop.is_closed():
             logger.error("exception in io_uring callback %r", callback, exc_info=exc)
         else:
-            loop.call_exception_handler({"message": f"exception in io_uring callback "
-                                                    f"{callback!r}", "exception": exc})
+            loop.call_exception_handler(
+                {"message": f"exception in io_uring callback {callback!r}", "exception": exc}
+            )
 
 
 def _driver_for(loop):
@@ -66,5 +66,6 @@ def _driver_for(loop):
         return _AsyncioDriver(loop)
     if hasattr(loop, "register") and hasattr(loop, "call_soon"):
         return _ReactorDriver(loop)
-    raise TypeError(f"loop must be a reactor.Reactor or an asyncio event loop, not "
-                    f"{type(loop).__name__}")
+    raise TypeError(
+        f"loop must be a reactor.Reactor or an asyncio event loop, not {type(loop).__name__}"
+    )

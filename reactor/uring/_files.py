@@ -116,8 +116,10 @@ def _backend(backend):
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS} or None, not {backend!r}")
     if backend == "io_uring" and not uring_available():
-        raise OSError(uring_available().errno or errno.ENOSYS,
-                      f"io_uring is not available: {uring_available().reason}")
+        raise OSError(
+            uring_available().errno or errno.ENOSYS,
+            f"io_uring is not available: {uring_available().reason}",
+        )
     return backend
 
 
@@ -143,8 +145,13 @@ class _Opening:
         await self._file.close()
 
 
-def open_file(path: Union[PathLike, int], mode: str = "rb", *, closefd: bool = True,
-              backend: Optional[str] = None) -> _Opening:
+def open_file(
+    path: Union[PathLike, int],
+    mode: str = "rb",
+    *,
+    closefd: bool = True,
+    backend: Optional[str] = None,
+) -> _Opening:
     """Open a file for asyncio: ``async with open_file(path, "rb") as f``
     or ``f = await open_file(...)``.  Binary modes only ("rb", "wb", "ab",
     "xb", with "+"); an int path wraps that fd (closed by close() unless
@@ -188,8 +195,9 @@ async def write_bytes(path: PathLike, data: Any, *, backend: Optional[str] = Non
     if _backend(backend) == "thread" or length > _MAX_CHUNK:
         ffi.release(view)
         if backend == "thread" or (backend is None and not uring_available()):
-            return await asyncio.get_running_loop().run_in_executor(None, _sync_write_bytes,
-                                                                    cpath, data)
+            return await asyncio.get_running_loop().run_in_executor(
+                None, _sync_write_bytes, cpath, data
+            )
         async with open_file(path, "wb", backend="io_uring") as f:
             return await f.write(data)
     return await uring_write_bytes(path, cpath, data, view, length)

@@ -2,6 +2,8 @@
 ``Operation`` each returns, ``StatxResult``, and the operations themselves
 (``_Operations``, the half of ``Ring`` that turns Python arguments into
 SQEs; ``Ring`` in _ring.py adds the submitting, reaping and closing).
+Long because it is the list of io_uring's operations reactor offers, one
+short method each with its checks; splitting the list would hide its shape.
 
 Contract: every argument is checked before anything reaches the kernel --
 TypeError for a wrong type, ValueError for a value out of range -- and an
@@ -57,9 +59,23 @@ class StatxResult:
     (st_mode, st_size, st_mtime_ns ...) and st_btime_ns for the birth time
     (None when the filesystem does not record it)."""
 
-    __slots__ = ("st_mode", "st_ino", "st_dev", "st_nlink", "st_uid", "st_gid", "st_size",
-                 "st_blksize", "st_blocks", "st_rdev", "st_atime_ns", "st_mtime_ns",
-                 "st_ctime_ns", "st_btime_ns", "stx_mask")
+    __slots__ = (
+        "st_mode",
+        "st_ino",
+        "st_dev",
+        "st_nlink",
+        "st_uid",
+        "st_gid",
+        "st_size",
+        "st_blksize",
+        "st_blocks",
+        "st_rdev",
+        "st_atime_ns",
+        "st_mtime_ns",
+        "st_ctime_ns",
+        "st_btime_ns",
+        "stx_mask",
+    )
 
     def __init__(self, stx) -> None:
         self.stx_mask = stx.stx_mask
@@ -76,8 +92,11 @@ class StatxResult:
         self.st_atime_ns = stx.stx_atime.tv_sec * 1_000_000_000 + stx.stx_atime.tv_nsec
         self.st_mtime_ns = stx.stx_mtime.tv_sec * 1_000_000_000 + stx.stx_mtime.tv_nsec
         self.st_ctime_ns = stx.stx_ctime.tv_sec * 1_000_000_000 + stx.stx_ctime.tv_nsec
-        self.st_btime_ns = (stx.stx_btime.tv_sec * 1_000_000_000 + stx.stx_btime.tv_nsec
-                            if stx.stx_mask & lib.STATX_BTIME else None)
+        self.st_btime_ns = (
+            stx.stx_btime.tv_sec * 1_000_000_000 + stx.stx_btime.tv_nsec
+            if stx.stx_mask & lib.STATX_BTIME
+            else None
+        )
 
     # Floats as os.stat computes them (sec + nsec * 1e-9), to the last bit.
     @property
@@ -93,8 +112,10 @@ class StatxResult:
         return _seconds(self.st_ctime_ns)
 
     def __repr__(self):
-        return (f"StatxResult(st_mode={self.st_mode:#o}, st_ino={self.st_ino}, "
-                f"st_size={self.st_size}, st_mtime_ns={self.st_mtime_ns})")
+        return (
+            f"StatxResult(st_mode={self.st_mode:#o}, st_ino={self.st_ino}, "
+            f"st_size={self.st_size}, st_mtime_ns={self.st_mtime_ns})"
+        )
 
 
 class Operation:
@@ -107,8 +128,18 @@ class Operation:
     true while more will come; each result is read in its own callback.
     """
 
-    __slots__ = ("_ring", "_user_data", "_callback", "_convert", "_value", "_errno",
-                 "_state", "_cancel_requested", "more", "__weakref__")
+    __slots__ = (
+        "_ring",
+        "_user_data",
+        "_callback",
+        "_convert",
+        "_value",
+        "_errno",
+        "_state",
+        "_cancel_requested",
+        "more",
+        "__weakref__",
+    )
 
     _PENDING, _DONE = 0, 1
 
@@ -196,8 +227,21 @@ class _MultishotAccept:
         prio = lib.IORING_ACCEPT_MULTISHOT if ring.multishot_accept else 0
         self.op._user_data = ring._start(
             lib.reactor_ring_prep_ext,
-            (lib.IORING_OP_ACCEPT, self.fd, ffi.NULL, 0, 0, lib.SOCK_CLOEXEC, ffi.NULL, prio,
-             0, 0), self.complete, None)
+            (
+                lib.IORING_OP_ACCEPT,
+                self.fd,
+                ffi.NULL,
+                0,
+                0,
+                lib.SOCK_CLOEXEC,
+                ffi.NULL,
+                prio,
+                0,
+                0,
+            ),
+            self.complete,
+            None,
+        )
 
     def complete(self, res, flags):
         ring, op = self.ring, self.op
@@ -249,8 +293,9 @@ def _offset(offset):
     if not isinstance(offset, int):
         raise TypeError(f"offset must be an int, not {type(offset).__name__}")
     if not -1 <= offset <= _INT64_MAX:
-        raise ValueError(f"offset must be -1 (the file position) or in 0 ... {_INT64_MAX}, "
-                         f"not {offset}")
+        raise ValueError(
+            f"offset must be -1 (the file position) or in 0 ... {_INT64_MAX}, not {offset}"
+        )
     return offset
 
 
@@ -269,8 +314,7 @@ def _readable_buffer(data):
     try:
         view = ffi.from_buffer(data)
     except TypeError:
-        raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}") \
-            from None
+        raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}") from None
     return view, len(view)
 
 
@@ -278,8 +322,9 @@ def _writable_buffer(buffer):
     try:
         view = ffi.from_buffer(buffer, require_writable=True)
     except (TypeError, BufferError):  # not a buffer; a read-only one
-        raise TypeError("buffer must be a writable bytes-like object, not "
-                        f"{type(buffer).__name__}") from None
+        raise TypeError(
+            f"buffer must be a writable bytes-like object, not {type(buffer).__name__}"
+        ) from None
     return view, len(view)
 
 
@@ -299,7 +344,6 @@ def _iovecs(buffers, writable):
     if total > _INT_MAX:
         raise ValueError("the buffers hold more than 2 GiB")
     return iov, len(views), (iov, views)
-
 
 
 def _msg_flags(flags):
@@ -325,7 +369,8 @@ def _sockaddr(storage, family, address):
         rc = lib.reactor_sockaddr_unix(storage, path, len(path))
     elif family in (socket.AF_INET, socket.AF_INET6):
         if not isinstance(address, tuple) or not 2 <= len(address) <= (
-                2 if family == socket.AF_INET else 4):
+            2 if family == socket.AF_INET else 4
+        ):
             raise TypeError(f"address must be a (host, port) tuple, not {address!r}")
         host, port = address[0], address[1]
         flowinfo = address[2] if len(address) > 2 else 0
@@ -334,14 +379,17 @@ def _sockaddr(storage, family, address):
             raise TypeError(f"address must be a (str, int) tuple, not {address!r}")
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be in 0 ... 65535, not {port}")
-        if not (isinstance(flowinfo, int) and 0 <= flowinfo <= _UINT32_MAX and
-                isinstance(scope_id, int) and 0 <= scope_id <= _UINT32_MAX):
+        if not (
+            isinstance(flowinfo, int)
+            and 0 <= flowinfo <= _UINT32_MAX
+            and isinstance(scope_id, int)
+            and 0 <= scope_id <= _UINT32_MAX
+        ):
             raise ValueError(f"invalid flowinfo or scope_id in {address!r}")
         try:
             packed = socket.inet_pton(family, host)
         except OSError:
-            raise ValueError(f"{host!r} is not a numeric address (no name lookups here)") \
-                from None
+            raise ValueError(f"{host!r} is not a numeric address (no name lookups here)") from None
         rc = lib.reactor_sockaddr_inet(storage, family, packed, port, flowinfo, scope_id)
     else:
         raise ValueError(f"unsupported address family {family!r}")
@@ -365,58 +413,111 @@ class _Operations:
 
     def nop(self, callback: Callable[[Operation], Any]) -> Operation:
         """An operation that does nothing: result() is None."""
-        return self._op(callback, _none, lib.reactor_ring_prep,
-                        (lib.IORING_OP_NOP, -1, ffi.NULL, 0, 0, 0), None)
+        return self._op(
+            callback,
+            _none,
+            lib.reactor_ring_prep,
+            (lib.IORING_OP_NOP, -1, ffi.NULL, 0, 0, 0),
+            None,
+        )
 
-    def read(self, fd: FileDescriptorLike, size: int, offset: int,
-             callback: Callable[[Operation], Any]) -> Operation:
+    def read(
+        self, fd: FileDescriptorLike, size: int, offset: int, callback: Callable[[Operation], Any]
+    ) -> Operation:
         """pread(fd, size, offset) (offset -1: at the file's position, which
         moves): result() is the bytes read."""
         fd, size, offset = _fd(fd), _size(size), _offset(offset)
         buf = _new_buffer("char[]", max(size, 1))
-        return self._op(callback, lambda res, flags: ffi.unpack(buf, res),
-                        lib.reactor_ring_prep, (lib.IORING_OP_READ, fd, buf, size, offset, 0),
-                        buf)
+        return self._op(
+            callback,
+            lambda res, flags: ffi.unpack(buf, res),
+            lib.reactor_ring_prep,
+            (lib.IORING_OP_READ, fd, buf, size, offset, 0),
+            buf,
+        )
 
-    def readinto(self, fd: FileDescriptorLike, buffer: Any, offset: int,
-                 callback: Callable[[Operation], Any]) -> Operation:
+    def readinto(
+        self,
+        fd: FileDescriptorLike,
+        buffer: Any,
+        offset: int,
+        callback: Callable[[Operation], Any],
+    ) -> Operation:
         """preadv into a writable buffer: result() is the number of bytes read."""
         fd, offset = _fd(fd), _offset(offset)
         view, length = _writable_buffer(buffer)
         if length > _INT_MAX:
             raise ValueError("buffer is larger than 2 GiB")
-        return self._op(callback, _int, lib.reactor_ring_prep,
-                        (lib.IORING_OP_READ, fd, view, length, offset, 0), view)
+        return self._op(
+            callback,
+            _int,
+            lib.reactor_ring_prep,
+            (lib.IORING_OP_READ, fd, view, length, offset, 0),
+            view,
+        )
 
-    def readv(self, fd: FileDescriptorLike, buffers: Sequence[Any], offset: int,
-              callback: Callable[[Operation], Any]) -> Operation:
+    def readv(
+        self,
+        fd: FileDescriptorLike,
+        buffers: Sequence[Any],
+        offset: int,
+        callback: Callable[[Operation], Any],
+    ) -> Operation:
         """preadv(fd, buffers, offset): result() is the number of bytes read."""
         fd, offset = _fd(fd), _offset(offset)
         iov, count, keep = _iovecs(buffers, writable=True)
-        return self._op(callback, _int, lib.reactor_ring_prep,
-                        (lib.IORING_OP_READV, fd, iov, count, offset, 0), keep)
+        return self._op(
+            callback,
+            _int,
+            lib.reactor_ring_prep,
+            (lib.IORING_OP_READV, fd, iov, count, offset, 0),
+            keep,
+        )
 
-    def write(self, fd: FileDescriptorLike, data: Any, offset: int,
-              callback: Callable[[Operation], Any]) -> Operation:
+    def write(
+        self, fd: FileDescriptorLike, data: Any, offset: int, callback: Callable[[Operation], Any]
+    ) -> Operation:
         """pwrite(fd, data, offset) (offset -1: at the file's position):
         result() is the number of bytes written."""
         fd, offset = _fd(fd), _offset(offset)
         view, length = _readable_buffer(data)
         if length > _INT_MAX:
             raise ValueError("data is larger than 2 GiB")
-        return self._op(callback, _int, lib.reactor_ring_prep,
-                        (lib.IORING_OP_WRITE, fd, view, length, offset, 0), view)
+        return self._op(
+            callback,
+            _int,
+            lib.reactor_ring_prep,
+            (lib.IORING_OP_WRITE, fd, view, length, offset, 0),
+            view,
+        )
 
-    def writev(self, fd: FileDescriptorLike, buffers: Sequence[Any], offset: int,
-               callback: Callable[[Operation], Any]) -> Operation:
+    def writev(
+        self,
+        fd: FileDescriptorLike,
+        buffers: Sequence[Any],
+        offset: int,
+        callback: Callable[[Operation], Any],
+    ) -> Operation:
         """pwritev(fd, buffers, offset): result() is the number of bytes written."""
         fd, offset = _fd(fd), _offset(offset)
         iov, count, keep = _iovecs(buffers, writable=False)
-        return self._op(callback, _int, lib.reactor_ring_prep,
-                        (lib.IORING_OP_WRITEV, fd, iov, count, offset, 0), keep)
+        return self._op(
+            callback,
+            _int,
+            lib.reactor_ring_prep,
+            (lib.IORING_OP_WRITEV, fd, iov, count, offset, 0),
+            keep,
+        )
 
-    def openat(self, path: Union[str, bytes, os.PathLike], flags: int, mode: int,
-               callback: Callable[[Operation], Any], *, dir_fd: Optional[int] = None) -> Operation:
+    def openat(
+        self,
+        path: Union[str, bytes, os.PathLike],
+        flags: int,
+        mode: int,
+        callback: Callable[[Operation], Any],
+        *,
+        dir_fd: Optional[int] = None,
+    ) -> Operation:
         """os.open(path, flags, mode, dir_fd=dir_fd) (O_CLOEXEC is added, as
         Python makes every fd): result() is the new fd, which the caller owns."""
         cpath = _path(path)
@@ -424,18 +525,32 @@ class _Operations:
             raise TypeError("flags and mode must be ints")
         if not 0 <= flags <= _INT_MAX or not 0 <= mode <= 0o7777:
             raise ValueError(f"invalid flags {flags:#x} or mode {mode:#o}")
-        return self._op(callback, _int, lib.reactor_ring_prep,
-                        (lib.IORING_OP_OPENAT, _dir_fd(dir_fd), cpath, mode, 0,
-                         flags | os.O_CLOEXEC), cpath)
+        return self._op(
+            callback,
+            _int,
+            lib.reactor_ring_prep,
+            (lib.IORING_OP_OPENAT, _dir_fd(dir_fd), cpath, mode, 0, flags | os.O_CLOEXEC),
+            cpath,
+        )
 
     def close_fd(self, fd: FileDescriptorLike, callback: Callable[[Operation], Any]) -> Operation:
         """close(fd) in the kernel's order of operations: result() is None."""
-        return self._op(callback, _none, lib.reactor_ring_prep,
-                        (lib.IORING_OP_CLOSE, _fd(fd), ffi.NULL, 0, 0, 0), None)
+        return self._op(
+            callback,
+            _none,
+            lib.reactor_ring_prep,
+            (lib.IORING_OP_CLOSE, _fd(fd), ffi.NULL, 0, 0, 0),
+            None,
+        )
 
-    def statx(self, path: Union[str, bytes, os.PathLike, int],
-              callback: Callable[[Operation], Any],
-              *, dir_fd: Optional[int] = None, follow_symlinks: bool = True) -> Operation:
+    def statx(
+        self,
+        path: Union[str, bytes, os.PathLike, int],
+        callback: Callable[[Operation], Any],
+        *,
+        dir_fd: Optional[int] = None,
+        follow_symlinks: bool = True,
+    ) -> Operation:
         """os.stat(path) (an int path: that fd, as os.stat accepts):
         result() is a StatxResult."""
         if isinstance(path, int):
@@ -444,71 +559,144 @@ class _Operations:
             dirfd, cpath = _dir_fd(dir_fd), _path(path)
             flags = 0 if follow_symlinks else lib.AT_SYMLINK_NOFOLLOW
         stx = ffi.new("struct statx *")
-        return self._op(callback, lambda res, fl: StatxResult(stx), lib.reactor_ring_prep_ext,
-                        (lib.IORING_OP_STATX, dirfd, cpath,
-                         lib.STATX_BASIC_STATS | lib.STATX_BTIME, 0, flags, stx, 0, 0, 0),
-                        (cpath, stx))
+        return self._op(
+            callback,
+            lambda res, fl: StatxResult(stx),
+            lib.reactor_ring_prep_ext,
+            (
+                lib.IORING_OP_STATX,
+                dirfd,
+                cpath,
+                lib.STATX_BASIC_STATS | lib.STATX_BTIME,
+                0,
+                flags,
+                stx,
+                0,
+                0,
+                0,
+            ),
+            (cpath, stx),
+        )
 
-    def fsync(self, fd: FileDescriptorLike, callback: Callable[[Operation], Any], *,
-              datasync: bool = False) -> Operation:
+    def fsync(
+        self,
+        fd: FileDescriptorLike,
+        callback: Callable[[Operation], Any],
+        *,
+        datasync: bool = False,
+    ) -> Operation:
         """fsync(fd) (fdatasync with datasync=True): result() is None."""
-        return self._op(callback, _none, lib.reactor_ring_prep,
-                        (lib.IORING_OP_FSYNC, _fd(fd), ffi.NULL, 0, 0,
-                         lib.IORING_FSYNC_DATASYNC if datasync else 0), None)
+        return self._op(
+            callback,
+            _none,
+            lib.reactor_ring_prep,
+            (
+                lib.IORING_OP_FSYNC,
+                _fd(fd),
+                ffi.NULL,
+                0,
+                0,
+                lib.IORING_FSYNC_DATASYNC if datasync else 0,
+            ),
+            None,
+        )
 
-    def ftruncate(self, fd: FileDescriptorLike, length: int,
-                  callback: Callable[[Operation], Any]) -> Operation:
+    def ftruncate(
+        self, fd: FileDescriptorLike, length: int, callback: Callable[[Operation], Any]
+    ) -> Operation:
         """ftruncate(fd, length) (IORING_OP_FTRUNCATE, Linux 6.9: check
         "FTRUNCATE" in ring.supported_ops): result() is None."""
         if not isinstance(length, int):
             raise TypeError(f"length must be an int, not {type(length).__name__}")
         if not 0 <= length <= _INT64_MAX:
             raise ValueError(f"length must be in 0 ... {_INT64_MAX}, not {length}")
-        return self._op(callback, _none, lib.reactor_ring_prep,
-                        (lib.IORING_OP_FTRUNCATE, _fd(fd), ffi.NULL, 0, length, 0), None)
+        return self._op(
+            callback,
+            _none,
+            lib.reactor_ring_prep,
+            (lib.IORING_OP_FTRUNCATE, _fd(fd), ffi.NULL, 0, length, 0),
+            None,
+        )
 
-    def recv(self, sock: FileDescriptorLike, size: int, callback: Callable[[Operation], Any],
-             flags: int = 0) -> Operation:
+    def recv(
+        self,
+        sock: FileDescriptorLike,
+        size: int,
+        callback: Callable[[Operation], Any],
+        flags: int = 0,
+    ) -> Operation:
         """sock.recv(size, flags): result() is the bytes received (b"" at EOF)."""
         fd, size = _fd(sock), _size(size)
         buf = _new_buffer("char[]", max(size, 1))
-        return self._op(callback, lambda res, fl: ffi.unpack(buf, res),
-                        lib.reactor_ring_prep,
-                        (lib.IORING_OP_RECV, fd, buf, size, 0, _msg_flags(flags)), buf)
+        return self._op(
+            callback,
+            lambda res, fl: ffi.unpack(buf, res),
+            lib.reactor_ring_prep,
+            (lib.IORING_OP_RECV, fd, buf, size, 0, _msg_flags(flags)),
+            buf,
+        )
 
-    def recv_into(self, sock: FileDescriptorLike, buffer: Any,
-                  callback: Callable[[Operation], Any], flags: int = 0) -> Operation:
+    def recv_into(
+        self,
+        sock: FileDescriptorLike,
+        buffer: Any,
+        callback: Callable[[Operation], Any],
+        flags: int = 0,
+    ) -> Operation:
         """sock.recv_into(buffer, 0, flags): result() is the number of bytes."""
         fd = _fd(sock)
         view, length = _writable_buffer(buffer)
         if length > _INT_MAX:
             raise ValueError("buffer is larger than 2 GiB")
-        return self._op(callback, _int, lib.reactor_ring_prep,
-                        (lib.IORING_OP_RECV, fd, view, length, 0, _msg_flags(flags)), view)
+        return self._op(
+            callback,
+            _int,
+            lib.reactor_ring_prep,
+            (lib.IORING_OP_RECV, fd, view, length, 0, _msg_flags(flags)),
+            view,
+        )
 
-    def send(self, sock: FileDescriptorLike, data: Any, callback: Callable[[Operation], Any],
-             flags: int = 0) -> Operation:
+    def send(
+        self,
+        sock: FileDescriptorLike,
+        data: Any,
+        callback: Callable[[Operation], Any],
+        flags: int = 0,
+    ) -> Operation:
         """sock.send(data, flags): result() is the number of bytes sent
         (possibly fewer than len(data), as send(2))."""
         fd = _fd(sock)
         view, length = _readable_buffer(data)
         if length > _INT_MAX:
             raise ValueError("data is larger than 2 GiB")
-        return self._op(callback, _int, lib.reactor_ring_prep,
-                        (lib.IORING_OP_SEND, fd, view, length, 0,
-                         _msg_flags(flags) | socket.MSG_NOSIGNAL), view)
+        return self._op(
+            callback,
+            _int,
+            lib.reactor_ring_prep,
+            (lib.IORING_OP_SEND, fd, view, length, 0, _msg_flags(flags) | socket.MSG_NOSIGNAL),
+            view,
+        )
 
-    def accept(self, sock: FileDescriptorLike, callback: Callable[[Operation], Any], *,
-               multishot: bool = False) -> Operation:
+    def accept(
+        self,
+        sock: FileDescriptorLike,
+        callback: Callable[[Operation], Any],
+        *,
+        multishot: bool = False,
+    ) -> Operation:
         """accept4(sock, SOCK_CLOEXEC): result() is the new connection's fd,
         which the caller owns.  multishot=True keeps accepting, one callback
         per connection, until cancelled [U13]."""
         fd = _fd(sock)
         if multishot:
             return self._accept_multishot(fd, callback)
-        return self._op(callback, _int, lib.reactor_ring_prep_ext,
-                        (lib.IORING_OP_ACCEPT, fd, ffi.NULL, 0, 0, lib.SOCK_CLOEXEC,
-                         ffi.NULL, 0, 0, 0), None)
+        return self._op(
+            callback,
+            _int,
+            lib.reactor_ring_prep_ext,
+            (lib.IORING_OP_ACCEPT, fd, ffi.NULL, 0, 0, lib.SOCK_CLOEXEC, ffi.NULL, 0, 0, 0),
+            None,
+        )
 
     def _accept_multishot(self, fd, callback):
         _check_callable(callback)
@@ -516,8 +704,9 @@ class _Operations:
         _MultishotAccept(self, fd, op).arm()
         return op
 
-    def connect(self, sock: Union[socket.socket, int], address: Any,
-                callback: Callable[[Operation], Any]) -> Operation:
+    def connect(
+        self, sock: Union[socket.socket, int], address: Any, callback: Callable[[Operation], Any]
+    ) -> Operation:
         """sock.connect(address) for AF_INET (host, port), AF_INET6 (host,
         port[, flowinfo, scope_id]) with numeric hosts, and AF_UNIX paths:
         result() is None."""
@@ -525,8 +714,13 @@ class _Operations:
         family = sock.family if isinstance(sock, socket.socket) else _family_of(fd)
         storage = ffi.new("struct sockaddr_storage *")
         length = _sockaddr(storage, family, address)
-        return self._op(callback, _none, lib.reactor_ring_prep,
-                        (lib.IORING_OP_CONNECT, fd, storage, 0, length, 0), storage)
+        return self._op(
+            callback,
+            _none,
+            lib.reactor_ring_prep,
+            (lib.IORING_OP_CONNECT, fd, storage, 0, length, 0),
+            storage,
+        )
 
     def timeout(self, seconds: float, callback: Callable[[Operation], Any]) -> Operation:
         """Completes after `seconds` (a relative IORING_OP_TIMEOUT):
@@ -543,8 +737,9 @@ class _Operations:
         def expired(res, flags):  # -ETIME is how a timeout succeeds
             op._complete(0 if res == -_ETIME else res, flags)
 
-        op._user_data = self._start(lib.reactor_ring_prep,
-                                    (lib.IORING_OP_TIMEOUT, -1, ts, 1, 0, 0), expired, ts)
+        op._user_data = self._start(
+            lib.reactor_ring_prep, (lib.IORING_OP_TIMEOUT, -1, ts, 1, 0, 0), expired, ts
+        )
         return op
 
     # -- closing -----------------------------------------------------------------

@@ -26,22 +26,66 @@ __all__ = ["uring_available", "UringAvailability"]
 _strerror = os.strerror
 
 # Operations every ring needs; a kernel lacking one counts as "no io_uring".
-_REQUIRED_OPS = ("NOP", "READ", "WRITE", "READV", "WRITEV", "OPENAT", "CLOSE", "STATX",
-                 "FSYNC", "ASYNC_CANCEL", "TIMEOUT", "SEND", "RECV", "ACCEPT", "CONNECT")
+_REQUIRED_OPS = (
+    "NOP",
+    "READ",
+    "WRITE",
+    "READV",
+    "WRITEV",
+    "OPENAT",
+    "CLOSE",
+    "STATX",
+    "FSYNC",
+    "ASYNC_CANCEL",
+    "TIMEOUT",
+    "SEND",
+    "RECV",
+    "ACCEPT",
+    "CONNECT",
+)
 _REQUIRED_FEATURES = ("SINGLE_MMAP", "NODROP", "SUBMIT_STABLE", "RW_CUR_POS", "EXT_ARG")
-_OP_NAMES = ("NOP", "READV", "WRITEV", "FSYNC", "TIMEOUT", "ACCEPT", "ASYNC_CANCEL",
-             "CONNECT", "OPENAT", "CLOSE", "STATX", "READ", "WRITE", "SEND", "RECV",
-             "SHUTDOWN", "SOCKET", "FTRUNCATE")
-_FEATURE_NAMES = ("SINGLE_MMAP", "NODROP", "SUBMIT_STABLE", "RW_CUR_POS", "FAST_POLL",
-                  "EXT_ARG", "NATIVE_WORKERS", "CQE_SKIP", "LINKED_FILE", "REG_REG_RING",
-                  "RECVSEND_BUNDLE", "MIN_TIMEOUT")
+_OP_NAMES = (
+    "NOP",
+    "READV",
+    "WRITEV",
+    "FSYNC",
+    "TIMEOUT",
+    "ACCEPT",
+    "ASYNC_CANCEL",
+    "CONNECT",
+    "OPENAT",
+    "CLOSE",
+    "STATX",
+    "READ",
+    "WRITE",
+    "SEND",
+    "RECV",
+    "SHUTDOWN",
+    "SOCKET",
+    "FTRUNCATE",
+)
+_FEATURE_NAMES = (
+    "SINGLE_MMAP",
+    "NODROP",
+    "SUBMIT_STABLE",
+    "RW_CUR_POS",
+    "FAST_POLL",
+    "EXT_ARG",
+    "NATIVE_WORKERS",
+    "CQE_SKIP",
+    "LINKED_FILE",
+    "REG_REG_RING",
+    "RECVSEND_BUNDLE",
+    "MIN_TIMEOUT",
+)
 
 # [U10], most wanted first.
 _SETUP_FLAG_SETS = (
-    lib.IORING_SETUP_NO_SQARRAY | lib.IORING_SETUP_SUBMIT_ALL
-    | lib.IORING_SETUP_COOP_TASKRUN | lib.IORING_SETUP_TASKRUN_FLAG,
-    lib.IORING_SETUP_SUBMIT_ALL | lib.IORING_SETUP_COOP_TASKRUN
+    lib.IORING_SETUP_NO_SQARRAY
+    | lib.IORING_SETUP_SUBMIT_ALL
+    | lib.IORING_SETUP_COOP_TASKRUN
     | lib.IORING_SETUP_TASKRUN_FLAG,
+    lib.IORING_SETUP_SUBMIT_ALL | lib.IORING_SETUP_COOP_TASKRUN | lib.IORING_SETUP_TASKRUN_FLAG,
     lib.IORING_SETUP_SUBMIT_ALL,
     0,
 )
@@ -74,8 +118,14 @@ class UringAvailability:
 
     __slots__ = ("available", "reason", "errno", "ops", "features")
 
-    def __init__(self, available: bool, reason: str, err: Optional[int] = None,
-                 ops: frozenset = frozenset(), features: frozenset = frozenset()) -> None:
+    def __init__(
+        self,
+        available: bool,
+        reason: str,
+        err: Optional[int] = None,
+        ops: frozenset = frozenset(),
+        features: frozenset = frozenset(),
+    ) -> None:
         self.available = available
         self.reason = reason
         self.errno = err
@@ -104,15 +154,15 @@ def _refusal_reason(err):
         if disabled == "2":
             why = "kernel.io_uring_disabled = 2"
         elif disabled == "1":
-            why = ("kernel.io_uring_disabled = 1 and this process is not in "
-                   "kernel.io_uring_group")
+            why = "kernel.io_uring_disabled = 1 and this process is not in kernel.io_uring_group"
         else:
-            why = ("kernel.io_uring_disabled allows it, so a seccomp filter: a container's "
-                   "profile?")
+            why = "kernel.io_uring_disabled allows it, so a seccomp filter: a container's profile?"
         return f"io_uring_setup() refused: {name} ({why})"
     if err == errno.ENOSYS:
-        return (f"io_uring_setup() refused: {name} (a kernel without io_uring: before 5.1, "
-                "CONFIG_IO_URING off, or a seccomp filter)")
+        return (
+            f"io_uring_setup() refused: {name} (a kernel without io_uring: before 5.1, "
+            "CONFIG_IO_URING off, or a seccomp filter)"
+        )
     return f"io_uring_setup() failed: {name} ({_strerror(err)})"
 
 
@@ -122,8 +172,9 @@ def _probe(cring):
     ops = set()
     if lib.reactor_ring_probe(cring, supported, lib.REACTOR_RING_PROBE_OPS) >= 0:
         ops = {name for name in _OP_NAMES if supported[getattr(lib, "IORING_OP_" + name)]}
-    features = {name for name in _FEATURE_NAMES
-                if cring.features & getattr(lib, "IORING_FEAT_" + name)}
+    features = {
+        name for name in _FEATURE_NAMES if cring.features & getattr(lib, "IORING_FEAT_" + name)
+    }
     return frozenset(ops), frozenset(features)
 
 
@@ -149,11 +200,16 @@ def _check_available():
     missing = [f"IORING_FEAT_{name}" for name in _REQUIRED_FEATURES if name not in features]
     missing += [f"IORING_OP_{name}" for name in _REQUIRED_OPS if name not in ops]
     if missing:
-        return UringAvailability(False, "the kernel lacks " + ", ".join(missing)
-                                 + " (reactor needs Linux 5.11 or later)", None, ops, features)
-    return UringAvailability(True, f"io_uring available (setup flags {cring.setup_flags:#x})",
-                             None, ops, features)
+        return UringAvailability(
+            False,
+            "the kernel lacks " + ", ".join(missing) + " (reactor needs Linux 5.11 or later)",
+            None,
+            ops,
+            features,
+        )
+    return UringAvailability(
+        True, f"io_uring available (setup flags {cring.setup_flags:#x})", None, ops, features
+    )
 
 
 # -- results ---------------------------------------------------------------------
-

@@ -1,4 +1,6 @@
-"""Ring: an io_uring whose completions are callbacks on a loop.
+"""Ring: an io_uring whose completions are callbacks on a loop.  (Long
+because submitting, reaping, cancelling, closing and fork share one
+record of operations in flight; the operations themselves are in _ops.py.)
 
 The facts about io_uring this code relies on, [U1] to [U17], are in
 docs/io_uring.md, one anchor per fact (docs/io_uring.md#u7 for [U7]); the
@@ -50,7 +52,6 @@ _ROUNDS = 8
 _SLOTS = 128
 
 
-
 _live_rings: "weakref.WeakSet[Ring]" = weakref.WeakSet()
 # Records of operations close() gave up waiting for [U8]: the kernel may
 # still write into their buffers, so they are never freed.
@@ -97,8 +98,9 @@ class Ring(_Operations):
         if efd < 0:
             lib.reactor_ring_close(cring)
             raise _oserror(-efd)
-        rc = lib.reactor_ring_register(cring, lib.IORING_REGISTER_EVENTFD,
-                                       ffi.new("int32_t *", efd), 1)
+        rc = lib.reactor_ring_register(
+            cring, lib.IORING_REGISTER_EVENTFD, ffi.new("int32_t *", efd), 1
+        )
         if rc < 0:
             os.close(efd)
             lib.reactor_ring_close(cring)
@@ -107,12 +109,12 @@ class Ring(_Operations):
         self._eventfd = efd
         self._driver = driver
         self._loop_ref = driver.loop_ref
-        self._ops: dict[int, tuple] = {}          # user_data -> (callback(res, flags), keep)
-        self._backlog: dict[int, tuple] = {}      # user_data -> (prep, args, entry) [U5]
+        self._ops: dict[int, tuple] = {}  # user_data -> (callback(res, flags), keep)
+        self._backlog: dict[int, tuple] = {}  # user_data -> (prep, args, entry) [U5]
         self._next_user_data = 1
         self._flush_scheduled = False
-        self._draining = False                    # in _submit_and_reap: it submits [U2]
-        self._batch: Any = None                   # completions reaped, being dispatched
+        self._draining = False  # in _submit_and_reap: it submits [U2]
+        self._batch: Any = None  # completions reaped, being dispatched
         self._batch_size = cring.cq_entries
         self._sq_entries = cring.sq_entries
         self._user_data = ffi.new("uint64_t[]", self._batch_size)
@@ -166,8 +168,10 @@ class Ring(_Operations):
     def _check_open(self):
         if self._closed:
             if self._forked:
-                raise RuntimeError("this Ring belongs to the parent process (inherited "
-                                   "across fork); make a new one")
+                raise RuntimeError(
+                    "this Ring belongs to the parent process (inherited "
+                    "across fork); make a new one"
+                )
             raise RuntimeError("the Ring is closed")
 
     def _start(self, prep, args, callback, keep):
@@ -185,7 +189,8 @@ class Ring(_Operations):
         if self._backlog:  # behind those already waiting, in order
             self._backlog[user_data] = (prep, args, entry)
         elif prep(self._cring, user_data, *args) == 0 or (
-                self._enter_now() and prep(self._cring, user_data, *args) == 0):  # [U5]
+            self._enter_now() and prep(self._cring, user_data, *args) == 0
+        ):  # [U5]
             self._ops[user_data] = entry
         else:
             self._backlog[user_data] = (prep, args, entry)
@@ -298,8 +303,12 @@ class Ring(_Operations):
         Then what waits in the backlog moves into the SQ [U5], and what is
         still not submitted gets a flush next iteration."""
         cring, submit_reap = self._cring, lib.reactor_ring_submit_reap
-        ud_array, res_array, flags_array, size = (self._user_data, self._res, self._flags,
-                                                  self._batch_size)
+        ud_array, res_array, flags_array, size = (
+            self._user_data,
+            self._res,
+            self._flags,
+            self._batch_size,
+        )
         self._draining = True
         try:
             if self._batch is not None:  # a tail left by a BaseException [U17]
@@ -341,8 +350,12 @@ class Ring(_Operations):
     def _reap(self):
         """Reap and dispatch without entering, until the CQ is empty."""
         cring, lib_reap = self._cring, lib.reactor_ring_reap
-        ud_array, res_array, flags_array, size = (self._user_data, self._res, self._flags,
-                                                  self._batch_size)
+        ud_array, res_array, flags_array, size = (
+            self._user_data,
+            self._res,
+            self._flags,
+            self._batch_size,
+        )
         while not self._closed:
             if self._batch is not None:  # a tail left by a BaseException [U17]
                 self._dispatch()
@@ -359,8 +372,9 @@ class Ring(_Operations):
     def _dispatch_reaped(self, n):
         """Dispatch the `n` completions the last reap copied out (one
         unpack per array, not one cdata access per completion)."""
-        self._batch = zip(_unpack(self._user_data, n), _unpack(self._res, n),
-                          _unpack(self._flags, n))
+        self._batch = zip(
+            _unpack(self._user_data, n), _unpack(self._res, n), _unpack(self._flags, n)
+        )
         self._dispatch()
 
     def submit(self) -> None:
@@ -401,8 +415,12 @@ class Ring(_Operations):
             raise
         finally:
             if unknown:  # a bug here, not in the caller: say so
-                report(RuntimeError(f"io_uring completions for unknown operations "
-                                    f"(user_data {unknown})"), self._dispatch)
+                report(
+                    RuntimeError(
+                        f"io_uring completions for unknown operations (user_data {unknown})"
+                    ),
+                    self._dispatch,
+                )
         if self._batch is batch:
             self._batch = None
 
@@ -438,7 +456,6 @@ class Ring(_Operations):
             raise ValueError("the operation belongs to another Ring")
         return op.cancel()
 
-
     def close(self) -> None:
         """Cancel every operation, wait for the kernel to finish them [U8]
         (their callbacks run here, with ECANCELED or their real results),
@@ -470,10 +487,14 @@ class Ring(_Operations):
                 report(exc, entry[0])
         if not self._ops:
             return
-        if not (self._cancel_any and self._prep_closing(
+        if not (
+            self._cancel_any
+            and self._prep_closing(
                 lib.reactor_ring_prep_cancel,
                 (0, lib.IORING_ASYNC_CANCEL_ANY | lib.IORING_ASYNC_CANCEL_ALL),
-                self._cancel_all_done)):
+                self._cancel_all_done,
+            )
+        ):
             self._cancel_each()
         cring = self._cring
         deadline = time.monotonic() + CLOSE_TIMEOUT
@@ -485,8 +506,9 @@ class Ring(_Operations):
             if rc < 0 and rc not in (-_EINTR, -errno.ETIME, -_EBUSY, -_EAGAIN):
                 report(_oserror(-rc), self.close)
                 break
-            n = lib.reactor_ring_reap(cring, self._user_data, self._res, self._flags,
-                                      self._batch_size)
+            n = lib.reactor_ring_reap(
+                cring, self._user_data, self._res, self._flags, self._batch_size
+            )
             if n > 0:
                 self._dispatch_reaped(n)
         self._batch = None
@@ -496,10 +518,13 @@ class Ring(_Operations):
         if self._ops:
             _abandoned.append(self._ops)
             self._ops = {}
-            warnings.warn(f"{self!r}: {len(_abandoned[-1])} operations were still running "
-                          f"{CLOSE_TIMEOUT} s after close() cancelled them; their buffers "
-                          "are kept for the life of the process", RuntimeWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"{self!r}: {len(_abandoned[-1])} operations were still running "
+                f"{CLOSE_TIMEOUT} s after close() cancelled them; their buffers "
+                "are kept for the life of the process",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def _prep_closing(self, prep, args, callback):
         """Prepare an SQE while closing (no flush: close() enters itself)."""
@@ -516,8 +541,9 @@ class Ring(_Operations):
         brought IORING_ASYNC_CANCEL_ANY)."""
         for user_data, entry in list(self._ops.items()):
             if entry[0] is not _cancel_done and entry[0] is not self._cancel_all_done:
-                if not self._prep_closing(lib.reactor_ring_prep_cancel, (user_data, 0),
-                                          _cancel_done):
+                if not self._prep_closing(
+                    lib.reactor_ring_prep_cancel, (user_data, 0), _cancel_done
+                ):
                     return
 
     def _cancel_all_done(self, res, flags):
@@ -568,6 +594,7 @@ class Ring(_Operations):
         else:  # out of fds: better no eventfd than the parent's
             os.close(self._eventfd)
             self._eventfd = -1
+
 
 def _after_fork_in_child():
     for ring in list(_live_rings):

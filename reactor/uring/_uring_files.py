@@ -121,8 +121,12 @@ def _opening_cancelled(ring, fut, user_data):
 
 def _uring_open(ring, loop, cpath, flags, mode):
     fut = loop.create_future()
-    user_data = ring._start(_prep, (_OP_OPENAT, lib.AT_FDCWD, cpath, mode, 0, flags),
-                            _done_into(fut, int, _close_on_success), cpath)
+    user_data = ring._start(
+        _prep,
+        (_OP_OPENAT, lib.AT_FDCWD, cpath, mode, 0, flags),
+        _done_into(fut, int, _close_on_success),
+        cpath,
+    )
     return _await(ring, fut, user_data, _close_on_success)
 
 
@@ -142,9 +146,12 @@ async def _wait_for_a_writer(ring, loop, cpath, flags, fd):
     that open is over."""
     try:
         fut = loop.create_future()
-        user_data = ring._start(_prep_ext, (_OP_OPENAT, lib.AT_FDCWD, cpath, 0o666, 0, flags,
-                                            ffi.NULL, 0, lib.IOSQE_ASYNC, 0),
-                                _done_into(fut, int, _close_on_success), cpath)
+        user_data = ring._start(
+            _prep_ext,
+            (_OP_OPENAT, lib.AT_FDCWD, cpath, 0o666, 0, flags, ffi.NULL, 0, lib.IOSQE_ASYNC, 0),
+            _done_into(fut, int, _close_on_success),
+            cpath,
+        )
         return await _await(ring, fut, user_data, _close_on_success)
     finally:
         os.close(fd)
@@ -154,9 +161,12 @@ def _uring_statx(ring, loop, fd):
     stx = ffi.new("struct statx *")
     empty = ffi.new("char[]", b"")
     fut = loop.create_future()
-    user_data = ring._start(_prep_ext, (_OP_STATX, fd, empty, _STATX_MASK, 0,
-                                        lib.AT_EMPTY_PATH, stx, 0, 0, 0),
-                            _done_into(fut, lambda res: StatxResult(stx)), (empty, stx))
+    user_data = ring._start(
+        _prep_ext,
+        (_OP_STATX, fd, empty, _STATX_MASK, 0, lib.AT_EMPTY_PATH, stx, 0, 0, 0),
+        _done_into(fut, lambda res: StatxResult(stx)),
+        (empty, stx),
+    )
     return _await(ring, fut, user_data)
 
 
@@ -165,10 +175,12 @@ async def _names_a_fifo(ring, loop, cpath):
     empty)."""
     stx = ffi.new("struct statx *")
     fut = loop.create_future()
-    user_data = ring._start(_prep_ext, (_OP_STATX, lib.AT_FDCWD, cpath, _STATX_MASK, 0, 0,
-                                        stx, 0, 0, 0),
-                            _done_into(fut, lambda res: stat.S_ISFIFO(stx.stx_mode)),
-                            (cpath, stx))
+    user_data = ring._start(
+        _prep_ext,
+        (_OP_STATX, lib.AT_FDCWD, cpath, _STATX_MASK, 0, 0, stx, 0, 0, 0),
+        _done_into(fut, lambda res: stat.S_ISFIFO(stx.stx_mode)),
+        (cpath, stx),
+    )
     try:
         return await _await(ring, fut, user_data)
     except OSError:
@@ -177,8 +189,9 @@ async def _names_a_fifo(ring, loop, cpath):
 
 def _uring_simple(ring, loop, opcode, fd, off=0, op_flags=0):
     fut = loop.create_future()
-    user_data = ring._start(_prep, (opcode, fd, ffi.NULL, 0, off, op_flags),
-                            _done_into(fut, lambda res: None), None)
+    user_data = ring._start(
+        _prep, (opcode, fd, ffi.NULL, 0, off, op_flags), _done_into(fut, lambda res: None), None
+    )
     return _await(ring, fut, user_data)
 
 
@@ -195,8 +208,9 @@ class _UringFile(AsyncFile):
         buf = _new_buffer("char[]", size or 1)
         fut = self._loop.create_future()
         ring = self._ring
-        user_data = ring._start(_prep, (_OP_READ, self._fd, buf, size, offset, 0),
-                                self._read_done(fut, buf), buf)
+        user_data = ring._start(
+            _prep, (_OP_READ, self._fd, buf, size, offset, 0), self._read_done(fut, buf), buf
+        )
         try:  # _await(), inline: one coroutine frame less per read
             return await fut
         except _CancelledError:
@@ -229,8 +243,12 @@ class _UringFile(AsyncFile):
             _abandon(ring, fut, user_data)
             return
         settling = self._settling = self._loop.create_future()
-        _abandon(ring, fut, user_data, lambda res, flags: self._settled(
-            settling, ffi.unpack(buf, res) if res > 0 else b""))
+        _abandon(
+            ring,
+            fut,
+            user_data,
+            lambda res, flags: self._settled(settling, ffi.unpack(buf, res) if res > 0 else b""),
+        )
 
     async def _pwrite(self, data, offset):
         if self._loop is not _get_running_loop():
@@ -238,8 +256,9 @@ class _UringFile(AsyncFile):
         view, length = _readable_buffer(data)
         fut = self._loop.create_future()
         ring = self._ring
-        user_data = ring._start(_prep, (_OP_WRITE, self._fd, view, length, offset, 0),
-                                _done_into(fut, int), view)
+        user_data = ring._start(
+            _prep, (_OP_WRITE, self._fd, view, length, offset, 0), _done_into(fut, int), view
+        )
         del view  # the ring's record holds it; a frame kept by a traceback must not
         try:  # _await(), inline
             return await fut
@@ -253,8 +272,13 @@ class _UringFile(AsyncFile):
 
     async def _fsync(self, datasync):
         _check_loop(self._loop)
-        await _uring_simple(self._ring, self._loop, _OP_FSYNC, self._fd,
-                            op_flags=lib.IORING_FSYNC_DATASYNC if datasync else 0)
+        await _uring_simple(
+            self._ring,
+            self._loop,
+            _OP_FSYNC,
+            self._fd,
+            op_flags=lib.IORING_FSYNC_DATASYNC if datasync else 0,
+        )
 
     async def _truncate(self, size):
         _check_loop(self._loop)
@@ -336,9 +360,12 @@ def uring_read_bytes(path: Any, cpath: Any) -> Coroutine[Any, Any, bytes]:
 async def _read_bytes_in_two_trips(ring, loop, cpath, path):
     """read_bytes() without a slot [F7]: the open, then two reads."""
     opened = loop.create_future()
-    user_data = ring._start(_prep, (_OP_OPENAT, lib.AT_FDCWD, cpath, 0, 0,
-                                    os.O_RDONLY | os.O_CLOEXEC),
-                            _done_into(opened, int, _close_on_success), cpath)
+    user_data = ring._start(
+        _prep,
+        (_OP_OPENAT, lib.AT_FDCWD, cpath, 0, 0, os.O_RDONLY | os.O_CLOEXEC),
+        _done_into(opened, int, _close_on_success),
+        cpath,
+    )
     try:
         fd = await opened
     except _CancelledError:
@@ -346,13 +373,23 @@ async def _read_bytes_in_two_trips(ring, loop, cpath, path):
         raise
     # Buffers from a small pool: a fresh 64 KiB costs more (malloc, and the
     # page faults as the kernel first writes to it) than the read itself.
-    first, second = _read_buffers.pop() if _read_buffers else (
-        _new_buffer("char[]", _FIRST_READ), _new_buffer("char[]", _SECOND_READ))
+    first, second = (
+        _read_buffers.pop()
+        if _read_buffers
+        else (_new_buffer("char[]", _FIRST_READ), _new_buffer("char[]", _SECOND_READ))
+    )
     trip = _Trip(loop, 2)
-    chain = ring._start_chain((
-        (_prep_ext, (_OP_READ, fd, first, _FIRST_READ, -1, 0, ffi.NULL, 0, lib.IOSQE_IO_HARDLINK,
-                     0), trip.step(0), first),
-        (_prep, (_OP_READ, fd, second, _SECOND_READ, -1, 0), trip.step(1), second)))
+    chain = ring._start_chain(
+        (
+            (
+                _prep_ext,
+                (_OP_READ, fd, first, _FIRST_READ, -1, 0, ffi.NULL, 0, lib.IOSQE_IO_HARDLINK, 0),
+                trip.step(0),
+                first,
+            ),
+            (_prep, (_OP_READ, fd, second, _SECOND_READ, -1, 0), trip.step(1), second),
+        )
+    )
     if chain is None:  # no room for a chain now: one read at a time
         async with _UringFile(loop, ring, fd, path, "rb", os.O_RDONLY, True) as f:
             return await f.read()
@@ -392,8 +429,11 @@ def _start_one_trip(ring, loop, cpath, slots):
     first buffer, second buffer), or None when the SQ has no room for the
     chain now."""
     slot = slots.pop()
-    first, second = _read_buffers.pop() if _read_buffers else (
-        _new_buffer("char[]", _FIRST_READ), _new_buffer("char[]", _SECOND_READ))
+    first, second = (
+        _read_buffers.pop()
+        if _read_buffers
+        else (_new_buffer("char[]", _FIRST_READ), _new_buffer("char[]", _SECOND_READ))
+    )
     trip = _Trip(loop, 4)
     last = trip.step(3)
 
@@ -403,14 +443,29 @@ def _start_one_trip(ring, loop, cpath, slots):
 
     fixed, link, hard = lib.IOSQE_FIXED_FILE, lib.IOSQE_IO_LINK, lib.IOSQE_IO_HARDLINK
     index = slot + 1
-    chain = ring._start_chain((
-        (_prep_slot, (_OP_OPENAT, lib.AT_FDCWD, cpath, 0, os.O_RDONLY, link, index),
-         trip.step(0), cpath),
-        (_prep_ext, (_OP_READ, slot, first, _FIRST_READ, -1, 0, ffi.NULL, 0, fixed | hard, 0),
-         trip.step(1), first),
-        (_prep_ext, (_OP_READ, slot, second, _SECOND_READ, -1, 0, ffi.NULL, 0, fixed | hard, 0),
-         trip.step(2), second),
-        (_prep_slot, (_OP_CLOSE, 0, ffi.NULL, 0, 0, 0, index), closed, None)))
+    chain = ring._start_chain(
+        (
+            (
+                _prep_slot,
+                (_OP_OPENAT, lib.AT_FDCWD, cpath, 0, os.O_RDONLY, link, index),
+                trip.step(0),
+                cpath,
+            ),
+            (
+                _prep_ext,
+                (_OP_READ, slot, first, _FIRST_READ, -1, 0, ffi.NULL, 0, fixed | hard, 0),
+                trip.step(1),
+                first,
+            ),
+            (
+                _prep_ext,
+                (_OP_READ, slot, second, _SECOND_READ, -1, 0, ffi.NULL, 0, fixed | hard, 0),
+                trip.step(2),
+                second,
+            ),
+            (_prep_slot, (_OP_CLOSE, 0, ffi.NULL, 0, 0, 0, index), closed, None),
+        )
+    )
     if chain is None:
         slots.append(slot)
         return None
@@ -445,13 +500,21 @@ async def uring_write_bytes(path: Any, cpath: Any, data: Any, view: Any, length:
     """write_bytes() on io_uring [F7]: `view` is `data`'s, `length` its size."""
     loop = asyncio.get_running_loop()
     ring = _loop_ring(loop)
-    fd = await _uring_open(ring, loop, cpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-                           | os.O_CLOEXEC, 0o666)
+    fd = await _uring_open(
+        ring, loop, cpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666
+    )
     trip = _Trip(loop, 2)
-    chain = ring._start_chain((
-        (_prep_ext, (_OP_WRITE, fd, view, length, 0, 0, ffi.NULL, 0, lib.IOSQE_IO_HARDLINK, 0),
-         trip.step(0), view),
-        (_prep, (_OP_CLOSE, fd, ffi.NULL, 0, 0, 0), trip.step(1), None)))
+    chain = ring._start_chain(
+        (
+            (
+                _prep_ext,
+                (_OP_WRITE, fd, view, length, 0, 0, ffi.NULL, 0, lib.IOSQE_IO_HARDLINK, 0),
+                trip.step(0),
+                view,
+            ),
+            (_prep, (_OP_CLOSE, fd, ffi.NULL, 0, 0, 0), trip.step(1), None),
+        )
+    )
     del view  # the ring's records hold it [U6]
     if chain is None:
         async with _UringFile(loop, ring, fd, path, "wb", os.O_WRONLY, True) as f:

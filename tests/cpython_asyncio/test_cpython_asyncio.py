@@ -59,8 +59,10 @@ SUITES = {
     "test_events": (["EPollEventLoopTests"], []),
     "test_sock_lowlevel": (["EPollEventLoopTests"], []),
     "test_sendfile": (["EPollEventLoopTests"], []),
-    "test_server": (["SelectorStartServerTests"],
-                    ["TestServer2", "UnixServerCleanupTests"]),  # 3.12+, 3.13+
+    "test_server": (
+        ["SelectorStartServerTests"],
+        ["TestServer2", "UnixServerCleanupTests"],
+    ),  # 3.12+, 3.13+
     "test_buffered_proto": (["BufferedProtocolSelectorTests"], []),
     "test_sslproto": (["SelectorStartTLSTests"], []),
     "test_streams": ([], "*"),
@@ -73,13 +75,11 @@ SUITES = {
 
 # (Python versions or None for all, "module.Class.test") -> reason: fails on
 # asyncio's own loop here; the Reactor twin is expected to fail the same way.
-FAILS_ON_ASYNCIO = {
-}
+FAILS_ON_ASYNCIO = {}
 
 # (Python versions or None for all, "module.Class.test") -> reason: fails on
 # reactor's loop only.  Keep it empty.
-DIVERGENCES = {
-}
+DIVERGENCES = {}
 
 pytestmark = [
     pytest.mark.external,
@@ -147,19 +147,26 @@ def _import(module_name):
 
 def _module_classes(module):
     for name, obj in vars(module).items():
-        if (isinstance(obj, type) and issubclass(obj, unittest.TestCase)
-                and obj.__module__ == module.__name__
-                and unittest.defaultTestLoader.getTestCaseNames(obj)):
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, unittest.TestCase)
+            and obj.__module__ == module.__name__
+            and unittest.defaultTestLoader.getTestCaseNames(obj)
+        ):
             yield name, obj
 
 
 def _twin(loop_choice, module_name, class_name, cls):
     name = f"{loop_choice.loop_name}__{module_name}__{class_name}"
-    twin = type(cls)(name, (loop_choice, cls), {
-        "__module__": __name__,
-        "__qualname__": name,
-        "cpython_test_class": f"{module_name}.{class_name}",
-    })
+    twin = type(cls)(
+        name,
+        (loop_choice, cls),
+        {
+            "__module__": __name__,
+            "__qualname__": name,
+            "cpython_test_class": f"{module_name}.{class_name}",
+        },
+    )
     return name, twin
 
 
@@ -201,10 +208,10 @@ def mark_expected_failure(item):
     key = f"{cls.cpython_test_class}.{item.name}"
     reason = _lookup(FAILS_ON_ASYNCIO, key)
     if reason:
-        item.add_marker(pytest.mark.xfail(
-            reason=f"fails on asyncio's loop too: {reason}", strict=False))
+        item.add_marker(
+            pytest.mark.xfail(reason=f"fails on asyncio's loop too: {reason}", strict=False)
+        )
     elif issubclass(cls, _ReactorPolicy):
         reason = _lookup(DIVERGENCES, key)
         if reason:
-            item.add_marker(pytest.mark.xfail(
-                reason=f"reactor only: {reason}", strict=True))
+            item.add_marker(pytest.mark.xfail(reason=f"reactor only: {reason}", strict=True))

@@ -34,5 +34,6 @@ def _on_reactor_loop(request):
     if "loop" in request.fixturenames:
         loop = request.getfixturevalue("loop")
         assert _kind(loop) == REACTOR_LOOP_KIND, (
-            f"the loop fixture is {_kind(loop)}, not reactor's {REACTOR_LOOP_KIND}")
+            f"the loop fixture is {_kind(loop)}, not reactor's {REACTOR_LOOP_KIND}"
+        )
     yield

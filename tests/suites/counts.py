@@ -62,15 +62,21 @@ def main(paths):
             for k in kinds:
                 totals[loop, k] += counts[module][loop, k]
         print(f"{module:34} {row[0]:>18} {row[1]:>18}")
-    print(f"{'total':34} "
-          + " ".join(f"{'/'.join(str(totals[loop, k]) for k in kinds):>18}"
-                     for loop in ("Asyncio", "Reactor")))
+    print(
+        f"{'total':34} "
+        + " ".join(
+            f"{'/'.join(str(totals[loop, k]) for k in kinds):>18}"
+            for loop in ("Asyncio", "Reactor")
+        )
+    )
 
     regressions = sorted(
         f"{results[key][1]}::{key[2]} ({results[key][0]})"
         for key in results
-        if key[0] == "Reactor" and results[key][0] in ("failed", "xfailed")
-        and results.get(("Asyncio",) + key[1:], ("?",))[0] == "passed")
+        if key[0] == "Reactor"
+        and results[key][0] in ("failed", "xfailed")
+        and results.get(("Asyncio",) + key[1:], ("?",))[0] == "passed"
+    )
     print(f"\npass on asyncio's loop, not on reactor's: {len(regressions)}")
     for line in regressions:
         print("  " + line)
