@@ -369,3 +369,26 @@ def test_reactor_model_stops_on_sigterm_sent_as_its_clients_leave(tmp_path):
             assert stopped["exit"] == 0 and not stopped["traceback"], stopped
     finally:
         os.sched_setaffinity(0, allowed)
+
+
+def test_a_stop_signal_inside_a_reactor_callback_stops_the_server():
+    # SIGTERM's Stop may be raised inside a Reactor callback (model 5's ring
+    # completions, say): it must leave the loop, which reports any other
+    # exception of a callback and carries on (asyncio's policy).  As a plain
+    # BaseException it was reported and the server ran on until SIGKILL.
+    import reactor
+    from reactor.models._serve import Stop
+
+    def stop_signal_arrives():
+        raise Stop("SIGTERM")
+
+    loop = reactor.Reactor()
+    reported = []
+    loop.handle_exception = lambda exc, where=None: reported.append(exc)
+    loop.call_soon(stop_signal_arrives)
+    try:
+        with pytest.raises(Stop):
+            loop.run()
+    finally:
+        loop.close()
+    assert reported == []

@@ -37,11 +37,12 @@ log = logging.getLogger("reactor.models")
 Reply = Callable[[bytes], bytes]
 
 
-class Stop(BaseException):
+class Stop(SystemExit):
     """Raised by SIGTERM or SIGINT in the main thread: the server unwinds,
-    closing what it holds on the way, and exits 0.  Not an Exception, as
-    KeyboardInterrupt is not: the signal may land inside a Reactor callback,
-    and the Reactor reports a callback's Exception and carries on."""
+    closing what it holds on the way, and exits 0.  A SystemExit: the signal
+    may land inside a Reactor callback, and the Reactor, as asyncio, reports
+    every other exception of a callback (BaseException included) and carries
+    on; SystemExit and KeyboardInterrupt leave the loop."""
 
 
 def raw_reply(data: bytes) -> bytes:
