@@ -33,7 +33,8 @@ TITLES = {
     "selectors": "Selectors: reactor vs the stdlib vs the kernel",
     "loop": "Loop dispatch",
     "import": "Import time",
-    "echo": "Echo: one asyncio.Protocol on four loops",
+    "echo": "Echo: one asyncio.Protocol on four loops, and asyncio streams",
+    "aiohttp": "aiohttp's hello world on three asyncio loops",
     "echo-sizes": "Echo: sizes",
     "tls": "Echo over TLS",
     "uring": "Echo on io_uring vs epoll",
@@ -361,7 +362,7 @@ def readme_section(doc: dict, rel_dir: str) -> str:
         "",
     ]
     plots = {key: f"{rel_dir}/{name}" for key, name in doc["plots"].items()}
-    for section in ("selectors", "echo", "loop", "import", "uring", "files", "soak"):
+    for section in ("selectors", "echo", "aiohttp", "loop", "import", "uring", "files", "soak"):
         if section in doc:
             out += [f"### {TITLES[section]}", "", f"`{doc[section]['command']}`", ""]
             out += section_lines(section, doc[section], plots, full=False)
