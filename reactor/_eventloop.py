@@ -303,27 +303,26 @@ class EventLoop(asyncio.SelectorEventLoop):
         finally:
             self._current_handle = None
 
+    def _run_io_handle(self, key, index, handle, remove):
+        """One of asyncio's reader (index 0) or writer (1) handles of `key`,
+        in place, as asyncio's _process_events() would queue it [A2]."""
+        if handle._cancelled:
+            if self._registered(key, index, handle):
+                remove(key.fileobj)
+        elif self._debug:
+            self._run_timed(handle)
+        else:
+            handle._run()
+
     def _run_event(self, key, mask):
         """An event that is not bytes read for a transport [A2]."""
         data = key.data
         if data.__class__ is tuple:
             reader, writer = data
             if mask & selectors.EVENT_READ and reader is not None:
-                if reader._cancelled:
-                    if self._registered(key, 0, reader):
-                        self._remove_reader(key.fileobj)
-                elif self._debug:
-                    self._run_timed(reader)
-                else:
-                    reader._run()
+                self._run_io_handle(key, 0, reader, self._remove_reader)
             if mask & selectors.EVENT_WRITE and writer is not None:
-                if writer._cancelled:
-                    if self._registered(key, 1, writer):
-                        self._remove_writer(key.fileobj)
-                elif self._debug:
-                    self._run_timed(writer)
-                else:
-                    writer._run()
+                self._run_io_handle(key, 1, writer, self._remove_writer)
             return
         if self._selector._fd_to_key.get(key.fd) is not key:
             return  # unregistered or replaced by an earlier callback of the batch
