@@ -1,4 +1,4 @@
-"""asyncio on reactor's selector (reactor._asyncio): new_event_loop(),
+"""asyncio on reactor's loop (reactor._eventloop): new_event_loop(),
 install(), and asyncio's own machinery (streams, sock_* calls, subprocesses,
 timeouts, signal handlers) running on it."""
 
@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import threading
+import warnings
 
 import pytest
 
@@ -21,6 +22,14 @@ def policy_restored():
     previous = asyncio.get_event_loop_policy()
     yield
     asyncio.set_event_loop_policy(previous)
+
+
+def install():
+    """reactor.install(), without the DeprecationWarning it gives from Python
+    3.12 on (tests/test_eventloop.py checks that warning)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "reactor.install", DeprecationWarning)
+        reactor.install()
 
 
 @pytest.fixture
@@ -51,7 +60,7 @@ def test_install_makes_asyncio_run_use_reactor(policy_restored):
         return type(asyncio.get_running_loop()._selector)
 
     previous = asyncio.get_event_loop_policy()
-    reactor.install()
+    install()
     try:
         assert isinstance(asyncio.get_event_loop_policy(), reactor.EventLoopPolicy)
         assert asyncio.run(which()) is reactor.EpollSelector
@@ -97,7 +106,7 @@ def test_streams_echo(loop):
 
 
 def test_many_concurrent_stream_clients(policy_restored):
-    reactor.install()
+    install()
 
     async def main():
         async def handle(reader, writer):
@@ -169,7 +178,7 @@ def test_sock_connect_accept(loop):
 
 
 def test_subprocess(policy_restored):
-    reactor.install()
+    install()
 
     async def main():
         proc = await asyncio.create_subprocess_exec(
