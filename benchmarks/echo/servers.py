@@ -60,6 +60,13 @@ async def stream_echo(reader, writer):
         pass
     finally:
         writer.close()
+        try:
+            # Retrieves the reset from the connection's closed future too;
+            # left there, asyncio logs it ("Future exception was never
+            # retrieved") when the future is collected (on uvloop it was).
+            await writer.wait_closed()
+        except ConnectionError:
+            pass
 
 
 async def sock_echo(loop, conn):
