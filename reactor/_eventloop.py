@@ -22,7 +22,9 @@ Facts this module relies on:
 
 [A1] One iteration keeps asyncio's order (base_events._run_once): the
      callbacks that were ready before the wait, then the IO, then the
-     timers that are due; what these schedule runs in the next iteration.
+     timers that were due when the wait returned (one that falls due
+     while the callbacks run waits); what these schedule runs in the next
+     iteration.
      The IO runs in place of a handle queued behind the ready ones (only
      when there are any: otherwise at once), so a transport's bytes reach
      its protocol without a handle per event.
@@ -253,16 +255,19 @@ class EventLoop(asyncio.SelectorEventLoop):
             elif scheduled:
                 timeout = min(max(0, scheduled[0]._when - self.time()), MAXIMUM_SELECT_TIMEOUT)
             poller.wait(timeout)
+        end_time = self.time() + self._clock_resolution
         if ready:
             ready.append(self._dispatch_handle)  # after what was ready [A1]
             due = ready
         else:
-            poller.dispatch()
+            if self._debug:  # a slow batch of IO is logged, as a slow handle
+                self._run_timed(self._dispatch_handle)
+            else:
+                poller.dispatch()
             # What the IO scheduled is for the next iteration; the due
             # timers are not: they go in front of it [A1].
             due = [] if ready else ready
 
-        end_time = self.time() + self._clock_resolution
         while scheduled:
             handle = scheduled[0]
             if handle._when >= end_time:

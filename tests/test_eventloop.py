@@ -355,6 +355,109 @@ def test_a_reader_replaced_after_the_wait_stays_registered(loop):
     assert called == []
 
 
+def test_a_timer_falling_due_while_io_callbacks_run_waits_behind_what_they_scheduled(loop):
+    """asyncio decides which timers are due when its wait returns: a reply
+    that came in time is not lost to a deadline that passed while the
+    protocol's callback ran (asyncio.timeout() saw a TimeoutError)."""
+    import time
+
+    log = []
+
+    class Slow(asyncio.Protocol):
+        def data_received(self, data):
+            log.append("data_received")
+            loop.call_soon(log.append, "call_soon from data_received")
+            time.sleep(0.1)
+
+    async def main():
+        a, b = socket.socketpair()
+        with b:
+            await loop.connect_accepted_socket(Slow, a)
+            await asyncio.sleep(0.01)
+            loop.call_later(0.05, log.append, "timer")
+            b.send(b"x")
+            await asyncio.sleep(0.2)
+
+    loop.run_until_complete(main())
+    assert log == ["data_received", "call_soon from data_received", "timer"]
+
+
+def test_a_slow_data_received_is_logged_in_debug_mode(loop, caplog):
+    import time
+
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.01
+
+    class Slow(asyncio.Protocol):
+        def data_received(self, data):
+            time.sleep(0.05)
+
+    async def main():
+        a, b = socket.socketpair()
+        with b:
+            transport, _ = await loop.connect_accepted_socket(Slow, a)
+            await asyncio.sleep(0.01)
+            b.send(b"x")
+            await asyncio.sleep(0.1)
+            transport.close()
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        loop.run_until_complete(main())
+    assert any("Executing" in r.getMessage() and "took" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("pause", [True, False], ids=["paused", "not-paused"])
+def test_bytes_already_read_reach_a_protocol_switched_to_a_buffered_one(loop, pause):
+    """set_protocol() to a BufferedProtocol, as start_tls() does, while the
+    peer's next bytes are in: they reach the new protocol's buffer (reactor's
+    wait had read them for the old one, and they were dropped)."""
+    log = []
+
+    class Buffered(asyncio.BufferedProtocol):
+        buf = bytearray(4)  # smaller than what comes: fed in pieces
+
+        def get_buffer(self, sizehint):
+            return self.buf
+
+        def buffer_updated(self, nbytes):
+            log.append(bytes(self.buf[:nbytes]))
+
+        def connection_lost(self, exc):
+            log.append(("lost", exc))
+
+    class Plain(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            log.append(data)
+            peer.send(b"second")  # readable before the next wait
+            loop.call_soon(self.switch)
+
+        def switch(self):
+            if pause:
+                self.transport.pause_reading()
+            self.transport.set_protocol(Buffered())
+            if pause:
+                loop.call_soon(self.transport.resume_reading)
+
+    errors = []
+    loop.set_exception_handler(lambda lp, context: errors.append(context))
+    a, peer = socket.socketpair()
+
+    async def main():
+        with peer:
+            transport, _ = await loop.connect_accepted_socket(Plain, a)
+            peer.send(b"first")
+            await asyncio.sleep(0.05)
+            transport.close()
+            await asyncio.sleep(0.01)
+
+    loop.run_until_complete(main())
+    assert errors == []
+    assert log == [b"first", b"seco", b"nd", ("lost", None)]
+
+
 def test_slow_callbacks_are_logged_in_debug_mode(loop, caplog):
     import time
 

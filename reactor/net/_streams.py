@@ -13,7 +13,9 @@ Facts this module relies on:
      read no more); otherwise the transport closes.  write_eof() shuts our
      side down (shutdown(SHUT_WR)) once the queue is sent.
 [ST3] A BufferedProtocol's get_buffer() is read into directly (recv_into):
-     no bytes object per read.
+     no bytes object per read.  Bytes the Poller read before the protocol
+     became a BufferedProtocol (set_protocol(), as start_tls() does while
+     the peer's ClientHello is already in) are copied into its buffers.
 [ST4] TCP_NODELAY is set on every TCP connection (asyncio does): small
      writes go out at once instead of waiting for the peer's ACK.  A socket
      that refuses it (one the peer has reset already) is served all the
@@ -234,14 +236,37 @@ class StreamTransport(SocketTransport):
             self._on_eof()
 
     def _pass_to_protocol(self, data):
-        """Hand `data`, read from the socket, to the protocol."""
+        """Hand `data`, read from the socket, to the protocol [ST3]."""
         protocol = self._protocol
+        if self._buffered:
+            self._feed_buffered(protocol, data)
+            return
         try:
             protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, protocol.data_received)  # [X4]
+            self._fatal_error(exc, getattr(protocol, "data_received", None))  # [X4]
+
+    def _feed_buffered(self, protocol, data):
+        """`data` into a BufferedProtocol's buffers, as many as it takes [ST3]."""
+        view = memoryview(data)
+        while view:
+            method = getattr(protocol, "get_buffer", None)
+            try:
+                buf = memoryview(protocol.get_buffer(len(view))).cast("B")
+                if not len(buf):
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+                n = min(len(buf), len(view))
+                buf[:n] = view[:n]
+                method = getattr(protocol, "buffer_updated", None)
+                protocol.buffer_updated(n)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, method)  # [X4]
+                return
+            view = view[n:]  # all of it, as asyncio feeds a buffered protocol
 
     def _read_into_buffer(self):  # [ST3]
         if self._conn_lost:
