@@ -249,24 +249,30 @@ class StreamTransport(SocketTransport):
             self._fatal_error(exc, getattr(protocol, "data_received", None))  # [X4]
 
     def _feed_buffered(self, protocol, data):
-        """`data` into a BufferedProtocol's buffers, as many as it takes [ST3]."""
+        """`data` into a BufferedProtocol's buffers, as many as it takes,
+        as asyncio feeds one; each step fails as in _read_into_buffer()
+        [ST3]."""
         view = memoryview(data)
         while view:
-            method = getattr(protocol, "get_buffer", None)
             try:
                 buf = memoryview(protocol.get_buffer(len(view))).cast("B")
                 if not len(buf):
                     raise RuntimeError("get_buffer() returned an empty buffer")
-                n = min(len(buf), len(view))
-                buf[:n] = view[:n]
-                method = getattr(protocol, "buffer_updated", None)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, protocol.get_buffer)  # [X4]
+                return
+            n = min(len(buf), len(view))
+            buf[:n] = view[:n]
+            view = view[n:]
+            try:
                 protocol.buffer_updated(n)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self._fatal_error(exc, method)  # [X4]
+                self._fatal_error(exc, protocol.buffer_updated)  # [X4]
                 return
-            view = view[n:]  # all of it, as asyncio feeds a buffered protocol
 
     def _read_into_buffer(self):  # [ST3]
         if self._conn_lost:
