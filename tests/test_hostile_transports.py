@@ -195,6 +195,26 @@ def test_create_server_without_addresses_does_what_this_pythons_asyncio_does(loo
             theirs_loop.run_until_complete(theirs[1].wait_closed())
 
 
+@pytest.mark.parametrize("backlog", [None, "x", 1.5])
+def test_a_backlog_that_is_not_an_int_gets_listens_error_and_leaks_no_socket(loops, backlog):
+    """listen() refuses it with TypeError, as under asyncio, and the bound
+    sockets are closed (the Server used to refuse it before listening, and
+    left them to the garbage collector); with no address to listen on
+    (host=[]) asyncio never looks at the backlog, and neither does the
+    Reactor (found by test_create_server_refuses_what_asyncio_refuses on 3.10)."""
+    ours_loop, _ = loops
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        for host in (None, "127.0.0.1"):
+            with pytest.raises(TypeError, match="cannot be interpreted as an integer"):
+                ours_loop.create_server(asyncio.Protocol, host, 0, backlog=backlog)
+            gc.collect()  # an unclosed socket would warn, as an error, here
+    if sys.version_info < (3, 13):  # 3.13 refuses host=[] itself (the test above)
+        server = ours_loop.create_server(asyncio.Protocol, [], 0, backlog=backlog)
+        assert server.sockets == ()
+        server.close()
+
+
 @SETTINGS
 @given(
     kwargs=st.fixed_dictionaries(

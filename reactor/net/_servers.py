@@ -68,9 +68,7 @@ class Server:
         self._ssl_context = ssl_context
         self._ssl_handshake_timeout = ssl_handshake_timeout
         self._backlog = backlog
-        # [V1] asyncio takes the backlog; at least one, or backlog=0 accepts
-        # nothing and the still-readable listener wakes the loop forever.
-        self._accepts_per_event = max(backlog, 1)
+        self._accepts_per_event = 1  # from the backlog once listen() took it
         self._unix_paths = list(unix_paths)  # (path, (st_dev, st_ino)) [V3]
         self._transports = set()
         # Called with each accepted connection's transport once it ends,
@@ -97,6 +95,13 @@ class Server:
     def _start_serving(self):
         for sock in self._sockets:
             sock.listen(self._backlog)
+        if self._sockets:
+            # [V1] asyncio takes the backlog; at least one, or backlog=0
+            # accepts nothing and the still-readable listener wakes the loop
+            # forever.  Only now: listen() refuses a backlog that is not an
+            # int as asyncio's does, and with no socket to listen on (host=[])
+            # asyncio never looks at it.
+            self._accepts_per_event = max(self._backlog, 1)
         self._watch()
         self._serving = True
 
